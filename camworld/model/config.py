@@ -1,0 +1,144 @@
+"""Configuration dataclasses and named presets for the world model.
+
+One config object is passed whole; presets are small factories (``PRESETS[name]()``), as in DiT.
+A checkpoint stores ``asdict(WorldModelConfig)`` as JSON next to its safetensors weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from camworld.geometry import DEFAULT_HFOV_DEG
+
+
+@dataclass
+class VAEConfig:
+    frame_size: int = 64               # square frames (H = W)
+    latent_channels: int = 16          # C of the latent grid
+    channels: tuple = (32, 64, 128)    # conv widths; one x2 downsampling per entry -> 64 / 2**3 = 8
+    kl_weight: float = 1e-6            # tiny KL: a smooth latent space without blurring reconstructions
+
+    @property
+    def latent_size(self) -> int:
+        return self.frame_size // 2 ** len(self.channels)
+
+
+@dataclass
+class DiTConfig:
+    width: int = 256                   # D, token width
+    depth: int = 6                     # number of blocks
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    patch: int = 1                     # latent patch size; tokens per frame = (latent_size / patch)**2
+    max_target_frames: int = 8         # target RoPE positions 0..max-1 (as without context)
+    ray_embedding: bool = True         # per-token Pluecker ray MLP (DESIGN §7) on top of the per-frame [R|t] MLP
+    context_self_only: bool = True     # context tokens attend only to context -> cacheable once per env step
+    translation_scale: float = 0.25    # metres -> network units for camera translations
+    text_dim: int = 128                # text encoder width
+    text_vocab: int = 4096             # hashed word vocabulary
+    text_len: int = 24                 # max caption tokens
+    text_layers: int = 1
+
+
+@dataclass
+class DiffusionConfig:
+    sample_steps: int = 8              # Euler steps of the flow-matching sampler
+    guidance: float = 1.0              # text CFG scale; 1.0 = no CFG (one forward per step)
+    shift: float = 1.0                 # timestep shift of the sampling schedule (SD3); >1 spends more steps at high noise
+    text_dropout: float = 0.1          # caption dropped during training (enables CFG)
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 16
+    lr: float = 3e-4
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    context_frames: int = 4            # k during training (newest + k-1 retrieved), varied per sample
+    target_frames: int = 2             # frames of the target segment during training
+    retrieval: str = "fov+nonadj"      # Algorithm 1 retrieval strategy
+    recent_only_prob: float = 0.1      # paper: 10% of samples use only the most recent frame
+    revisit_prob: float = 0.5          # fraction of trajectories that revisit (rotate/walk away and back)
+    trajectory_frames: int = 240       # length of the sampled long trajectory
+    frame_stride: int = 4              # sim frames between consecutive model frames (30 fps / 4 = 7.5 fps)
+    vae_steps: int = 3000
+    vae_batch_size: int = 32
+    vae_lr: float = 1e-3
+    ema: float = 0.999
+
+
+@dataclass
+class WorldModelConfig:
+    preset: str = "cpu"
+    hfov_deg: float = DEFAULT_HFOV_DEG
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    latent_scale: float = 1.0          # latents are divided by this before diffusion (set after VAE training)
+
+    @property
+    def frame_size(self) -> int:
+        return self.vae.frame_size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WorldModelConfig":
+        """Build from a JSON dict, rejecting unknown keys with a clear message."""
+        sub = {"vae": VAEConfig, "dit": DiTConfig, "diffusion": DiffusionConfig, "train": TrainConfig}
+        kw = {}
+        known = {f.name for f in fields(cls)}
+        for key, value in d.items():
+            if key not in known:
+                raise ValueError(f"unknown config key '{key}'; expected one of {sorted(known)}")
+            if key in sub:
+                sub_known = {f.name for f in fields(sub[key])}
+                bad = set(value) - sub_known
+                if bad:
+                    raise ValueError(f"unknown {key} config keys {sorted(bad)}; expected {sorted(sub_known)}")
+                value = dict(value)
+                if "channels" in value:
+                    value["channels"] = tuple(value["channels"])
+                value = sub[key](**value)
+            kw[key] = value
+        return cls(**kw)
+
+
+def tiny() -> WorldModelConfig:
+    """For tests: seconds on a CPU."""
+    return WorldModelConfig(
+        preset="tiny",
+        vae=VAEConfig(frame_size=32, latent_channels=4, channels=(8, 16)),
+        dit=DiTConfig(width=32, depth=2, heads=2, text_dim=16, text_vocab=256, text_len=8),
+        diffusion=DiffusionConfig(sample_steps=2),
+        train=TrainConfig(batch_size=4, context_frames=3, target_frames=2, trajectory_frames=60,
+                          vae_steps=20, vae_batch_size=8, warmup=5),
+    )
+
+
+def cpu() -> WorldModelConfig:
+    """The shipped default: trainable in hours on 2 cores, one env step well under 0.5 s."""
+    return WorldModelConfig(preset="cpu")
+
+
+def gpu() -> WorldModelConfig:
+    """Larger, for an accelerator."""
+    return WorldModelConfig(
+        preset="gpu",
+        vae=VAEConfig(channels=(64, 128, 256)),
+        dit=DiTConfig(width=512, depth=12, heads=8),
+        diffusion=DiffusionConfig(sample_steps=16),
+        train=TrainConfig(batch_size=64, context_frames=8, target_frames=4, vae_batch_size=64),
+    )
+
+
+PRESETS = {"tiny": tiny, "cpu": cpu, "gpu": gpu}
+
+
+def preset(name: str) -> WorldModelConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset '{name}'; choose from {sorted(PRESETS)}")
+    return PRESETS[name]()

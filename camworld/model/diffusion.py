@@ -1,0 +1,55 @@
+"""Flow matching (rectified flow) objective and a few-step Euler sampler, apart from the network.
+
+Convention: z_t = (1 - t) z_0 + t eps, t in [0, 1] (t = 1 is pure noise); the network predicts the
+velocity v = eps - z_0 (paper Eq. 1 uses epsilon; any modern objective is allowed, DESIGN §7).
+Context latents never enter this module's updates: they live in ``ContextState`` and stay clean.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def sample_t(batch: int, generator: torch.Generator | None, device=None) -> torch.Tensor:
+    """Logit-normal timesteps (SD3): most weight at mid noise, where the conditioning matters."""
+    u = torch.randn(batch, generator=generator, device=device)
+    return torch.sigmoid(u)
+
+
+def flow_loss(dit, z0, tgt_ext, state, generator: torch.Generator | None = None):
+    """Velocity MSE on the target latents only. z0 (B, Ft, C, h, w)."""
+    B = z0.shape[0]
+    t = sample_t(B, generator, z0.device)
+    eps = torch.randn(z0.shape, generator=generator, device=z0.device)
+    tt = t.view(B, 1, 1, 1, 1)
+    zt = (1 - tt) * z0 + tt * eps
+    v = dit(zt, t, tgt_ext, state)
+    return F.mse_loss(v, eps - z0)
+
+
+def timesteps(steps: int, shift: float = 1.0, device=None) -> torch.Tensor:
+    """steps + 1 decreasing times from 1 to 0, optionally shifted towards high noise."""
+    t = torch.linspace(1.0, 0.0, steps + 1, device=device)
+    return shift * t / (1 + (shift - 1) * t)
+
+
+@torch.no_grad()
+def sample(dit, shape, tgt_ext, state, state_uncond=None, steps: int = 8, guidance: float = 1.0,
+           shift: float = 1.0, generator: torch.Generator | None = None, device=None, noise=None):
+    """Euler integration from noise to latents. shape = (B, Ft, C, h, w).
+
+    With ``guidance != 1`` and an unconditional context state (empty prompt), applies text CFG:
+    v = v_u + guidance * (v_c - v_u).
+    """
+    z = torch.randn(shape, generator=generator, device=device) if noise is None else noise.reshape(shape).clone()
+    ts = timesteps(steps, shift, device)
+    B = shape[0]
+    for i in range(steps):
+        t = ts[i].expand(B)
+        v = dit(z, t, tgt_ext, state)
+        if state_uncond is not None and guidance != 1.0:
+            v_u = dit(z, t, tgt_ext, state_uncond)
+            v = v_u + guidance * (v - v_u)
+        z = z + (ts[i + 1] - ts[i]) * v
+    return z

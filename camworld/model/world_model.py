@@ -1,0 +1,167 @@
+"""WorldModel = VAE + DiT + config, and its checkpoint format (safetensors + JSON, never pickle).
+
+A checkpoint is two files side by side: ``NAME.safetensors`` (weights; its metadata repeats the
+config) and ``NAME.json`` (``{"format": "camworld-world-model", "version": 1, "config": {...},
+"record": {...}}`` where record holds how it was trained and what it measured). Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from camworld.model.config import WorldModelConfig
+from camworld.model.diffusion import sample
+from camworld.model.dit import DiT
+from camworld.model.vae import VAE, frames_to_tensor, tensor_to_frames
+
+FORMAT, VERSION = "camworld-world-model", 1
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.safetensors"
+
+
+def resolve_device(device="auto") -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available; use device='auto' or 'cpu'")
+    return dev
+
+
+class WorldModel(nn.Module):
+    """Frames <-> latents, and latent generation conditioned on retrieved context (Algorithm 2, lines 4-6)."""
+
+    def __init__(self, cfg: WorldModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vae = VAE(cfg.vae)
+        self.dit = DiT(cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def latent_shape(self) -> tuple:
+        return (self.cfg.vae.latent_channels, self.cfg.vae.latent_size, self.cfg.vae.latent_size)
+
+    @torch.no_grad()
+    def encode(self, frames, batch: int = 256) -> torch.Tensor:
+        """uint8 (N, H, W, 3) -> scaled latents (N, C, h, w) on the model's device."""
+        x = frames_to_tensor(frames, self.device)
+        if x.shape[-2:] != (self.cfg.frame_size, self.cfg.frame_size):
+            raise ValueError(f"frames must be {self.cfg.frame_size}x{self.cfg.frame_size}, got {tuple(x.shape[-2:])}")
+        out = [self.vae.encode(x[i:i + batch]) for i in range(0, len(x), batch)]
+        return torch.cat(out) / self.cfg.latent_scale
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, batch: int = 256) -> np.ndarray:
+        """Scaled latents (N, C, h, w) -> uint8 (N, H, W, 3)."""
+        out = [self.vae.decode(z[i:i + batch] * self.cfg.latent_scale) for i in range(0, len(z), batch)]
+        return tensor_to_frames(torch.cat(out))
+
+    @torch.no_grad()
+    def generate(self, ctx, ctx_mask, ctx_ext, tgt_ext, prompts, generator=None, steps=None, guidance=None,
+                 noise=None):
+        """Sample target latents.
+
+        ctx (B, Fc, C, h, w) scaled latents, right-aligned (newest last, always valid); ctx_mask (B, Fc)
+        bool; ctx_ext (B, Fc, 3, 4) and tgt_ext (B, Ft, 3, 4) camera-to-world; prompts: list of B
+        str/None; noise: optional initial noise (B, Ft, C, h, w), else drawn from ``generator``.
+        Returns latents (B, Ft, C, h, w).
+        """
+        d = self.cfg.diffusion
+        steps = d.sample_steps if steps is None else steps
+        guidance = d.guidance if guidance is None else guidance
+        state = self.dit.encode_context(ctx, ctx_mask, ctx_ext, prompts)
+        uncond = None
+        if guidance != 1.0:
+            uncond = self.dit.encode_context(ctx, ctx_mask, ctx_ext, [None] * len(prompts))
+        B, Ft = tgt_ext.shape[:2]
+        return sample(self.dit, (B, Ft) + self.latent_shape, tgt_ext, state, uncond, steps=steps,
+                      guidance=guidance, shift=d.shift, generator=generator, device=self.device, noise=noise)
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def save(self, path, record: dict | None = None, dtype=torch.float32):
+        """Write NAME.safetensors + NAME.json atomically. ``dtype`` float16 halves the file size."""
+        from safetensors.torch import save_file
+
+        path = Path(path).with_suffix(".safetensors")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cfg = self.cfg.to_dict()
+        tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+                   for k, v in self.state_dict().items()}
+        meta = {"format": FORMAT, "version": str(VERSION), "config": json.dumps(cfg)}
+        _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        doc = {"format": FORMAT, "version": VERSION, "config": cfg, "record": record or {}}
+        _atomic(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=2)))
+        return path
+
+    @classmethod
+    def load(cls, path=None, device="auto") -> "WorldModel":
+        """Load and validate a checkpoint (path to .safetensors or .json; None = shipped default)."""
+        cfg, tensors = read_checkpoint(path)
+        model = cls(cfg)
+        own = model.state_dict()
+        missing = sorted(set(own) - set(tensors))
+        unexpected = sorted(set(tensors) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"checkpoint {path} does not match its config: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}; was it written by another camworld version?")
+        for k, v in tensors.items():
+            if v.shape != own[k].shape:
+                raise ValueError(f"checkpoint {path}: tensor '{k}' has shape {tuple(v.shape)}, "
+                                 f"config expects {tuple(own[k].shape)}")
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+        return model.to(resolve_device(device)).eval()
+
+
+def _atomic(path: Path, write):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_checkpoint(path=None):
+    """-> (WorldModelConfig, dict of tensors). Clear errors for missing, truncated or foreign files."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = DEFAULT_CHECKPOINT if path is None else Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    if path.is_dir():
+        path = path / "default.safetensors"
+    if not path.exists():
+        hint = " (the shipped default is missing: reinstall camworld)" if path == DEFAULT_CHECKPOINT else ""
+        raise FileNotFoundError(f"no world-model checkpoint at {path}{hint}")
+    jpath = path.with_suffix(".json")
+    if not jpath.exists():
+        raise ValueError(f"checkpoint {path} has no config file {jpath.name} beside it")
+    try:
+        doc = json.loads(jpath.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"checkpoint config {jpath} is not valid JSON ({e}); the file is damaged") from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"{jpath} is not a camworld world-model config (format != '{FORMAT}')")
+    if doc.get("version") != VERSION:
+        raise ValueError(f"{jpath} has format version {doc.get('version')}, this camworld reads {VERSION}")
+    cfg = WorldModelConfig.from_dict(doc["config"])
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ValueError(f"checkpoint weights {path} could not be read ({e}); the file is truncated or "
+                         "not a safetensors file") from e
+    return cfg, tensors
