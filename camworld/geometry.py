@@ -126,6 +126,8 @@ def interpolate_poses(start, end, n: int, include_start: bool = False) -> np.nda
     """Interpolate planar poses: straight line in XY, shortest arc in yaw.
 
     Returns (n, 3) poses ending exactly at ``end``; with ``include_start`` the first is ``start``.
+    In-between yaws are continuous from ``start``'s yaw (not wrapped); the last row is ``end``
+    verbatim, so its yaw equals the continuous value modulo 2 pi.
     """
     a, b = _as_poses(start, "start"), _as_poses(end, "end")
     if n < 1:
@@ -136,25 +138,34 @@ def interpolate_poses(start, end, n: int, include_start: bool = False) -> np.nda
     dyaw = wrap_angle(b[2] - a[2])
     out = a[None] + s[:, None] * (b - a)[None]
     out[:, 2] = a[2] + s * dyaw
+    out[s == 1.0] = b  # exact end point (a + (b - a) can differ from b in the last bit)
+    if include_start:
+        out[0] = a
     return out
 
 
 def bspline(control: np.ndarray, n: int) -> np.ndarray:
-    """Sample a uniform cubic B-spline through control points (M, D) at n points (n, D).
+    """Sample a uniform cubic B-spline with control points (M, D) at n points (n, D).
 
-    The end points are clamped (control points repeated) so the curve starts and ends at the
+    The curve approximates (does not pass through) interior control points. The end points are clamped (control points repeated) so the curve starts and ends at the
     first and last control points.
     """
     c = np.asarray(control, dtype=np.float64)
     if c.ndim != 2 or len(c) < 2:
         raise ValueError(f"control points must be (M >= 2, D), got {c.shape}")
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
     c = np.concatenate([c[:1], c[:1], c, c[-1:], c[-1:]], 0)
     segs = len(c) - 3
-    u = np.linspace(0.0, segs - 1e-9, n)
-    i = np.floor(u).astype(int)
+    u = np.linspace(0.0, segs, n)
+    i = np.minimum(np.floor(u).astype(int), segs - 1)
     t = (u - i)[:, None]
     b0 = (1 - t) ** 3 / 6
     b1 = (3 * t**3 - 6 * t**2 + 4) / 6
     b2 = (-3 * t**3 + 3 * t**2 + 3 * t + 1) / 6
     b3 = t**3 / 6
-    return b0 * c[i] + b1 * c[i + 1] + b2 * c[i + 2] + b3 * c[i + 3]
+    out = b0 * c[i] + b1 * c[i + 1] + b2 * c[i + 2] + b3 * c[i + 3]
+    out[0] = c[0]  # exact end points (the basis sums to 1 only up to rounding)
+    if n > 1:
+        out[-1] = c[-1]
+    return out
