@@ -25,14 +25,14 @@ class VAEConfig:
 
 @dataclass
 class DiTConfig:
-    width: int = 256                   # D, token width
-    depth: int = 6                     # number of blocks
+    width: int = 192                   # D, token width
+    depth: int = 8                     # number of blocks
     heads: int = 4
     mlp_ratio: float = 4.0
-    patch: int = 1                     # latent patch size; tokens per frame = (latent_size / patch)**2
-    max_target_frames: int = 8         # target RoPE positions 0..max-1 (as without context)
+    patch: int = 2                     # latent patch size; tokens per frame = (latent_size / patch)**2 = 16
     ray_embedding: bool = True         # per-token Pluecker ray MLP (DESIGN §7) on top of the per-frame [R|t] MLP
     context_self_only: bool = True     # context tokens attend only to context -> cacheable once per env step
+    context_positions: str = "shared"  # context RoPE frame positions: "shared" (-1 for all) or "ranked" (-Fc..-1)
     translation_scale: float = 0.25    # metres -> network units for camera translations
     text_dim: int = 128                # text encoder width
     text_vocab: int = 4096             # hashed word vocabulary
@@ -55,12 +55,13 @@ class TrainConfig:
     warmup: int = 200
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    context_frames: int = 4            # k during training (newest + k-1 retrieved), varied per sample
-    target_frames: int = 2             # frames of the target segment during training
+    context_frames: int = 8            # max k during training (newest + k-1 retrieved), drawn per batch from 2..8
+    target_frames: int = 2             # frames per generation pass (training and inference chunks)
     retrieval: str = "fov+nonadj"      # Algorithm 1 retrieval strategy
     recent_only_prob: float = 0.1      # paper: 10% of samples use only the most recent frame
     revisit_prob: float = 0.5          # fraction of trajectories that revisit (rotate/walk away and back)
-    trajectory_frames: int = 240       # length of the sampled long trajectory
+    trajectory_frames: int = 120       # model frames of the long trajectory a sample is cut from
+    scenes: int = 1000                 # training scene seeds 0..scenes-1 (held-out: >= sim.EVAL_SEED_OFFSET)
     frame_stride: int = 4              # sim frames between consecutive model frames (30 fps / 4 = 7.5 fps)
     vae_steps: int = 3000
     vae_batch_size: int = 32
@@ -112,9 +113,9 @@ def tiny() -> WorldModelConfig:
     return WorldModelConfig(
         preset="tiny",
         vae=VAEConfig(frame_size=32, latent_channels=4, channels=(8, 16)),
-        dit=DiTConfig(width=32, depth=2, heads=2, text_dim=16, text_vocab=256, text_len=8),
+        dit=DiTConfig(width=32, depth=2, heads=2, patch=1, text_dim=16, text_vocab=256, text_len=8),
         diffusion=DiffusionConfig(sample_steps=2),
-        train=TrainConfig(batch_size=4, context_frames=3, target_frames=2, trajectory_frames=60,
+        train=TrainConfig(batch_size=4, context_frames=3, target_frames=2, trajectory_frames=60, scenes=8,
                           vae_steps=20, vae_batch_size=8, warmup=5),
     )
 

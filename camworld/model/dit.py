@@ -6,8 +6,8 @@ cross-attention -> FFN, each sub-layer modulated by adaLN from the per-frame tim
 
 Context conditioning is concatenation along the frame axis: clean context latents are tokens like
 the noisy target ones, at timestep 0, never updated, and excluded from the loss. Target frames keep
-RoPE frame positions 0..Ft-1 (as without context); context frames get their own positions -Fc..-1,
-newest last. With ``context_self_only`` the context tokens attend only to context, so their keys
+RoPE frame positions 0..Ft-1 (as without context); context frames get their own positions (one shared
+position -1 by default, or -Fc..-1 by recency: ``DiTConfig.context_positions``). With ``context_self_only`` the context tokens attend only to context, so their keys
 and values are computed once per env step (``encode_context``) and reused at every denoising step.
 
 Letters: B batch, F frames (Fc context, Ft target), N tokens per frame, D width, L text tokens,
@@ -283,6 +283,14 @@ class DiT(nn.Module):
         pos = torch.cat([torch.zeros_like(self.grid_pos[:, :1]), self.grid_pos], -1)
         return rope_tables(pos, self.cfg.dit.width // self.cfg.dit.heads)
 
+    def context_positions(self, B: int, Fc: int, device) -> torch.Tensor:
+        """RoPE frame positions of the context (B, Fc): their own, apart from the targets' 0..Ft-1.
+        "ranked": -Fc..-1 by recency (newest -1); "shared": all -1, so any k works at inference without
+        extrapolating to positions never trained (frames are told apart by their cameras)."""
+        if self.cfg.dit.context_positions == "shared":
+            return torch.full((B, Fc), -1, device=device)
+        return torch.arange(-Fc, 0, device=device)[None].expand(B, Fc)
+
     def encode_text(self, prompts):
         tok, mask, pooled = self.text.encode(prompts, device=self.token_dirs.device)
         return self.text_kv(tok), mask, self.text_pool(pooled)
@@ -309,8 +317,7 @@ class DiT(nn.Module):
             return state  # joint attention: context is re-run with the targets at every step
         c = self.t_embed(torch.zeros(B, Fc, device=ctx.device)) + text[2][:, None]
         m = self.ada(c).unflatten(-1, (12, -1))                            # (B, Fc, 12, D)
-        pos = torch.arange(-Fc, 0, device=ctx.device)[None].expand(B, Fc)
-        rope_st, rope_s = self.rope_st(pos), self.rope_spatial()
+        rope_st, rope_s = self.rope_st(self.context_positions(B, Fc, ctx.device)), self.rope_spatial()
         x, kvs = tokens, []
         for blk in self.blocks:
             x, kv = blk(x, m, cam, rope_s, rope_st, text[0], text[1], ctx_mask)
@@ -336,7 +343,7 @@ class DiT(nn.Module):
             for blk, kv in zip(self.blocks, state.kv):
                 x, _ = blk(x, m, cam, rope_s, rope_st, text_tok, text_mask, ones, prefix=kv, prefix_mask=state.mask)
         else:  # joint: context and targets attend to each other
-            cpos = torch.arange(-Fc, 0, device=zt.device)[None].expand(B, Fc)
+            cpos = self.context_positions(B, Fc, zt.device)
             cc = self.t_embed(torch.zeros(B, Fc, device=zt.device)) + pooled[:, None]
             x = torch.cat([state.tokens, x], 1)
             c = torch.cat([cc, c], 1)

@@ -1,0 +1,261 @@
+"""Memory benchmark: return-to-start episodes on held-out scenes (paper §4.1, Tables 1-3).
+
+    camworld eval memory --episodes 32 --out eval_out
+
+Trajectories are palindromes: the camera rotates away by theta (or walks 3 m backwards-out) and
+retraces its path exactly, so frame j of the return half has the pose of frame 2n - j.
+- Ground-truth comparison: memory holds ground-truth frames (teacher forcing); generated return
+  frames are compared with the sim at the same poses.
+- History-context comparison: everything is generated; return frames are compared with the
+  frames generated on the way out at the same poses.
+Metrics: PSNR and SSIM, mean and 95% interval over episodes. The VAE reconstruction of the same
+ground-truth frames is reported as the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from camworld.geometry import interpolate_poses
+from camworld.metrics import mean_ci95, psnr, ssim
+
+ROTATIONS = (60, 90, 120, 180)
+DEG_PER_FRAME = 10.0
+WALK_METRES, WALK_FRAMES = 3.0, 12
+TABLE1 = ("first", "first+random", "recent", "framepack")
+TABLE3 = ("random", "fov+random", "fov+nonadj", "fov+nonadj+far", "coverage")
+KS = (1, 5, 10, 20, 30)
+
+
+@dataclass
+class Episode:
+    scene_seed: int
+    kind: str               # "rot60" ... "rot180", "walk3m"
+    poses: np.ndarray       # (2n + 1, 3) palindrome
+    gt: np.ndarray          # uint8 (2n + 1, H, W, 3)
+    prompt: str
+
+
+def _palindrome(path: np.ndarray) -> np.ndarray:
+    return np.concatenate([path, path[-2::-1]], 0)
+
+
+def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0) -> list:
+    """n held-out episodes of one trajectory kind, each on its own held-out scene."""
+    from camworld.sim import EVAL_SEED_OFFSET, make_scene, render, scene_caption
+
+    eps, rng, attempt = [], np.random.default_rng([seed, hash(kind) % 2**31]), 0
+    while len(eps) < n:
+        scene_seed = EVAL_SEED_OFFSET + 7919 * attempt + seed
+        attempt += 1
+        scene = make_scene(scene_seed)
+        start = scene.sample_free_pose(rng)
+        if kind.startswith("rot"):
+            theta = np.deg2rad(float(kind[3:])) * (1 if rng.random() < 0.5 else -1)
+            steps = int(round(abs(np.rad2deg(theta)) / DEG_PER_FRAME))
+            end = start + np.array([0.0, 0.0, theta])
+            path = np.concatenate([start[None], interpolate_poses(start, end, steps)])
+            path[:, 2] = start[2] + np.linspace(0, theta, steps + 1)  # no shortest-arc wrap for 180
+        elif kind == "walk3m":
+            # walk backwards out of a free direction (camera keeps looking at the start), then retrace
+            back = np.array([-np.cos(start[2]), -np.sin(start[2])])
+            end_xy = start[:2] + WALK_METRES * back
+            if not scene.segment_free(start[:2], end_xy):
+                continue
+            end = np.array([end_xy[0], end_xy[1], start[2]])
+            path = np.concatenate([start[None], interpolate_poses(start, end, WALK_FRAMES)])
+        else:
+            raise ValueError(f"unknown trajectory kind '{kind}'")
+        poses = _palindrome(path)
+        gt, _ = render(scene, poses, frame_size, frame_size)
+        eps.append(Episode(scene_seed, kind, poses, gt, scene_caption(scene, rng)))
+    return eps
+
+
+def run_episodes(model, episodes, strategy: str, k: int, mode: str, frames_per_step: int = 2, seed: int = 0):
+    """Run all episodes batched in one World. Returns (frames uint8 (E, L, H, W, 3), seconds generating)."""
+    from camworld.world import World
+
+    E, L = len(episodes), len(episodes[0].poses)
+    world = World(model, num_worlds=E, retrieval=strategy, context_size=k, device=model.device)
+    for i, ep in enumerate(episodes):
+        world.reset(i, ep.gt[0], ep.poses[0], prompt=ep.prompt, seed=seed + i)
+    out = np.stack([ep.gt for ep in episodes]).copy()
+    poses = np.stack([ep.poses for ep in episodes])
+    spent = 0.0
+    for j in range(1, L, frames_per_step):
+        sl = slice(j, min(L, j + frames_per_step))
+        t0 = time.perf_counter()
+        frames = world.step(poses[:, sl], append=(mode == "history"))
+        spent += time.perf_counter() - t0
+        out[:, sl] = frames
+        if mode == "gt":
+            for i, ep in enumerate(episodes):
+                world.observe(i, ep.gt[sl], ep.poses[sl])
+    return out, spent
+
+
+def score(episodes, frames, mode: str) -> dict:
+    """Per-episode mean PSNR/SSIM over the return half, then mean and 95% interval."""
+    ps, ss = [], []
+    for ep, gen in zip(episodes, frames):
+        L = len(ep.poses)
+        n = L // 2
+        ret = range(n + 1, L)
+        ref = [ep.gt[j] if mode == "gt" else (gen[L - 1 - j] if L - 1 - j > 0 else ep.gt[0]) for j in ret]
+        ps.append(np.mean([psnr(gen[j], r) for j, r in zip(ret, ref)]))
+        ss.append(np.mean([ssim(gen[j], r) for j, r in zip(ret, ref)]))
+    (pm, pci), (sm, sci) = mean_ci95(ps), mean_ci95(ss)
+    return {"psnr": pm, "psnr_ci": pci, "ssim": sm, "ssim_ci": sci}
+
+
+def vae_ceiling(model, episodes) -> dict:
+    gt = np.concatenate([ep.gt for ep in episodes])
+    rec = model.decode(model.encode(gt))
+    return {"psnr": float(np.mean([psnr(a, b) for a, b in zip(rec, gt)])),
+            "ssim": float(np.mean([ssim(a, b) for a, b in zip(rec, gt)]))}
+
+
+def evaluate(model, episodes_per_kind: int = 32, k: int = 10, kinds=None, strategies=None, ks=KS,
+             ours: str = "coverage", frame_size=None, seed: int = 0, out: Path | None = None, progress=True):
+    """Run the benchmark; returns a results dict (and writes files under ``out`` if given)."""
+    from tqdm import tqdm
+
+    kinds = kinds or [f"rot{t}" for t in ROTATIONS] + ["walk3m"]
+    strategies = strategies or list(dict.fromkeys(TABLE1 + TABLE3 + (ours,)))
+    fs = frame_size or model.cfg.frame_size
+    episodes = {kind: make_episodes(kind, episodes_per_kind, fs, seed) for kind in kinds}
+    runs = [(s, k, kind, mode) for s in strategies for kind in kinds for mode in ("gt", "history")]
+    runs += [(ours, kk, "rot180", mode) for kk in ks if kk != k for mode in ("gt", "history")]
+    results = {"k": k, "ours": ours, "episodes_per_kind": episodes_per_kind, "kinds": kinds, "runs": [],
+               "vae_ceiling": vae_ceiling(model, episodes.get("rot180", next(iter(episodes.values()))))}
+    videos = {}
+    for strategy, kk, kind, mode in tqdm(runs, desc="memory benchmark", disable=not progress):
+        eps = episodes[kind]
+        frames, spent = run_episodes(model, eps, strategy, kk, mode, seed=seed)
+        n_gen = sum(len(ep.poses) - 1 for ep in eps)
+        row = {"strategy": strategy, "k": kk, "kind": kind, "mode": mode, **score(eps, frames, mode),
+               "fps": n_gen / spent}
+        results["runs"].append(row)
+        if kind == "rot180" and mode == "history" and kk == k and strategy in (ours, "recent"):
+            videos[strategy] = frames[0]
+    if out is not None:
+        write_report(results, episodes, videos, Path(out))
+    return results
+
+
+# ---------------------------------------------------------------- report
+
+
+def _find(results, **kw):
+    for r in results["runs"]:
+        if all(r[a] == b for a, b in kw.items()):
+            return r
+    return None
+
+
+def _cell(r, key="psnr"):
+    return "-" if r is None else f"{r[key]:.2f} ± {r[key + '_ci']:.2f}"
+
+
+def markdown(results) -> str:
+    k, ours = results["k"], results["ours"]
+    kinds = results["kinds"]
+    lines = [f"Held-out scenes, {results['episodes_per_kind']} episodes per trajectory, k = {k}. "
+             f"PSNR (dB) / SSIM, mean ± 95% interval over episodes, return half of each episode.",
+             f"VAE reconstruction ceiling: PSNR {results['vae_ceiling']['psnr']:.2f} dB, "
+             f"SSIM {results['vae_ceiling']['ssim']:.3f}.", ""]
+
+    def table(title, strategies):
+        lines.extend([f"### {title}", "", "| strategy | traj | GT PSNR | GT SSIM | HC PSNR | HC SSIM |",
+                      "|---|---|---|---|---|---|"])
+        for s in strategies:
+            for kind in kinds:
+                g, h = _find(results, strategy=s, k=k, kind=kind, mode="gt"), _find(results, strategy=s, k=k, kind=kind, mode="history")
+                if g is None and h is None:
+                    continue
+                lines.append(f"| {s} | {kind} | {_cell(g)} | {_cell(g, 'ssim')} | {_cell(h)} | {_cell(h, 'ssim')} |")
+        lines.append("")
+
+    table("Table 1 analog: context selection methods", list(TABLE1) + [ours])
+    lines.extend(["### Table 2 analog: context size (rot180)", "", "| k | GT PSNR | HC PSNR | frames/s |", "|---|---|---|---|"])
+    for kk in sorted({r["k"] for r in results["runs"] if r["strategy"] == ours}):
+        g, h = _find(results, strategy=ours, k=kk, kind="rot180", mode="gt"), _find(results, strategy=ours, k=kk, kind="rot180", mode="history")
+        if g or h:
+            lines.append(f"| {kk} | {_cell(g)} | {_cell(h)} | {(h or g)['fps']:.1f} |")
+    lines.append("")
+    table("Table 3 analog: retrieval strategies", [s for s in TABLE3])
+    return "\n".join(lines)
+
+
+def write_report(results, episodes, videos, out: Path):
+    from camworld.viz import write_mp4
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "results.md").write_text(markdown(results))
+    plot_psnr_vs_theta(results, out / "psnr_vs_theta.png")
+    ep = episodes.get("rot180")
+    for name, frames in videos.items():
+        panel = np.concatenate([frames, ep[0].gt], 2)  # generated | ground truth
+        write_mp4(out / f"rot180_{name.replace('+', '_')}.mp4", panel, fps=4)
+
+
+def plot_psnr_vs_theta(results, path: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = results["k"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
+    for ax, mode, title in zip(axes, ("history", "gt"), ("history-context comparison", "ground-truth comparison")):
+        for s in sorted({r["strategy"] for r in results["runs"]}):
+            xs, ys, es = [], [], []
+            for t in ROTATIONS:
+                r = _find(results, strategy=s, k=k, kind=f"rot{t}", mode=mode)
+                if r:
+                    xs.append(t), ys.append(r["psnr"]), es.append(r["psnr_ci"])
+            if xs:
+                ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=s,
+                            linewidth=2.5 if s == results["ours"] else 1.2)
+        ax.axhline(results["vae_ceiling"]["psnr"], color="k", linestyle=":", label="VAE ceiling")
+        ax.set_xlabel("rotation away and back (degrees)"), ax.set_ylabel("PSNR (dB), return half")
+        ax.set_title(title), ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def add_arguments(p: argparse.ArgumentParser):
+    p.add_argument("what", choices=["memory"], help="which benchmark")
+    p.add_argument("--checkpoint", default=None, help="world-model checkpoint (default: shipped)")
+    p.add_argument("--episodes", type=int, default=32, help="episodes per trajectory kind")
+    p.add_argument("--k", type=int, default=10, help="context size for Tables 1 and 3")
+    p.add_argument("--ours", default="coverage", help="the retrieval strategy reported as ours")
+    p.add_argument("--kinds", nargs="*", default=None, help="trajectory kinds (rot60 rot90 rot120 rot180 walk3m)")
+    p.add_argument("--strategies", nargs="*", default=None)
+    p.add_argument("--ks", nargs="*", type=int, default=list(KS))
+    p.add_argument("--out", default="eval_out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+
+
+def run(args):
+    from camworld.world import load_world_model
+
+    model = load_world_model(args.checkpoint, device=args.device)
+    res = evaluate(model, args.episodes, args.k, args.kinds, args.strategies, tuple(args.ks), args.ours,
+                   seed=args.seed, out=Path(args.out))
+    print(markdown(res))
+    print(f"\nwrote {args.out}/results.md, results.json, psnr_vs_theta.png and mp4s")
+    return 0
