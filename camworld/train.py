@@ -166,8 +166,7 @@ def train_vae(args, cfg, device):
             bar.set_postfix(loss=f"{loss.item():.4f}", sps=f"{seen / (time.time() - t0):.0f}")
         if rank == 0 and (step % args.log_every == 0 or step == total):
             vae.eval()
-            with torch.no_grad():
-                rec = model.decode(vae.encode(frames_to_tensor(held, device)))
+            rec = model.decode(model.encode(held))  # both apply the current latent scale
             vae.train()
             p_train = psnr(((recon.detach().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy(), frames)
             p_held = float(np.mean([psnr(a, b) for a, b in zip(rec, held)]))

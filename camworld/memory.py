@@ -1,0 +1,481 @@
+"""MemoryBank: every frame a world has seen or generated, with its pose, time and cached latents.
+
+The paper stores context *as frames* (§3, "storage format"), retrieves by camera pose (§3.3) and
+encodes the retrieved frames (Algorithm 2, line 4). The bank keeps what those steps need:
+
+* frames ``uint8 (H, W, 3)``; planar poses ``(x, y, yaw)`` float64; timestamps float64 (a step
+  counter or seconds; float64 holds integers exactly up to 2**53); an optional ``source`` tag
+  (int64, -1 = none; e.g. the agent id in a shared multi-agent world);
+* camera-to-world extrinsics ``[R|t]`` (3, 4) are *derived* from the planar poses on request
+  (``geometry.planar_to_extrinsics``), so they cannot disagree with them;
+* a latent cache: ``set_latents`` stores the model's latents of a frame (numpy float32; torch
+  tensors are converted with ``.detach().cpu().numpy()``), all of one shape fixed by the first
+  write; ``get_latents`` says which frames have one, so no frame is ever encoded twice;
+* ``meta``: a dict of JSON-serialisable extras (prompt, scene seed, ...) that ``save`` keeps.
+
+Growth and bounds. Per-frame arrays are preallocated and doubled when full, so ``append`` is
+amortised O(1) per frame. ``capacity`` bounds the frames (and their latents) held in RAM: when
+it is exceeded, the oldest half of the RAM frames is *spilled* to ``np.memmap`` files in a private
+temporary directory (removed by ``close``/``clear``/garbage collection). Indices never change and
+spilled frames stay readable and their latents writable, so retrieval and the world's bookkeeping
+are unaffected; only reads of old frames get slower. Poses, times, sources and the latent mask
+(~40 bytes per frame) always stay in RAM because retrieval scans all poses.
+
+Files. ``save(path)`` writes one uncompressed zip (``.npz``-compatible: ``np.load`` opens it with
+``allow_pickle=False``) holding ``header.json`` (magic, version, shapes, meta) and ``.npy``
+members, streamed in chunks so a spilled bank never has to fit in RAM; it is written to a temp
+file and moved into place with ``os.replace`` (atomic). ``MemoryBank.load`` checks magic, version
+and shapes and says clearly when a file is truncated or foreign. No pickle anywhere.
+
+Letters: N frames in the bank, T frames appended at once, H/W frame size, L frames with latents.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import weakref
+import zipfile
+
+import numpy as np
+
+from camworld import geometry
+
+MAGIC = "camworld.MemoryBank"
+VERSION = 1
+_CHUNK_BYTES = 64 << 20   # streaming chunk for save/load
+
+
+class _Spill:
+    """A growable on-disk array (np.memmap) of items of one shape/dtype."""
+
+    def __init__(self, path: str, item_shape: tuple, dtype):
+        self.path, self.item_shape, self.dtype = path, tuple(item_shape), np.dtype(dtype)
+        self.alloc, self.mm = 0, None
+
+    def reserve(self, n: int):
+        if n <= self.alloc:
+            return
+        new = max(n, 2 * self.alloc, 256)
+        if self.mm is not None:
+            self.mm.flush()
+            self.mm = None
+        with open(self.path, "ab") as f:
+            f.truncate(new * int(np.prod(self.item_shape, dtype=np.int64)) * self.dtype.itemsize)
+        self.mm = np.memmap(self.path, dtype=self.dtype, mode="r+", shape=(new,) + self.item_shape)
+        self.alloc = new
+
+
+class _Store:
+    """One per-frame array: items [0, spilled) on disk, [spilled, n) in a growable RAM buffer."""
+
+    def __init__(self, item_shape: tuple, dtype, spill_path_fn):
+        self.item_shape, self.dtype = tuple(item_shape), np.dtype(dtype)
+        self.ram = np.zeros((0,) + self.item_shape, self.dtype)
+        self.n = self.spilled = 0
+        self._spill_path_fn = spill_path_fn
+        self.disk: _Spill | None = None
+
+    def _reserve(self, n_ram: int):
+        if n_ram > len(self.ram):
+            buf = np.zeros((max(n_ram, 2 * len(self.ram), 16),) + self.item_shape, self.dtype)
+            buf[: self.n - self.spilled] = self.ram[: self.n - self.spilled]
+            self.ram = buf
+
+    def extend(self, items: np.ndarray):
+        T = len(items)
+        self._reserve(self.n - self.spilled + T)
+        self.ram[self.n - self.spilled: self.n - self.spilled + T] = items
+        self.n += T
+
+    def spill(self, upto: int):
+        """Move items [spilled, upto) to disk and shift the RAM buffer down."""
+        m = upto - self.spilled
+        if m <= 0:
+            return
+        if self.disk is None:
+            self.disk = _Spill(self._spill_path_fn(), self.item_shape, self.dtype)
+        self.disk.reserve(upto)
+        self.disk.mm[self.spilled:upto] = self.ram[:m]
+        keep = self.n - upto
+        self.ram[:keep] = self.ram[m:m + keep]
+        self.spilled = upto
+        if len(self.ram) > 4 * max(keep, 16):  # give back RAM after a large spill
+            self.ram = self.ram[: 2 * max(keep, 16)].copy()
+
+    def get(self, idx: np.ndarray) -> np.ndarray:
+        out = np.empty((len(idx),) + self.item_shape, self.dtype)
+        on_disk = idx < self.spilled
+        if on_disk.any():
+            out[on_disk] = self.disk.mm[idx[on_disk]]
+        out[~on_disk] = self.ram[idx[~on_disk] - self.spilled]
+        return out
+
+    def set(self, idx: np.ndarray, items: np.ndarray):
+        on_disk = idx < self.spilled
+        if on_disk.any():
+            self.disk.mm[idx[on_disk]] = items[on_disk]
+        self.ram[idx[~on_disk] - self.spilled] = items[~on_disk]
+
+    def chunks(self, rows: int):
+        """Yield consecutive blocks of all n items, at most ``rows`` at a time (for streaming saves)."""
+        for j in range(0, self.n, rows):
+            yield self.get(np.arange(j, min(j + rows, self.n)))
+
+
+def _to_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # a torch tensor; torch itself is not imported here
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+class MemoryBank:
+    """Frames, poses, times, sources and cached latents of one world (or one shared world).
+
+    Args:
+        frame_shape: (H, W, 3) of every frame.
+        capacity: frames kept in RAM; older ones spill to disk (see module doc). >= 1.
+        spill_dir: where the spill directory is created (default: the system temp dir).
+        meta: JSON-serialisable extras kept by ``save``.
+    """
+
+    def __init__(self, frame_shape=(64, 64, 3), capacity: int = 100_000, spill_dir: str | None = None,
+                 meta: dict | None = None):
+        fs = tuple(int(s) for s in frame_shape)
+        if len(fs) != 3 or fs[2] != 3 or min(fs) < 1:
+            raise ValueError(f"frame_shape must be (H, W, 3), got {frame_shape}")
+        if isinstance(capacity, bool) or int(capacity) < 1:
+            raise ValueError(f"capacity must be an int >= 1 (frames kept in RAM), got {capacity!r}")
+        self.frame_shape, self.capacity = fs, int(capacity)
+        self.spill_dir = spill_dir
+        self.meta: dict = dict(meta or {})
+        self._tmp: str | None = None
+        self._finalizer = None
+        self._reset()
+
+    # ------------------------------------------------------------------ state
+
+    def _reset(self):
+        self._n = 0
+        self._poses = np.zeros((16, 3))
+        self._times = np.zeros(16)
+        self._sources = np.full(16, -1, np.int64)
+        self._has_lat = np.zeros(16, bool)
+        self._frames = _Store(self.frame_shape, np.uint8, lambda: self._spill_path("frames"))
+        self._lat: _Store | None = None
+        self.latent_shape: tuple | None = None
+
+    def _spill_path(self, name: str) -> str:
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="camworld-memory-", dir=self.spill_dir)
+            self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        return os.path.join(self._tmp, name + ".bin")
+
+    def close(self):
+        """Delete the spill files (the bank is empty afterwards)."""
+        self._frames = self._lat = None
+        if self._finalizer is not None:
+            self._finalizer()
+        self._tmp = self._finalizer = None
+        self._reset()
+
+    def clear(self):
+        """Forget every frame (new episode); keeps frame_shape, capacity and meta."""
+        self.close()
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return (f"MemoryBank(n={self._n}, frame_shape={self.frame_shape}, capacity={self.capacity}, "
+                f"spilled={self.spilled}, latent_shape={self.latent_shape})")
+
+    @property
+    def spilled(self) -> int:
+        """How many of the oldest frames live on disk."""
+        return self._frames.spilled
+
+    def _ro(self, a: np.ndarray) -> np.ndarray:
+        v = a[: self._n]
+        v.flags.writeable = False
+        return v
+
+    @property
+    def poses(self) -> np.ndarray:
+        """float64 (N, 3) planar poses, a read-only view (no copy)."""
+        return self._ro(self._poses)
+
+    @property
+    def times(self) -> np.ndarray:
+        """float64 (N,) timestamps, a read-only view."""
+        return self._ro(self._times)
+
+    @property
+    def sources(self) -> np.ndarray:
+        """int64 (N,) source tags (-1 = none), a read-only view."""
+        return self._ro(self._sources)
+
+    @property
+    def has_latents(self) -> np.ndarray:
+        """bool (N,) whether a frame's latents are cached, a read-only view."""
+        return self._ro(self._has_lat)
+
+    def extrinsics(self, idx=None) -> np.ndarray:
+        """Camera-to-world [R|t] float64 (len(idx), 3, 4) derived from the poses (all when idx is None)."""
+        p = self.poses if idx is None else self.poses[self._index(idx)]
+        return geometry.planar_to_extrinsics(p)
+
+    # ------------------------------------------------------------------ writing
+
+    def _grow(self, n: int):
+        if n <= len(self._poses):
+            return
+        new = max(n, 2 * len(self._poses))
+        for name, fillv in (("_poses", 0.0), ("_times", 0.0), ("_sources", -1), ("_has_lat", False)):
+            old = getattr(self, name)
+            buf = np.full((new,) + old.shape[1:], fillv, old.dtype)
+            buf[: self._n] = old[: self._n]
+            setattr(self, name, buf)
+
+    def append(self, frames, poses, times=None, source=None) -> np.ndarray:
+        """Append T frames. Amortised O(1) per frame.
+
+        Args:
+            frames: uint8 (T, H, W, 3) (or (H, W, 3) for one frame).
+            poses: (T, 3) planar poses (x, y, yaw), finite.
+            times: (T,) timestamps; default continues a step counter (last time + 1, + 2, ...).
+            source: None, an int, or (T,) ints tagging who produced the frames.
+
+        Returns:
+            int64 (T,) indices of the new frames (stable for the bank's lifetime).
+        """
+        f = np.asarray(frames)
+        if f.ndim == 3:
+            f = f[None]
+        if f.dtype != np.uint8 or f.shape[1:] != self.frame_shape:
+            raise ValueError(f"frames must be uint8 (T, {', '.join(map(str, self.frame_shape))}), got {f.dtype} "
+                             f"{f.shape}; convert with np.clip(x, 0, 255).astype(np.uint8) or make the bank with "
+                             f"frame_shape={f.shape[1:]}")
+        T = len(f)
+        p = np.asarray(poses, np.float64).reshape(-1, 3) if np.size(poses) == 3 * T else None
+        if p is None or len(p) != T:
+            raise ValueError(f"poses must be ({T}, 3) to match {T} frames, got shape {np.shape(poses)}")
+        if not np.isfinite(p).all():
+            raise ValueError("poses contain NaN or inf: every (x, y, yaw) must be finite")
+        if times is None:
+            start = self._times[self._n - 1] + 1 if self._n else 0.0
+            t = start + np.arange(T, dtype=np.float64)
+        else:
+            t = np.asarray(times, np.float64).reshape(-1)
+            if t.shape != (T,) or not np.isfinite(t).all():
+                raise ValueError(f"times must be ({T},) finite numbers, got {np.shape(times)}")
+        if source is None:
+            s = np.full(T, -1, np.int64)
+        else:
+            s = np.broadcast_to(np.asarray(source), (T,))
+            if not np.issubdtype(s.dtype, np.integer):
+                raise ValueError(f"source must be an int or (T,) ints, got dtype {s.dtype}")
+        n0 = self._n
+        self._grow(n0 + T)
+        self._poses[n0:n0 + T], self._times[n0:n0 + T], self._sources[n0:n0 + T] = p, t, s
+        self._has_lat[n0:n0 + T] = False
+        self._frames.extend(f)
+        if self._lat is not None:
+            self._lat.extend(np.zeros((T,) + self.latent_shape, np.float32))
+        self._n = n0 + T
+        if self._n - self._frames.spilled > self.capacity:
+            upto = self._n - max(self.capacity // 2, min(self.capacity, T))  # keep the newest half in RAM
+            self._frames.spill(upto)
+            if self._lat is not None:
+                self._lat.spill(upto)
+        return np.arange(n0, n0 + T, dtype=np.int64)
+
+    # ------------------------------------------------------------------ reading
+
+    def _index(self, idx) -> np.ndarray:
+        i = np.asarray(idx)
+        if i.dtype == bool:
+            i = np.flatnonzero(i)
+        i = i.astype(np.int64, copy=False).reshape(-1) if np.issubdtype(i.dtype, np.integer) or i.size == 0 else None
+        if i is None:
+            raise ValueError(f"indices must be integers, got dtype {np.asarray(idx).dtype}")
+        if len(i) and (i.min() < 0 or i.max() >= self._n):
+            raise IndexError(f"memory index out of range: valid 0..{self._n - 1}, got {i.min()}..{i.max()}")
+        return i
+
+    def frames(self, idx) -> np.ndarray:
+        """uint8 (len(idx), H, W, 3) copies (one int gives (H, W, 3))."""
+        out = self._frames.get(self._index(idx))
+        return out[0] if np.ndim(idx) == 0 else out
+
+    def get_latents(self, idx):
+        """Cached latents: (list of float32 arrays or None, bool mask (len(idx),) of which exist)."""
+        i = self._index(idx)
+        have = self._has_lat[i].copy()
+        if self._lat is None:
+            return [None] * len(i), have
+        vals = self._lat.get(i)
+        return [vals[j] if have[j] else None for j in range(len(i))], have
+
+    def set_latents(self, idx, latents):
+        """Cache latents for frames idx: (len(idx), *latent_shape) array, a list of arrays, or a torch tensor.
+
+        The first write fixes ``latent_shape``; later writes must match it.
+        """
+        i = self._index(idx)
+        if isinstance(latents, (list, tuple)):
+            z = np.stack([_to_numpy(x) for x in latents]) if len(latents) else np.zeros((0,))
+        else:
+            z = _to_numpy(latents)
+        z = np.asarray(z, np.float32)
+        if len(i) == 0:
+            return
+        if z.ndim < 1 or len(z) != len(i):
+            raise ValueError(f"latents must be (len(idx)={len(i)}, ...), got shape {z.shape}")
+        if self.latent_shape is None:
+            self.latent_shape = tuple(z.shape[1:])
+            self._lat = _Store(self.latent_shape, np.float32, lambda: self._spill_path("latents"))
+            self._lat.extend(np.zeros((self._n,) + self.latent_shape, np.float32))
+            self._lat.spill(self._frames.spilled)
+        elif tuple(z.shape[1:]) != self.latent_shape:
+            raise ValueError(f"latents must have shape (len(idx), {', '.join(map(str, self.latent_shape))}) as set by "
+                             f"the first write, got {z.shape}; clear() the bank to change the latent shape")
+        if not np.isfinite(z).all():
+            raise ValueError("latents contain NaN or inf")
+        self._lat.set(i, z)
+        self._has_lat[i] = True
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path) -> None:
+        """Write the whole bank to one file, atomically (temp file + os.replace). See module doc."""
+        path = os.fspath(path)
+        header = dict(magic=MAGIC, version=VERSION, n=self._n, frame_shape=list(self.frame_shape),
+                      latent_shape=None if self.latent_shape is None else list(self.latent_shape),
+                      capacity=self.capacity, meta=self.meta)
+        try:
+            header_bytes = json.dumps(header).encode()
+        except TypeError as e:
+            raise ValueError(f"meta must be JSON-serialisable (str, numbers, lists, dicts): {e}") from None
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".memory-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                zf.writestr("header.json", header_bytes)
+                for name, arr in (("poses", self.poses), ("times", self.times), ("sources", self.sources)):
+                    _write_npy(zf, name, arr.dtype, arr.shape, [np.ascontiguousarray(arr)])
+                rows = max(1, _CHUNK_BYTES // int(np.prod(self.frame_shape)))
+                _write_npy(zf, "frames", np.uint8, (self._n,) + self.frame_shape, self._frames.chunks(rows))
+                li = np.flatnonzero(self.has_latents)
+                _write_npy(zf, "latent_index", np.int64, li.shape, [li])
+                if self._lat is not None:
+                    lrows = max(1, _CHUNK_BYTES // (4 * int(np.prod(self.latent_shape))))
+                    blocks = (self._lat.get(li[j:j + lrows]) for j in range(0, len(li), lrows))
+                    _write_npy(zf, "latents", np.float32, (len(li),) + self.latent_shape, blocks)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path, capacity: int | None = None, spill_dir: str | None = None) -> "MemoryBank":
+        """Read a bank written by ``save``; ``capacity`` defaults to the saved one (spills as needed)."""
+        path = os.fspath(path)
+        what = f"{path!r} is not a camworld MemoryBank file"
+        try:
+            zf = zipfile.ZipFile(path, "r")
+        except zipfile.BadZipFile:
+            raise ValueError(f"{what}, or it is truncated (not a complete zip archive); save it again "
+                             f"with MemoryBank.save") from None
+        with zf:
+            try:
+                header = json.loads(zf.read("header.json"))
+            except KeyError:
+                raise ValueError(f"{what}: it has no header.json member") from None
+            except (ValueError, zipfile.BadZipFile, OSError) as e:
+                raise ValueError(f"{what}: unreadable header ({e}); the file may be truncated") from None
+            magic = header.get("magic") if isinstance(header, dict) else None
+            if magic != MAGIC:
+                raise ValueError(f"{what}: header magic is {magic!r}, expected {MAGIC!r}")
+            if header.get("version") != VERSION:
+                raise ValueError(f"{path!r} is MemoryBank format version {header.get('version')!r}; this camworld "
+                                 f"reads version {VERSION}")
+            bank = cls(frame_shape=tuple(header["frame_shape"]),
+                       capacity=int(header["capacity"] if capacity is None else capacity),
+                       spill_dir=spill_dir, meta=header.get("meta") or {})
+            n = int(header["n"])
+            try:
+                poses = _read_npy_all(zf, "poses", (n, 3))
+                times = _read_npy_all(zf, "times", (n,))
+                sources = _read_npy_all(zf, "sources", (n,))
+                off = 0
+                for block in _read_npy(zf, "frames", (n,) + bank.frame_shape):
+                    T = len(block)
+                    if T == 0:
+                        continue
+                    bank.append(block, poses[off:off + T], times[off:off + T], sources[off:off + T])
+                    off += T
+                li = _read_npy_all(zf, "latent_index", None)
+                if header.get("latent_shape") is not None and len(li):
+                    off = 0
+                    for block in _read_npy(zf, "latents", (len(li),) + tuple(header["latent_shape"])):
+                        if len(block) == 0:
+                            continue
+                        bank.set_latents(li[off:off + len(block)], block)
+                        off += len(block)
+            except KeyError as e:
+                raise ValueError(f"{path!r}: MemoryBank file lacks member {e}; it may be truncated or "
+                                 f"written by something else") from None
+            except (zipfile.BadZipFile, EOFError, OSError) as e:
+                raise ValueError(f"{path!r}: MemoryBank file is damaged or truncated ({e})") from None
+            if len(bank) != n:
+                raise ValueError(f"{path!r}: header says {n} frames, file holds {len(bank)}; it may be truncated")
+        return bank
+
+
+# ---------------------------------------------------------------------- .npy members, streamed
+
+
+def _write_npy(zf: zipfile.ZipFile, name: str, dtype, shape, blocks):
+    """Write an .npy member whose rows come from an iterable of blocks (never all in RAM at once)."""
+    d = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+         "shape": tuple(int(s) for s in shape)}
+    with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+        np.lib.format.write_array_header_2_0(fh, d)
+        for b in blocks:
+            fh.write(np.ascontiguousarray(b, dtype=dtype).tobytes())
+
+
+def _read_npy(zf: zipfile.ZipFile, name: str, shape):
+    """Yield row blocks of an .npy member, checking its dtype and (if given) shape."""
+    with zf.open(name + ".npy", "r") as fh:
+        try:
+            major, _ = np.lib.format.read_magic(fh)
+            reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shp, fortran, dtype = reader(fh)
+        except ValueError as e:
+            raise ValueError(f"member {name}.npy is not a valid .npy array ({e})") from None
+        if dtype.hasobject or fortran:
+            raise ValueError(f"member {name}.npy has an object or Fortran-order array; refusing to read it")
+        if shape is not None and tuple(shp) != tuple(shape):
+            raise ValueError(f"member {name}.npy has shape {shp}, expected {tuple(shape)}")
+        row = int(np.prod(shp[1:], dtype=np.int64)) * dtype.itemsize if len(shp) else dtype.itemsize
+        rows = max(1, _CHUNK_BYTES // max(row, 1))
+        left = shp[0] if len(shp) else 1
+        if left == 0:
+            yield np.zeros(tuple(shp), dtype)
+        while left > 0:
+            m = min(rows, left)
+            buf = fh.read(m * row)
+            if len(buf) != m * row:
+                raise EOFError(f"member {name}.npy ends early")
+            yield np.frombuffer(buf, dtype).reshape((m,) + tuple(shp[1:]))
+            left -= m
+
+
+def _read_npy_all(zf, name, shape) -> np.ndarray:
+    blocks = list(_read_npy(zf, name, shape))
+    return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]

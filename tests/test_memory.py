@@ -1,0 +1,143 @@
+"""camworld.memory.MemoryBank: growth, capacity (spill to disk), latent cache, save/load."""
+
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from camworld.memory import MAGIC, MemoryBank
+
+FS = (8, 8, 3)
+
+
+def _frames(rng, T):
+    return rng.integers(0, 256, (T,) + FS, dtype=np.uint8)
+
+
+def _poses(rng, T):
+    return rng.normal(size=(T, 3))
+
+
+def _filled(capacity=1000, n=50, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    bank = MemoryBank(FS, capacity=capacity, **kw)
+    frames, poses = _frames(rng, n), _poses(rng, n)
+    for j in range(0, n, 7):
+        bank.append(frames[j:j + 7], poses[j:j + 7], source=j % 3)
+    return bank, frames, poses
+
+
+def test_append_growth_and_views():
+    bank, frames, poses = _filled(n=1000)
+    assert len(bank) == 1000
+    assert np.array_equal(bank.frames(np.arange(1000)), frames)
+    assert np.array_equal(bank.frames(5), frames[5])
+    assert np.allclose(bank.poses, poses)
+    assert bank.times.tolist() == list(range(1000))                  # default: a step counter
+    assert bank.sources[:7].tolist() == [0] * 7 and bank.sources[7] == 1
+    assert bank.extrinsics([0, 1]).shape == (2, 3, 4)
+    with pytest.raises(ValueError):
+        bank.poses[0, 0] = 1.0                                          # read-only view
+    # geometric growth: the pose buffer is reallocated O(log n) times, not per append
+    sizes = set()
+    b = MemoryBank(FS)
+    for _ in range(2000):
+        b.append(np.zeros(FS, np.uint8), np.zeros(3))
+        sizes.add(len(b._poses))
+    assert len(sizes) <= 12
+
+
+def test_append_validation():
+    bank = MemoryBank(FS)
+    with pytest.raises(ValueError, match="frames must be uint8"):
+        bank.append(np.zeros((2,) + FS, np.float32), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="frames must be uint8"):
+        bank.append(np.zeros((2, 4, 4, 3), np.uint8), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="poses must be"):
+        bank.append(np.zeros((2,) + FS, np.uint8), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        bank.append(np.zeros((1,) + FS, np.uint8), [[0, np.nan, 0]])
+    with pytest.raises(ValueError, match="times must be"):
+        bank.append(np.zeros((2,) + FS, np.uint8), np.zeros((2, 3)), times=[0])
+    with pytest.raises(IndexError):
+        bank.frames([0])
+    assert len(bank) == 0
+
+
+def test_capacity_spills_to_disk_and_keeps_indices():
+    bank, frames, poses = _filled(capacity=10, n=200)
+    assert len(bank) == 200
+    assert bank.spilled >= 190 - 10 and len(bank) - bank.spilled <= 10   # RAM holds at most capacity
+    assert np.array_equal(bank.frames(np.arange(200)), frames)           # every index still readable
+    assert np.array_equal(bank.frames([3, 199, 0]), frames[[3, 199, 0]])
+    tmp = bank._tmp
+    assert tmp is not None and os.path.isdir(tmp)
+    bank.clear()
+    assert len(bank) == 0 and not os.path.exists(tmp)                   # spill files removed
+
+
+def test_latent_cache():
+    bank, _, _ = _filled(capacity=16, n=60)
+    lat, have = bank.get_latents([0, 1, 59])
+    assert lat == [None, None, None] and not have.any()
+    z = np.arange(3 * 4 * 2 * 2, dtype=np.float32).reshape(3, 4, 2, 2)
+    bank.set_latents([0, 30, 59], z)                                     # 0 is on disk, 59 in RAM
+    lat, have = bank.get_latents([0, 1, 30, 59])
+    assert have.tolist() == [True, False, True, True]
+    assert lat[1] is None and np.array_equal(lat[0], z[0]) and np.array_equal(lat[3], z[2])
+    assert bank.latent_shape == (4, 2, 2)
+    with pytest.raises(ValueError, match="latent"):
+        bank.set_latents([2], np.zeros((1, 3, 2, 2), np.float32))
+    bank.append(_frames(np.random.default_rng(1), 40), np.zeros((40, 3)))   # spills latents too
+    lat, have = bank.get_latents([30, 99])
+    assert have.tolist() == [True, False] and np.array_equal(lat[0], z[1])
+    torch = pytest.importorskip("torch")
+    bank.set_latents([99], torch.ones(1, 4, 2, 2))
+    assert bank.get_latents([99])[1].all()
+
+
+def test_save_load_round_trip(tmp_path):
+    bank, frames, poses = _filled(capacity=12, n=80)
+    bank.meta.update(prompt="a red room", seed=3)
+    bank.set_latents([1, 70], np.ones((2, 5), np.float32) * [[1], [2]])
+    path = tmp_path / "mem.npz"
+    bank.save(path)
+    assert not [p for p in os.listdir(tmp_path) if p != "mem.npz"]      # no temp file left behind
+    back = MemoryBank.load(path)
+    assert len(back) == 80 and back.frame_shape == FS and back.capacity == 12
+    assert np.array_equal(back.frames(np.arange(80)), frames)
+    assert np.array_equal(back.poses, bank.poses) and np.array_equal(back.times, bank.times)
+    assert np.array_equal(back.sources, bank.sources)
+    assert back.meta == {"prompt": "a red room", "seed": 3}
+    lat, have = back.get_latents([1, 2, 70])
+    assert have.tolist() == [True, False, True] and lat[2].tolist() == [2.0] * 5
+    z = np.load(path, allow_pickle=False)                                # a plain .npz, no pickle
+    assert z["frames"].shape == (80,) + FS
+    empty = MemoryBank(FS)
+    empty.save(tmp_path / "empty.npz")
+    assert len(MemoryBank.load(tmp_path / "empty.npz")) == 0
+
+
+def test_load_rejects_truncated_and_foreign_files(tmp_path):
+    bank, _, _ = _filled(n=30)
+    path = tmp_path / "mem.npz"
+    bank.save(path)
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        MemoryBank.load(tmp_path / "cut.npz")
+    np.savez(tmp_path / "foreign.npz", frames=np.zeros(3))
+    with pytest.raises(ValueError, match="not a camworld MemoryBank"):
+        MemoryBank.load(tmp_path / "foreign.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match="not a camworld MemoryBank"):
+        MemoryBank.load(tmp_path / "text.npz")
+    with zipfile.ZipFile(tmp_path / "future.npz", "w") as zf:
+        zf.writestr("header.json", '{"magic": "%s", "version": 99}' % MAGIC)
+    with pytest.raises(ValueError, match="version 99"):
+        MemoryBank.load(tmp_path / "future.npz")
+    with pytest.raises(ValueError, match="JSON"):
+        bank.meta["bad"] = object()
+        bank.save(tmp_path / "x.npz")
+    assert not (tmp_path / "x.npz").exists()
