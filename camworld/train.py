@@ -137,10 +137,21 @@ def train_vae(args, cfg, device):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = WorldModel(cfg).to(device)
+    if args.init:  # e.g. decoder fine-tuning: start from a trained VAE and keep its latent scale
+        init = WorldModel.load(args.init, device=device)
+        if init.cfg.vae != cfg.vae:
+            raise SystemExit(f"--init VAE config {init.cfg.vae} differs from the preset's {cfg.vae}")
+        model.vae.load_state_dict(init.vae.state_dict())
+        model.cfg.latent_scale = cfg.latent_scale = init.cfg.latent_scale
     vae = model.vae.to(memory_format=torch.channels_last)
+    if args.freeze_encoder:
+        if not args.init:
+            raise SystemExit("--freeze-encoder needs --init PATH (the VAE whose latent space the DiT uses)")
+        # the latent space stays fixed (a DiT trained on it stays valid); only the decoder improves
+        vae.encoder.requires_grad_(False)
     net = nn.parallel.DistributedDataParallel(vae) if world > 1 else vae
     tc = cfg.train
-    opt = torch.optim.AdamW(vae.parameters(), lr=tc.vae_lr, weight_decay=0.0)
+    opt = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=tc.vae_lr, weight_decay=0.0)
     step = 0
     if args.resume:
         step = load_train_state(out, model, opt)["step"]
@@ -188,7 +199,8 @@ def _finish_vae(model, held, device, out, args, step):
         model.vae.eval()
         z = model.vae.encode(frames_to_tensor(held, device))
         model.vae.train()
-    model.cfg.latent_scale = float(z.std().item())
+    if not args.freeze_encoder:
+        model.cfg.latent_scale = float(z.std().item())
     rec = model.decode(z / model.cfg.latent_scale)
     metrics = reconstruction_metrics(rec, held)
     model.save(out / "model", record={"stage": "vae", "step": step, "seed": args.seed,
@@ -341,11 +353,17 @@ def save_sample_grid(path: Path, batch, gen):
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    p.add_argument("--stage", choices=["vae", "dit"], required=True)
+    p.add_argument("--stage", choices=["vae", "dit", "export"], required=True,
+                   help="vae, then dit; export merges a DiT run (--dit) with a fine-tuned decoder (--vae)")
     p.add_argument("--preset", default="cpu", help="model preset: tiny | cpu | gpu")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, samples/)")
-    p.add_argument("--vae", help="VAE checkpoint for --stage dit")
-    p.add_argument("--init", help="initialise the DiT from this checkpoint (fine-tuning)")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, samples/); export: file stem")
+    p.add_argument("--vae", help="VAE checkpoint for --stage dit / decoder for --stage export")
+    p.add_argument("--dit", help="--stage export: the DiT run's model.safetensors")
+    p.add_argument("--half", action="store_true", help="--stage export: store float16 weights")
+    p.add_argument("--record", default=None, help="--stage export: extra JSON merged into the record")
+    p.add_argument("--init", help="initialise the stage's network from this checkpoint (fine-tuning)")
+    p.add_argument("--freeze-encoder", action="store_true",
+                   help="--stage vae: train only the decoder (keeps the latent space of --init fixed)")
     p.add_argument("--steps", type=int, default=None, help="total optimisation steps (vae default: preset)")
     p.add_argument("--seed", type=int, default=0, help="data seed (scene/trajectory stream)")
     p.add_argument("--resume", action="store_true", help="continue exactly from the run folder's last save")
@@ -377,6 +395,8 @@ def apply_overrides(cfg, items):
 
 
 def run(args):
+    if args.stage == "export":
+        return export(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -388,6 +408,30 @@ def run(args):
     (train_vae if args.stage == "vae" else train_dit)(args, cfg, device)
     if dist.is_initialized():
         dist.destroy_process_group()
+    return 0
+
+
+# ---------------------------------------------------------------- export
+
+
+def export(args):
+    """Merge a DiT run with a (decoder-fine-tuned) VAE of the same latent space into one shipped
+    checkpoint: float16 safetensors + JSON with the full training record."""
+    dit = WorldModel.load(args.dit, device="cpu")
+    vae = WorldModel.load(args.vae, device="cpu") if args.vae else dit
+    for (k, a), (_, b) in zip(dit.vae.encoder.state_dict().items(), vae.vae.encoder.state_dict().items()):
+        if not torch.equal(a, b):
+            raise SystemExit(f"--vae has a different encoder ({k}): its latent space is not the DiT's; "
+                             "fine-tune the decoder with --freeze-encoder")
+    if vae.cfg.latent_scale != dit.cfg.latent_scale:
+        raise SystemExit("--vae has a different latent scale from the DiT's VAE")
+    dit.vae.decoder.load_state_dict(vae.vae.decoder.state_dict())
+    rec_dit = json.loads(Path(args.dit).with_suffix(".json").read_text())["record"]
+    rec_vae = json.loads(Path(args.vae).with_suffix(".json").read_text())["record"] if args.vae else {}
+    record = {"dit": rec_dit, "vae": rec_vae, "export_command": " ".join(sys.argv), **json.loads(args.record or "{}")}
+    path = dit.save(args.out, record=record, dtype=torch.float16 if args.half else torch.float32)
+    size = path.stat().st_size / 2**20
+    print(f"wrote {path} ({size:.1f} MiB) and {path.with_suffix('.json').name}")
     return 0
 
 

@@ -58,3 +58,31 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tiny_vae, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "all 2 ranks hold identical weights" in res.stdout + res.stderr
     assert WorldModel.load(tmp_path / "ddp" / "model.safetensors").cfg.preset == "tiny"
+
+
+def test_decoder_finetune_keeps_the_latent_space(tiny_vae, tmp_path):
+    before = WorldModel.load(tiny_vae)
+    train.main(["--stage", "vae", "--preset", "tiny", "--out", str(tmp_path / "dec"), "--steps", "3",
+                "--init", str(tiny_vae), "--freeze-encoder", "--log-every", "3", "--save-every", "3"])
+    after = WorldModel.load(tmp_path / "dec" / "model.safetensors")
+    assert after.cfg.latent_scale == before.cfg.latent_scale
+    for (k, a), (_, b) in zip(before.vae.encoder.state_dict().items(), after.vae.encoder.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert any(not torch.equal(a, b) for a, b in zip(before.vae.decoder.parameters(), after.vae.decoder.parameters()))
+
+
+def test_export_merges_decoder_and_halves(tiny_vae, tmp_path):
+    _dit(tmp_path / "d", tiny_vae, 2)
+    train.main(["--stage", "export", "--dit", str(tmp_path / "d" / "model.safetensors"), "--vae", str(tiny_vae),
+                "--out", str(tmp_path / "ship" / "default"), "--half"])
+    m = WorldModel.load(tmp_path / "ship" / "default.safetensors")
+    ref = WorldModel.load(tmp_path / "d" / "model.safetensors")
+    w = next(iter(m.dit.parameters()))
+    assert torch.allclose(w, next(iter(ref.dit.parameters())), atol=1e-2)
+    assert load_file(str(tmp_path / "ship" / "default.safetensors"))["dit.patch_in.weight"].dtype == torch.float16
+    other = tmp_path / "other"
+    train.main(["--stage", "vae", "--preset", "tiny", "--out", str(other), "--steps", "2", "--seed", "9",
+                "--log-every", "2", "--save-every", "2"])
+    with pytest.raises(SystemExit, match="different encoder"):
+        train.main(["--stage", "export", "--dit", str(tmp_path / "d" / "model.safetensors"),
+                    "--vae", str(other / "model.safetensors"), "--out", str(tmp_path / "x")])
