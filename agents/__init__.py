@@ -1,0 +1,22 @@
+"""Agents for camworld envs (installed as ``camworld.agents``).
+
+Scripted policies (numpy only): ``RandomWalkPolicy``, ``WaypointFollower``, ``ReturnToStartPolicy``,
+and ``steer`` (one action toward a pose). SB3 pieces (import torch and stable-baselines3 when used):
+``FrameCNN`` and ``GoalFrameExtractor`` (feature extractors), ``train``, ``evaluate``, ``policy_for``.
+"""
+
+from camworld.agents.scripted import RandomWalkPolicy, ReturnToStartPolicy, WaypointFollower, steer
+
+__all__ = ["RandomWalkPolicy", "WaypointFollower", "ReturnToStartPolicy", "steer",
+           "FrameCNN", "GoalFrameExtractor", "train", "evaluate", "policy_for"]
+
+_LAZY = {"FrameCNN": "features", "GoalFrameExtractor": "features", "train": "training", "evaluate": "training",
+         "policy_for": "training"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"camworld.agents.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'camworld.agents' has no attribute {name!r}")

@@ -1,0 +1,82 @@
+"""SB3 feature extractors for camworld frames (64x64 by default; any size from 16 up).
+
+SB3's ``NatureCNN`` (8x8 stride 4 first) is built for 84x84 Atari and warns under 36x36. These use
+4x4 stride-2 convolutions that halve the frame three times (64 -> 8), then a linear layer.
+SB3 transposes channel-last images and scales them to [0, 1] before they get here.
+
+    PPO("CnnPolicy", venv, policy_kwargs=dict(features_extractor_class=FrameCNN))
+    PPO("MultiInputPolicy", goal_venv, policy_kwargs=dict(features_extractor_class=GoalFrameExtractor))
+
+Letters: B batch, C channels, H/W frame size, D features.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+import torch.nn as nn
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+
+def _conv_stack(in_channels: int, width: int = 32) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, 4, 2, 1), nn.ReLU(),        # H/2
+        nn.Conv2d(width, 2 * width, 4, 2, 1), nn.ReLU(),          # H/4
+        nn.Conv2d(2 * width, 2 * width, 4, 2, 1), nn.ReLU(),      # H/8
+        nn.Conv2d(2 * width, 2 * width, 3, 1, 1), nn.ReLU(),      # H/8
+        nn.Flatten(),
+    )
+
+
+def _channels_first_shape(space: gym.spaces.Box) -> tuple:
+    shape = space.shape
+    if len(shape) != 3:
+        raise ValueError(f"expected an image space (C, H, W) or (H, W, C), got shape {shape}")
+    return shape if shape[0] in (1, 3, 4, 6) and shape[-1] not in (1, 3, 4, 6) else (shape[2], shape[0], shape[1])
+
+
+class FrameCNN(BaseFeaturesExtractor):
+    """Frames (B, C, H, W) in [0, 1] -> features (B, D)."""
+
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 256, width: int = 32):
+        super().__init__(observation_space, features_dim)
+        C, H, W = _channels_first_shape(observation_space)
+        if min(H, W) < 16:
+            raise ValueError(f"FrameCNN needs frames of at least 16x16, got {H}x{W}")
+        self.cnn = _conv_stack(C, width)
+        with torch.no_grad():
+            n = self.cnn(torch.zeros(1, C, H, W)).shape[1]
+        self.linear = nn.Sequential(nn.Linear(n, features_dim), nn.ReLU())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if obs.shape[-1] in (1, 3, 4) and obs.shape[1] not in (1, 3, 4):   # channel-last input: make it (B, C, H, W)
+            obs = obs.permute(0, 3, 1, 2)
+        return self.linear(self.cnn(obs))
+
+
+class GoalFrameExtractor(BaseFeaturesExtractor):
+    """Goal-view ``Dict(frame, goal)`` -> features: both frames stacked on channels (early fusion),
+    so the first convolutions compare them pixel by pixel."""
+
+    def __init__(self, observation_space: gym.spaces.Dict, features_dim: int = 256, width: int = 32,
+                 keys: tuple = ("frame", "goal")):
+        super().__init__(observation_space, features_dim)
+        missing = [k for k in keys if k not in observation_space.spaces]
+        if missing:
+            raise ValueError(f"GoalFrameExtractor needs Dict keys {keys}, missing {missing} "
+                             f"(got {list(observation_space.spaces)})")
+        self.keys = tuple(keys)
+        C, H, W = _channels_first_shape(observation_space.spaces[keys[0]])
+        self.cnn = _conv_stack(C * len(keys), width)
+        with torch.no_grad():
+            n = self.cnn(torch.zeros(1, C * len(keys), H, W)).shape[1]
+        self.linear = nn.Sequential(nn.Linear(n, features_dim), nn.ReLU())
+
+    def forward(self, obs: dict) -> torch.Tensor:
+        x = []
+        for k in self.keys:
+            v = obs[k]
+            if v.shape[-1] in (1, 3, 4) and v.shape[1] not in (1, 3, 4):
+                v = v.permute(0, 3, 1, 2)
+            x.append(v)
+        return self.linear(self.cnn(torch.cat(x, 1)))                     # (B, 2C, H, W) -> (B, D)

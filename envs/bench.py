@@ -1,0 +1,123 @@
+"""``camworld bench env``: env steps/s and generated frames/s, one batched vector env vs N separate envs.
+
+    camworld bench env                                  # learned world and sim twin, N in {1, 4, 16}
+    camworld bench env --worlds model --num-envs 1 16 --steps 20
+
+For each world and N, in the same run: "batched" is ``CamWorldVectorEnv`` (N worlds, one
+generator call per step); "separate" is N ``CamWorldEnv`` with their own single-world backends
+stepped one after the other (what ``SyncVectorEnv`` or SB3's ``DummyVecEnv`` would do; the model
+weights are shared through the loader's cache, so only the batching differs). Random actions,
+no resets inside the timed steps. The last column divides frames/s by the batched N=1 figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+
+def bench_arguments(p: argparse.ArgumentParser):
+    p.add_argument("--worlds", nargs="+", default=["model", "sim"], choices=["model", "sim"],
+                   help="model = the learned world (ContextAsMemory-v0), sim = the ground-truth twin (CamWorld-v0)")
+    p.add_argument("--num-envs", nargs="+", type=int, default=[1, 4, 16])
+    p.add_argument("--steps", type=int, default=8, help="timed env steps per configuration")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    p.add_argument("--frames-per-step", type=int, default=4)
+    p.add_argument("--context-size", type=int, default=8)
+    p.add_argument("--retrieval", default="coverage")
+    p.add_argument("--checkpoint", default=None, help="learned-world checkpoint (default: the shipped one)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-separate", action="store_true", help="skip the N-separate-envs baseline")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+
+
+def _env_kwargs(args, world: str) -> dict:
+    kw = dict(frames_per_step=args.frames_per_step, context_size=args.context_size, retrieval=args.retrieval)
+    if world == "model":
+        kw.update(checkpoint=args.checkpoint, device=args.device)
+    return kw
+
+
+def _timed(step, steps: int) -> tuple:
+    """-> (wall seconds, process CPU seconds) per call of step()."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - w0) / steps, (time.process_time() - c0) / steps
+
+
+def time_batched(world: str, n: int, args) -> tuple:
+    """(wall, cpu) seconds per env step of a CamWorldVectorEnv of n envs."""
+    from camworld.envs.vector import CamWorldVectorEnv
+
+    venv = CamWorldVectorEnv(num_envs=n, backend=world, **_env_kwargs(args, world))
+    try:
+        venv.reset(seed=args.seed)
+        venv.action_space.seed(args.seed)
+        for _ in range(args.warmup):
+            venv.step(venv.action_space.sample())
+        return _timed(lambda: venv.step(venv.action_space.sample()), args.steps)
+    finally:
+        venv.close()
+
+
+def time_separate(world: str, n: int, args) -> tuple:
+    """(wall, cpu) seconds per (vector) step of n separate CamWorldEnv stepped one after the other."""
+    from camworld.envs.world_env import CamWorldEnv
+
+    envs = [CamWorldEnv(backend=world, **_env_kwargs(args, world)) for _ in range(n)]
+    try:
+        for i, env in enumerate(envs):
+            env.reset(seed=args.seed + i)
+            env.action_space.seed(args.seed + i)
+        for _ in range(args.warmup):
+            for env in envs:
+                env.step(env.action_space.sample())
+        def step_all():
+            for env in envs:
+                env.step(env.action_space.sample())
+
+        return _timed(step_all, args.steps)
+    finally:
+        for env in envs:
+            env.close()
+
+
+def bench(args) -> int:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    T = args.frames_per_step
+    rows = []
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# camworld bench env: {platform.machine()}, {os.cpu_count()} CPUs (load {load:.1f}), torch "
+          f"{torch.__version__}, threads {torch.get_num_threads()}, device {args.device}; frames_per_step={T}, "
+          f"context_size={args.context_size}, retrieval={args.retrieval}, {args.steps} timed steps")
+    print("| world | N | mode | env steps/s | frames/s | frames/cpu-s | frames/s vs batched N=1 |")
+    print("|---|---|---|---|---|---|---|")
+    for world in args.worlds:
+        base = None
+        for n in args.num_envs:
+            modes = [("batched", time_batched)] + ([] if args.no_separate or n == 1 else [("separate", time_separate)])
+            for mode, fn in modes:
+                sec, cpu = fn(world, n, args)
+                sps, fps = n / sec, n * T / sec
+                base = fps if (base is None and mode == "batched" and n == min(args.num_envs)) else base
+                rows.append((world, n, mode, sps, fps))
+                print(f"| {world} | {n} | {mode} | {sps:.2f} | {fps:.1f} | {n * T / cpu:.1f} | {fps / base:.2f}x |",
+                      flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    bench_arguments(p)
+    return bench(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,341 @@
+"""Tasks: explore, return-to-start and goal-view, each a ``CamWorldEnv`` that overrides hooks.
+
+Every task runs in both worlds: the learned one (``ContextAsMemory-*``) and the sim twin
+(``CamWorld-*``). The rewards use poses only (never pixels), so they are identical in the two and
+computable for image starts; what differs is what the agent sees, and so whether it can succeed.
+
+Letters: T frames per step, L excursion frames, R rays, S samples per ray.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from camworld.envs.world_env import CamWorldEnv
+from camworld.geometry import DEFAULT_HFOV_DEG, interpolate_poses, wrap_angle
+from camworld.metrics import psnr
+
+ARRIVAL_DISTANCE_M = 0.5     # "arrived": within max(0.5 m, 0.55 x the discrete move) ...
+ARRIVAL_YAW_DEG = 10.0       # ... and max(10 degrees, 0.55 x the discrete turn) of the goal pose
+ARRIVAL_STEP_FRACTION = 0.55  # > 1/2 so that a discrete agent can always get there
+YAW_COST_M_PER_RAD = 1.0     # pose error = distance (m) + 1 m per radian of yaw error
+ARRIVAL_BONUS = 10.0
+EXCURSION_DEG_PER_FRAME = 10.0   # scripted turns, as the paper's "rotate away and back" evaluation
+EXCURSION_M_PER_FRAME = 0.25     # scripted walks
+
+
+# ---------------------------------------------------------------- scripted excursions
+
+
+def excursion_poses(kind: str, start: np.ndarray, rng: np.random.Generator, scene=None, clearance: float = 0.3):
+    """The away half of a paper-style revisit trajectory, starting after ``start`` -> poses (L, 3).
+
+    - ``"rotate"``: turn in place by 60-180 degrees, left or right, 10 degrees per frame.
+    - ``"walk"``: walk backwards 1.5-3 m (still looking where it looked), 0.25 m per frame, then
+      turn away by 45-135 degrees. The walk must be free of walls in ``scene`` (8 directions are
+      tried; without a free one it becomes a rotation).
+    """
+    start = np.asarray(start, np.float64)
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    if kind == "rotate":
+        return _turn(start, sign * np.deg2rad(rng.uniform(60.0, 180.0)))
+    if kind != "walk":
+        raise ValueError(f"unknown excursion kind {kind!r}; choose 'rotate' or 'walk'")
+    dist = float(rng.uniform(1.5, 3.0))
+    turn = sign * np.deg2rad(rng.uniform(45.0, 135.0))
+    for extra in np.deg2rad([0, 45, -45, 90, -90, 135, -135, 180]):
+        back = start[2] + np.pi + extra                         # walking direction
+        end_xy = start[:2] + dist * np.array([np.cos(back), np.sin(back)])
+        if scene is None or scene.segment_free(start[:2], end_xy, clearance):
+            n = max(2, int(round(dist / EXCURSION_M_PER_FRAME)))
+            walk = interpolate_poses(start, np.array([end_xy[0], end_xy[1], start[2]]), n)
+            return np.concatenate([walk, _turn(walk[-1], turn)])
+    return _turn(start, sign * np.deg2rad(rng.uniform(60.0, 180.0)))
+
+
+def _turn(pose: np.ndarray, theta: float) -> np.ndarray:
+    n = max(2, int(round(abs(np.rad2deg(theta)) / EXCURSION_DEG_PER_FRAME)))
+    out = np.repeat(pose[None], n, 0)
+    out[:, 2] = wrap_angle(pose[2] + theta * np.arange(1, n + 1) / n)   # no shortest-arc flip at 180 degrees
+    return out
+
+
+def pose_error(pose, goal) -> tuple:
+    """-> (distance m, |yaw error| rad, cost = distance + 1 m/rad * |yaw error|)."""
+    d = float(np.hypot(goal[0] - pose[0], goal[1] - pose[1]))
+    y = float(abs(wrap_angle(goal[2] - pose[2])))
+    return d, y, d + YAW_COST_M_PER_RAD * y
+
+
+# ---------------------------------------------------------------- explore
+
+
+class CoverageGrid:
+    """Floor area seen so far, on a coarse grid, from camera poses and the horizontal FOV.
+
+    Each frame casts ``rays`` rays across the FOV out to ``view_range`` metres, sampled every half
+    cell; with a known scene a ray stops at the first solid cell (walls occlude), without one
+    (image starts) it sees ``view_range``. Every grid cell a ray sample falls in counts as seen.
+    """
+
+    def __init__(self, cell: float = 0.5, view_range: float = 6.0, rays: int = 16, scene=None,
+                 hfov_deg: float = DEFAULT_HFOV_DEG):
+        self.cell, self.scene = float(cell), scene
+        half = np.deg2rad(hfov_deg) / 2
+        self.angles = np.linspace(-half, half, rays)                          # (R,)
+        self.dists = np.arange(0.5 * cell, view_range + 1e-9, 0.5 * cell)     # (S,)
+        self.seen: set = set()
+
+    @property
+    def area(self) -> float:
+        return len(self.seen) * self.cell ** 2
+
+    def update(self, poses) -> float:
+        """Mark what ``poses`` (N, 3) see; returns the newly seen area in m^2."""
+        before = len(self.seen)
+        for p in np.asarray(poses, np.float64).reshape(-1, 3):
+            a = p[2] + self.angles                                           # (R,)
+            pts = p[:2] + self.dists[None, :, None] * np.stack([np.cos(a), np.sin(a)], -1)[:, None]  # (R, S, 2)
+            if self.scene is not None:
+                blocked = np.logical_or.accumulate(~self.scene.is_free(pts, clearance=0.0), axis=1)
+                pts = pts[~blocked]
+            else:
+                pts = pts.reshape(-1, 2)
+            ij = np.floor(pts / self.cell).astype(np.int64)
+            self.seen.update(zip(ij[:, 0].tolist(), ij[:, 1].tolist()))
+        return (len(self.seen) - before) * self.cell ** 2
+
+
+class ExploreEnv(CamWorldEnv):
+    """
+    ## Description
+
+    Explore: see as much new floor as possible. The floor is a coarse grid (0.5 m cells); a cell
+    counts as seen once a ray of the camera's horizontal FOV (52.67 degrees, 16 rays, out to 6 m)
+    reaches it. In episodes started in a sim scene (both ids) walls stop the rays; in image starts
+    the rays see the full 6 m. The reward uses poses only, so it is the same in the learned world and
+    in the sim twin.
+
+    ## Action Space
+
+    As ``CamWorldEnv``: ``Discrete(7)`` (noop, forward, backward, turn left, turn right, strafe
+    left, strafe right; 1 m and 12 degrees per step at ``frames_per_step=4``), or continuous/pose.
+
+    ## Observation Space
+
+    ``Box(0, 255, (H, W, 3), uint8)``: the last frame of the segment.
+
+    ## Rewards
+
+    The floor area (m^2) first seen during the step. What the start frame sees is free.
+
+    ## Termination
+
+    None; truncation after ``max_episode_steps`` (registered: 200).
+
+    ## Info
+
+    As ``CamWorldEnv``, plus ``seen_area_m2`` (float, total) and ``new_area_m2`` (float, this step).
+
+    ## Arguments
+
+    As ``CamWorldEnv``, plus ``cell`` (m, 0.5) and ``view_range`` (m, 6.0).
+
+    ## Registered ids
+
+    ``CamWorld-Explore-v0``, ``ContextAsMemory-Explore-v0``; or ``task="explore"``.
+    """
+
+    def __init__(self, *args, cell: float = 0.5, view_range: float = 6.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not cell > 0 or not view_range > 0:
+            raise ValueError(f"cell and view_range must be > 0 metres, got cell={cell}, view_range={view_range}")
+        self.cell, self.view_range = float(cell), float(view_range)
+        self._grid, self._new = None, 0.0
+
+    def _task_start(self, frames, poses):
+        self._grid = CoverageGrid(self.cell, self.view_range, scene=self.scene)
+        self._grid.update(poses)
+        self._new = 0.0
+
+    def _task_reward(self, frames, poses):
+        self._new = self._grid.update(poses)
+        return self._new, False
+
+    def _task_info(self):
+        return {"seen_area_m2": float(self._grid.area), "new_area_m2": float(self._new)}
+
+
+# ---------------------------------------------------------------- reaching a pose
+
+
+class _ReachPoseEnv(CamWorldEnv):
+    """Shared by return and goal-view: after a scripted excursion, reach ``goal_pose``."""
+
+    excursion_kinds = ("rotate", "walk")
+
+    def __init__(self, *args, excursion: str | None = None, arrival_distance: float | None = None,
+                 arrival_yaw_deg: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        b = self.bounds
+        self.arrival_distance = float(arrival_distance if arrival_distance is not None
+                                      else max(ARRIVAL_DISTANCE_M, ARRIVAL_STEP_FRACTION * b.discrete_move))
+        self.arrival_yaw_deg = float(arrival_yaw_deg if arrival_yaw_deg is not None
+                                     else max(ARRIVAL_YAW_DEG, ARRIVAL_STEP_FRACTION * b.discrete_turn_deg))
+        if not self.arrival_distance > 0 or not self.arrival_yaw_deg > 0:
+            raise ValueError(f"arrival_distance and arrival_yaw_deg must be > 0, got {self.arrival_distance}, "
+                             f"{self.arrival_yaw_deg}")
+        if excursion is not None and excursion not in self.excursion_kinds:
+            raise ValueError(f"excursion must be one of {self.excursion_kinds} or None (random), got {excursion!r}")
+        self.excursion = excursion
+        self.goal_pose = self.goal_frame = None
+        self._cost = 0.0
+
+    def _pick_kind(self) -> str:
+        rng = self.np_random
+        return self.excursion or self.excursion_kinds[int(rng.integers(len(self.excursion_kinds)))]
+
+    def _task_excursion(self):
+        return excursion_poses(self._pick_kind(), self.pose, self.np_random, self.scene)
+
+    def _set_goal(self, frame, pose):
+        self.goal_frame, self.goal_pose = np.asarray(frame).copy(), np.asarray(pose, np.float64).copy()
+        self._cost = pose_error(self.pose, self.goal_pose)[2]
+
+    def _arrived(self) -> bool:
+        d, y, _ = pose_error(self.pose, self.goal_pose)
+        return d <= self.arrival_distance and np.rad2deg(y) <= self.arrival_yaw_deg
+
+    def _task_reward(self, frames, poses):
+        cost = pose_error(self.pose, self.goal_pose)[2]
+        reward, self._cost = self._cost - cost, cost
+        arrived = self._arrived()
+        return reward + (ARRIVAL_BONUS if arrived else 0.0), arrived
+
+    def _task_info(self):
+        d, y, _ = pose_error(self.pose, self.goal_pose)
+        return {"goal_pose": self.goal_pose.copy(), "goal_distance": d, "goal_yaw_error_deg": float(np.rad2deg(y)),
+                "arrived": bool(self._arrived()), "goal_psnr": psnr(self.frame, self.goal_frame)}
+
+
+class ReturnEnv(_ReachPoseEnv):
+    """
+    ## Description
+
+    Return to start. After the start frame the camera is driven through a forced scripted
+    excursion, generated by the world like any other frames (the paper's revisit trajectories):
+    ``"rotate"`` turns in place by 60-180 degrees; ``"walk"`` walks backwards 1.5-3 m and then
+    turns away by 45-135 degrees. The agent then has to bring the camera back to the start pose.
+    The excursion frames come in the reset ``info["frames"]``; ``info["goal_psnr"]`` compares the
+    current frame with the start frame, so a world that remembers shows a high PSNR on arrival.
+
+    ## Action Space
+
+    As ``CamWorldEnv``: ``Discrete(7)`` (noop, forward, backward, turn left, turn right, strafe
+    left, strafe right; 1 m and 12 degrees per step at ``frames_per_step=4``), or continuous/pose.
+
+    ## Observation Space
+
+    ``Box(0, 255, (H, W, 3), uint8)``: the last frame of the segment.
+
+    ## Rewards
+
+    Progress: the decrease of the pose error (distance in m + 1 m per radian of yaw error) during
+    the step, plus 10 on arrival at the start pose: within ``arrival_distance`` (default
+    max(0.5 m, 0.55 x the discrete move): 0.55 m at ``frames_per_step=4``) and ``arrival_yaw_deg``
+    (default max(10, 0.55 x the discrete turn) degrees: 10 at 4), so that discrete agents can get there.
+
+    ## Termination
+
+    Terminates on arrival; truncation after ``max_episode_steps`` (registered: 100).
+
+    ## Info
+
+    As ``CamWorldEnv``, plus ``goal_pose`` (= ``start_pose``), ``goal_distance`` (m),
+    ``goal_yaw_error_deg``, ``arrived`` (bool), ``goal_psnr`` (dB, current vs start frame).
+
+    ## Arguments
+
+    As ``CamWorldEnv``, plus ``excursion``: "rotate", "walk" or None (random per episode), and
+    ``arrival_distance`` (m), ``arrival_yaw_deg`` (None: the defaults above).
+
+    ## Registered ids
+
+    ``CamWorld-Return-v0``, ``ContextAsMemory-Return-v0``; or ``task="return"``.
+    """
+
+    def _task_start(self, frames, poses):
+        self._set_goal(frames[0], poses[0])
+
+
+class GoalViewEnv(_ReachPoseEnv):
+    """
+    ## Description
+
+    Goal view. A scripted tour (a walk-and-turn excursion followed by a turn, generated by the
+    world) shows the agent the place; one frame of that tour whose pose error from where the tour
+    ends is at least 1 (metres plus radians of yaw) becomes the goal. The agent observes its current frame and
+    the goal frame and must reach the pose that reproduces the goal. Only a world that remembers
+    makes this solvable: if the world regenerates the place differently on the way back, the goal
+    frame no longer tells where to go (``info["goal_psnr"]`` measures it).
+
+    ## Action Space
+
+    As ``CamWorldEnv``: ``Discrete(7)`` (noop, forward, backward, turn left, turn right, strafe
+    left, strafe right; 1 m and 12 degrees per step at ``frames_per_step=4``), or continuous/pose.
+
+    ## Observation Space
+
+    ``Dict(frame=Box(0, 255, (H, W, 3), uint8), goal=Box(0, 255, (H, W, 3), uint8))``: the last
+    frame of the segment and the goal frame (constant during the episode). Use
+    ``camworld.agents.GoalFrameExtractor`` with SB3's ``MultiInputPolicy``.
+
+    ## Rewards
+
+    Progress: the decrease of the pose error to the goal pose (distance in m + 1 m per radian of
+    yaw error) during the step, plus 10 on arrival (within ``arrival_distance`` and
+    ``arrival_yaw_deg``, as in ``ReturnEnv``: 0.55 m and 10 degrees at ``frames_per_step=4``).
+
+    ## Termination
+
+    Terminates on arrival; truncation after ``max_episode_steps`` (registered: 100).
+
+    ## Info
+
+    As ``CamWorldEnv``, plus ``goal_pose``, ``goal_distance`` (m), ``goal_yaw_error_deg``,
+    ``arrived`` (bool), ``goal_psnr`` (dB, current vs goal frame).
+
+    ## Arguments
+
+    As ``CamWorldEnv``, plus ``excursion``: "rotate", "walk" or None (random): the first leg of the
+    tour, and ``arrival_distance`` (m), ``arrival_yaw_deg`` (None: as in ``ReturnEnv``).
+
+    ## Registered ids
+
+    ``CamWorld-GoalView-v0``, ``ContextAsMemory-GoalView-v0``; or ``task="goal-view"``.
+    """
+
+    MIN_GOAL_COST = 1.0   # m-equivalent pose error between the goal and where the tour ends (1 m or ~57 deg)
+
+    def _observation_space(self):
+        return spaces.Dict({"frame": self.frame_space, "goal": self.frame_space})
+
+    def _observation(self, frame):
+        return {"frame": frame.copy(), "goal": self.goal_frame.copy()}
+
+    def _task_excursion(self):
+        rng = self.np_random
+        first = excursion_poses(self._pick_kind(), self.pose, rng, self.scene)
+        second = _turn(first[-1], (1 if rng.random() < 0.5 else -1) * np.deg2rad(rng.uniform(60.0, 120.0)))
+        return np.concatenate([first, second])
+
+    def _task_start(self, frames, poses):
+        end = poses[-1]
+        cost = np.array([pose_error(p, end)[2] for p in poses[:-1]])
+        far = np.flatnonzero(cost >= min(self.MIN_GOAL_COST, cost.max()))
+        j = int(far[self.np_random.integers(len(far))])
+        self._set_goal(frames[j], poses[j])
+
+
+TASKS = {None: CamWorldEnv, "explore": ExploreEnv, "return": ReturnEnv, "goal-view": GoalViewEnv}

@@ -1,0 +1,434 @@
+"""The base Gymnasium env: a camera in a generated (or ground-truth) world, moved by actions.
+
+``CamWorldEnv`` owns the spaces, ``reset``/``step``, episode starts, walls, infos and rendering;
+tasks (``camworld.envs.tasks``) override hooks: ``_task_excursion``, ``_task_reward``,
+``_task_info`` and, for Dict observations, ``_observation``. A step is split in two halves
+(``_step_begin`` -> target poses, ``_step_end`` <- frames) so that a vector env can step all its
+worlds in one batched backend call between them.
+
+Letters: T frames per step, L frames of a scripted excursion, H/W frame size, k context size.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from camworld.envs.actions import (ACTION_TYPES, ActionBounds, action_space, action_table_markdown, end_pose,
+                                   segment_poses)
+from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, make_backend
+from camworld.geometry import planar_to_extrinsics
+
+RESET_OPTIONS = ("scene_seed", "style", "prompt", "pose", "image")
+CLEARANCE_M = 0.3          # the camera keeps this far from walls (scene.is_free's default)
+NO_SCENE = -1              # info["scene_seed"] of episodes started from a user's image
+
+
+class CamWorldEnv(gym.Env):
+    """
+    ## Description
+
+    A camera in a world that a video model generates as it moves (the Context-as-Memory paper):
+    every step the agent says where the camera goes, the world generates the frames seen along the
+    way, conditioned on frames it retrieved from its memory of everything generated so far, and the
+    agent observes the last one. ``ContextAsMemory-v0`` is the learned world (the shipped
+    checkpoint by default); ``CamWorld-v0`` has the same interface but renders the frames with the
+    ground-truth procedural sim (``camworld.sim``), a fast twin that never forgets.
+
+    Episodes start from a real frame: a held-out sim scene rendered at a free pose, or the user's
+    own image (``options["image"]``, learned world only: the open-domain start of the paper).
+
+    This base env has no task: reward 0, no termination. Tasks are registered as their own ids.
+
+    ## Action Space
+
+    ``action_type="discrete"`` (default), ``Discrete(7)``; sizes per step at the default
+    ``frames_per_step=4`` (they scale with it):
+
+    | Num | Name | Action |
+    |---|---|---|
+    | 0 | noop | stay (the world still generates the segment) |
+    | 1 | forward | move forward 1.00 m |
+    | 2 | backward | move backward 1.00 m |
+    | 3 | turn_left | turn left 12.0 degrees |
+    | 4 | turn_right | turn right 12.0 degrees |
+    | 5 | strafe_left | move left 1.00 m without turning |
+    | 6 | strafe_right | move right 1.00 m without turning |
+
+    ``action_type="continuous"``: ``Box(3,)`` float32 = (forward m, strafe-left m, yaw-left deg)
+    per step, translation in the camera's frame at the start of the step. Bounds follow the paper's
+    trajectories (6 m and 60 degrees per 77 frames at 30 fps; one generated frame is 4 sim frames):
+    0.312 m and 3.12 degrees per generated frame, times ``frames_per_step`` (1.25 m and 12.5
+    degrees at 4). Actions outside the box raise ``ValueError``; SB3 clips to the box for you.
+
+    ``action_type="pose"``: ``Box(3,)`` float32 = an absolute target pose (x m, y m, yaw rad) for
+    the end of the segment (the paper's "user provides the next camera pose"). A target farther than
+    one step's bounds is approached by at most the bounds (``info["pose_clipped"]``).
+
+    In every case the camera moves on a straight line and turns linearly over the ``T`` frames
+    (``geometry.interpolate_poses``).
+
+    ## Walls
+
+    Movement is camera control. Episodes started in a sim scene (both ids) keep the scene's walls:
+    a frame whose move would come closer than 0.3 m to a wall stops there; the camera keeps
+    turning, and ``info["collided"]`` is True. Episodes started from an image have no known
+    geometry: the camera is free.
+
+    ## Observation Space
+
+    ``Box(0, 255, (H, W, 3), uint8)``: the last generated frame of the segment (default 64x64).
+
+    ## Info
+
+    | key | value |
+    |---|---|
+    | frames | uint8 (T, H, W, 3): every frame of the segment (at reset: the start frame and any scripted excursion) |
+    | poses | float64 (T, 3): their planar poses |
+    | pose | float64 (3,): the current pose (x, y, yaw) |
+    | start_pose | float64 (3,): the pose of the start frame |
+    | extrinsics | float64 (3, 4): camera-to-world [R\\|t] of the current pose (OpenCV axes) |
+    | retrieved | int64 (k,): memory indices used as context in the last step, -1-padded |
+    | memory_size | int: frames in the world's memory |
+    | scene_seed | int: the source scene, -1 for image starts |
+    | collided | bool: a wall stopped the camera this step |
+    | pose_clipped | bool: a "pose" action was farther than one step |
+    | prompt | str or None (reset only): the caption the world is conditioned on |
+
+    ## Rewards, Termination
+
+    No reward and no termination here; truncation after ``max_episode_steps`` (registered: 200).
+
+    ## Arguments
+
+    ``action_type`` ("discrete", "continuous", "pose"), ``retrieval`` (strategy name, default
+    "coverage"), ``context_size`` (k, default 8), ``frames_per_step`` (T, default 4),
+    ``frame_size`` (int or (H, W); default the backend's: 64 for the sim, the checkpoint's for the
+    learned world), ``checkpoint`` (path; None = the shipped one), ``device`` ("auto"),
+    ``render_mode`` ("rgb_array": ``render()`` returns the last frame; "human": a pygame window),
+    ``sample_steps``/``guidance`` (sampler overrides), ``memory_capacity``.
+
+    ## Reset options
+
+    ``scene_seed`` (int; default drawn from the held-out range >= ``camworld.sim.EVAL_SEED_OFFSET``
+    by the reset seed), ``style`` (one of ``camworld.sim.STYLES``), ``prompt`` (str), ``pose``
+    ((x, y, yaw); default a random free pose), ``image`` (uint8 (H, W, 3) RGB start frame; resized
+    with a warning if its size differs).
+
+    ## Registered ids
+
+    ``ContextAsMemory-v0``, ``CamWorld-v0`` (see ``camworld.envs.registration.ENV_TABLE``).
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 8}
+
+    def __init__(self, backend="sim", action_type: str = "discrete", retrieval: str = DEFAULT_RETRIEVAL,
+                 context_size: int = 8, frames_per_step: int = 4, frame_size=None, checkpoint=None,
+                 device="auto", render_mode: str | None = None, sample_steps: int | None = None,
+                 guidance: float | None = None, memory_capacity: int = 100_000, slot: int = 0):
+        if action_type not in ACTION_TYPES:
+            raise ValueError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        if isinstance(frames_per_step, bool) or not isinstance(frames_per_step, (int, np.integer)) \
+                or not 1 <= frames_per_step <= 64:
+            raise ValueError(f"frames_per_step must be an int in [1, 64], got {frames_per_step!r}")
+        size = _frame_size(frame_size)
+        if isinstance(backend, str):
+            if backend not in BACKENDS:
+                raise ValueError(f"backend must be one of {BACKENDS} or a backend object, got {backend!r}")
+            backend = make_backend(backend, 1, frame_size=size, retrieval=retrieval, context_size=context_size,
+                                   checkpoint=checkpoint, device=device, memory_capacity=memory_capacity,
+                                   sample_steps=sample_steps, guidance=guidance)
+            slot = 0
+        elif size is not None and tuple(size) != tuple(backend.frame_size):
+            raise ValueError(f"frame_size={size} does not match the shared backend's {backend.frame_size}")
+        if not 0 <= int(slot) < backend.num_worlds:
+            raise ValueError(f"slot {slot} out of range for a backend of {backend.num_worlds} worlds")
+        self.backend, self.slot = backend, int(slot)
+        self.action_type, self.render_mode = action_type, render_mode
+        self.frames_per_step = int(frames_per_step)
+        self.context_size = backend.context_size
+        self.frame_size = tuple(backend.frame_size)
+        self.bounds = ActionBounds(self.frames_per_step, backend.frame_stride)
+        self.metadata = {**type(self).metadata, "render_fps": int(round(self.bounds.fps))}
+        H, W = self.frame_size
+        self.frame_space = spaces.Box(0, 255, (H, W, 3), np.uint8)
+        self.observation_space = self._observation_space()
+        self.action_space = action_space(action_type, self.bounds)
+        self._viewer = None
+        self._scene_cache = {}
+        self._started = False
+        self._pending = None
+
+    # ---------------------------------------------------------------- hooks for tasks
+
+    def _observation_space(self) -> spaces.Space:
+        return self.frame_space
+
+    def _observation(self, frame: np.ndarray):
+        """The observation from the newest frame (a fresh copy)."""
+        return frame.copy()
+
+    def _task_excursion(self) -> np.ndarray | None:
+        """Poses (L, 3) of a forced scripted excursion after the start frame, or None."""
+        return None
+
+    def _task_start(self, frames: np.ndarray, poses: np.ndarray):
+        """Called once the start (and excursion) frames exist: frames (L + 1, H, W, 3), poses (L + 1, 3)."""
+
+    def _task_reward(self, frames: np.ndarray, poses: np.ndarray) -> tuple:
+        """-> (reward float, terminated bool) after a step whose frames/poses are (T, ...)."""
+        return 0.0, False
+
+    def _task_info(self) -> dict:
+        """Extra info entries (fresh objects every call)."""
+        return {}
+
+    # ---------------------------------------------------------------- reset
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        segments = self._reset_begin(seed, options)
+        for seg in segments:
+            self._reset_absorb(self._backend_step(seg), seg)
+        return self._reset_end()
+
+    def _reset_begin(self, seed, options) -> list:
+        """Start an episode (scene, start frame, backend reset). -> scripted segments [(T, 3), ...] to generate."""
+        super().reset(seed=seed)
+        opts = self._check_options(options)
+        rng = self.np_random
+        default_seed = self._default_scene_seed(rng)
+        world_seed = int(rng.integers(0, 2**31 - 1))
+        H, W = self.frame_size
+        if "image" in opts:
+            scene, scene_seed = None, NO_SCENE
+            frame = _fit_image(opts["image"], (H, W))
+            pose = _check_pose(opts.get("pose", (0.0, 0.0, 0.0)))
+            prompt = opts.get("prompt")
+        else:
+            from camworld.sim import render, scene_caption
+
+            scene_seed = int(opts.get("scene_seed", default_seed))
+            scene = self._scene(scene_seed, opts.get("style"))
+            if "pose" in opts:
+                pose = _check_pose(opts["pose"])
+                if not bool(np.all(scene.is_free(pose[:2], clearance=CLEARANCE_M))):
+                    raise ValueError(f"start pose (x, y) = ({pose[0]:.2f}, {pose[1]:.2f}) is inside a wall or closer than "
+                                     f"{CLEARANCE_M} m to one in scene {scene_seed}; pick a free point "
+                                     "(scene.is_free) or omit options['pose'] for a random free pose")
+            else:
+                pose = np.asarray(scene.sample_free_pose(rng), np.float64)
+            frame = render(scene, pose[None], H, W)[0][0]
+            prompt = opts["prompt"] if "prompt" in opts else scene_caption(scene, rng)
+        self.scene, self.scene_seed, self.prompt = scene, scene_seed, prompt
+        self.backend.reset(self.slot, frame, pose, prompt=prompt, seed=world_seed, scene=scene)
+        self.pose, self.frame, self.steps = pose.copy(), frame.copy(), 0
+        self.start_pose, self.start_frame = pose.copy(), frame.copy()
+        self._started, self._pending = True, None
+        self._collided = self._clipped = False
+        self._reset_frames, self._reset_poses = [frame[None]], [pose[None]]
+        exc = self._task_excursion()
+        if exc is None or len(exc) == 0:
+            return []
+        exc = np.asarray(exc, np.float64).reshape(-1, 3)
+        T = self.frames_per_step
+        pad = (-len(exc)) % T                                       # repeat the last pose to fill the last segment
+        exc = np.concatenate([exc, np.repeat(exc[-1:], pad, 0)]) if pad else exc
+        return [exc[j:j + T] for j in range(0, len(exc), T)]
+
+    def _reset_absorb(self, frames: np.ndarray, poses: np.ndarray):
+        """Take the frames of one scripted excursion segment."""
+        self._reset_frames.append(np.asarray(frames))
+        self._reset_poses.append(np.asarray(poses, np.float64))
+        self.frame, self.pose = np.asarray(frames[-1]).copy(), np.asarray(poses[-1], np.float64).copy()
+
+    def _reset_end(self):
+        frames = np.concatenate(self._reset_frames)
+        poses = np.concatenate(self._reset_poses)
+        self._reset_frames = self._reset_poses = None
+        self._task_start(frames, poses)
+        info = self._info(frames, poses)
+        info["prompt"] = self.prompt
+        if self.render_mode == "human":   # the start and any excursion, in at most ~2 s
+            self._show(frames, fps=max(self.bounds.fps, len(frames) / 2.0))
+        return self._observation(self.frame), info
+
+    # ---------------------------------------------------------------- step
+
+    def step(self, action):
+        target = self._step_begin(action)
+        return self._step_end(self._backend_step(target))
+
+    def _step_begin(self, action) -> np.ndarray:
+        """Validate the action -> target poses (T, 3) of the segment (walls applied)."""
+        if not self._started:
+            raise RuntimeError("call env.reset() before env.step(): the world has no start frame yet")
+        end, self._clipped = end_pose(action, self.action_type, self.pose, self.bounds)
+        poses, self._collided = segment_poses(self.pose, end, self.frames_per_step, self.scene, CLEARANCE_M)
+        self._pending = poses
+        return poses
+
+    def _step_end(self, frames: np.ndarray):
+        poses, self._pending = self._pending, None
+        if poses is None:
+            raise RuntimeError("_step_end without _step_begin")
+        frames = np.array(frames, dtype=np.uint8, copy=True)               # (T, H, W, 3), never a view
+        self.frame, self.pose, self.steps = frames[-1].copy(), poses[-1].copy(), self.steps + 1
+        reward, terminated = self._task_reward(frames, poses)
+        info = self._info(frames, poses)
+        if self.render_mode == "human":
+            self._show(frames)
+        return self._observation(self.frame), float(reward), bool(terminated), False, info
+
+    def _backend_step(self, poses: np.ndarray) -> np.ndarray:
+        """Generate one segment in this env's world only: poses (T, 3) -> frames (T, H, W, 3)."""
+        B, T = self.backend.num_worlds, len(poses)
+        full = np.zeros((B, T, 3))
+        full[self.slot] = poses
+        active = np.zeros(B, bool)
+        active[self.slot] = True
+        return self.backend.step(full, active=active)[self.slot]
+
+    # ---------------------------------------------------------------- info, render, close
+
+    def _info(self, frames: np.ndarray, poses: np.ndarray) -> dict:
+        k = self.context_size
+        used = np.asarray(self.backend.last_retrieved[self.slot], np.int64)[-k:]
+        retrieved = np.full(k, -1, np.int64)
+        retrieved[: len(used)] = used
+        info = {
+            "frames": np.array(frames, np.uint8, copy=True),
+            "poses": np.array(poses, np.float64, copy=True),
+            "pose": self.pose.copy(),
+            "start_pose": self.start_pose.copy(),
+            "extrinsics": planar_to_extrinsics(self.pose),
+            "retrieved": retrieved,
+            "memory_size": int(len(self.backend.memories[self.slot])),
+            "scene_seed": int(self.scene_seed),
+            "collided": bool(self._collided),
+            "pose_clipped": bool(self._clipped),
+        }
+        info.update(self._task_info())
+        return info
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            if not self._started:
+                return np.zeros(self.frame_space.shape, np.uint8)
+            return self.frame.copy()
+        if self.render_mode == "human":
+            if self._started:
+                self._show(self.frame)
+            return None
+        return None
+
+    def _show(self, frames, fps=None):
+        if self._viewer is None:
+            from camworld.envs.viewer import Viewer
+
+            self._viewer = Viewer(self.frame_size, fps=self.bounds.fps, title=type(self).__name__)
+        self._viewer.show(frames, fps)
+
+    def close(self):
+        if self._viewer is not None:
+            self._viewer.close()
+            self._viewer = None
+        self._scene_cache = {}
+
+    # ---------------------------------------------------------------- helpers
+
+    def _default_scene_seed(self, rng) -> int:
+        from camworld.sim import EVAL_SEED_OFFSET
+
+        return int(EVAL_SEED_OFFSET + rng.integers(0, EVAL_SEED_OFFSET))
+
+    def _scene(self, seed: int, style):
+        key = (seed, style)
+        if key not in self._scene_cache:
+            from camworld.sim import make_scene
+
+            self._scene_cache = {key: make_scene(seed, style=style)}   # keep one: resets often reuse a seed
+        return self._scene_cache[key]
+
+    def _check_options(self, options) -> dict:
+        if options is None:
+            return {}
+        if not isinstance(options, dict):
+            raise TypeError(f"options must be a dict (keys {RESET_OPTIONS}) or None, got {type(options).__name__}")
+        bad = sorted(set(options) - set(RESET_OPTIONS))
+        if bad:
+            raise ValueError(f"unknown reset option(s) {bad}; valid options are {list(RESET_OPTIONS)}")
+        opts = {k: v for k, v in options.items() if v is not None}
+        if "image" in opts:
+            if self.backend.needs_scene:
+                raise ValueError("options['image'] needs the learned world: the sim twin (CamWorld-v0) can only "
+                                 "render its own procedural scenes; use gym.make('ContextAsMemory-v0')")
+            both = sorted({"scene_seed", "style"} & set(opts))
+            if both:
+                raise ValueError(f"options {both} choose a sim scene, options['image'] starts from your own image: "
+                                 "pass one or the other")
+        if "scene_seed" in opts:
+            s = opts["scene_seed"]
+            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+                raise ValueError(f"options['scene_seed'] must be an int >= 0, got {s!r}")
+        if "style" in opts:
+            from camworld.sim import STYLES
+
+            if opts["style"] not in STYLES:
+                raise ValueError(f"options['style'] must be one of {list(STYLES)}, got {opts['style']!r}")
+        if "prompt" in opts and not isinstance(opts["prompt"], str):
+            raise TypeError(f"options['prompt'] must be a str, got {type(opts['prompt']).__name__}")
+        return opts
+
+    @classmethod
+    def action_table(cls, frames_per_step: int = 4, frame_stride: int = 4) -> str:
+        """The discrete action table (Markdown) for given settings."""
+        return action_table_markdown(ActionBounds(frames_per_step, frame_stride))
+
+
+def _frame_size(frame_size):
+    if frame_size is None:
+        return None
+    if isinstance(frame_size, (int, np.integer)) and not isinstance(frame_size, bool):
+        frame_size = (int(frame_size), int(frame_size))
+    try:
+        H, W = (int(v) for v in frame_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"frame_size must be an int or (H, W), got {frame_size!r}") from None
+    if not (8 <= H <= 1024 and 8 <= W <= 1024):
+        raise ValueError(f"frame_size must be between 8 and 1024 pixels per side, got {(H, W)}")
+    return (H, W)
+
+
+def _check_pose(pose) -> np.ndarray:
+    try:
+        p = np.asarray(pose, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"options['pose'] must be (x m, y m, yaw rad), got {pose!r}") from None
+    if p.shape != (3,) or not np.all(np.isfinite(p)):
+        raise ValueError(f"options['pose'] must be 3 finite numbers (x m, y m, yaw rad), got {pose!r}")
+    return p
+
+
+def _fit_image(image, size) -> np.ndarray:
+    """Validate a user's start frame; resize (with a warning) to the world's frame size."""
+    img = np.asarray(image)
+    H, W = size
+    if img.ndim != 3 or img.shape[2] != 3:
+        hint = " (drop the alpha channel: image[..., :3])" if img.ndim == 3 and img.shape[2] == 4 else ""
+        raise ValueError(f"options['image'] must be an RGB image uint8 (H, W, 3), got shape {img.shape}{hint}")
+    if img.dtype != np.uint8:
+        hint = (" (floats in [0, 1]: (image * 255).round().astype(np.uint8))"
+                if np.issubdtype(img.dtype, np.floating) else " (convert with .astype(np.uint8))")
+        raise ValueError(f"options['image'] must be uint8 in [0, 255], got {img.dtype}{hint}")
+    if img.shape[:2] != (H, W):
+        from PIL import Image
+
+        warnings.warn(f"options['image'] is {img.shape[1]}x{img.shape[0]} (WxH); resized to the world's "
+                      f"{W}x{H} frames (aspect ratio not kept; crop it first to keep it)", stacklevel=4)
+        img = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((W, H), Image.LANCZOS))
+    return np.ascontiguousarray(img, dtype=np.uint8).copy()

@@ -1,0 +1,135 @@
+"""camworld.agents: scripted policies reach their goals, feature extractors fit camworld frames,
+the train/evaluate helpers run end to end (tiny settings, sim twin at 32x32)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import camworld  # noqa: F401  (registers the ids)
+from camworld.agents import RandomWalkPolicy, ReturnToStartPolicy, WaypointFollower, evaluate, steer
+
+KW = dict(frame_size=32, frames_per_step=2, context_size=4)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models on 2 shared cores: one intra-op thread is ~10x faster than two fighting for them."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("action_type", ["discrete", "continuous", "pose"])
+def test_return_to_start_reaches_the_start(action_type):
+    res = evaluate(ReturnToStartPolicy, "CamWorld-Return-v0", episodes=4, seed=0,
+                   env_kwargs=dict(KW, action_type=action_type))
+    assert res["success_rate"] == 1.0, res
+    assert res["mean_return"] > 10.0                  # progress back plus the arrival bonus
+
+
+def test_return_to_start_after_wandering():
+    """Breadcrumbs: wander with a random walk (walls included), then the policy brings the camera home."""
+    env = gym.make("CamWorld-v0", **KW)
+    obs, info = env.reset(seed=3)
+    walker, home = RandomWalkPolicy(env, seed=3), ReturnToStartPolicy(env)
+    home.reset(obs, info)
+    for _ in range(12):
+        obs, _, _, _, info = env.step(walker.act(obs, info))
+        home.observe(info)
+    for _ in range(80):
+        if home.done:
+            break
+        obs, _, _, _, info = env.step(home.act(obs, info))
+    d = np.hypot(*(info["pose"][:2] - info["start_pose"][:2]))
+    yaw = abs(np.angle(np.exp(1j * (info["pose"][2] - info["start_pose"][2]))))
+    assert home.done and d <= home.tolerance and np.rad2deg(yaw) <= home.yaw_tolerance_deg
+    env.close()
+
+
+def test_waypoint_follower_reaches_goal_view_pose():
+    env = gym.make("CamWorld-GoalView-v0", **KW)
+    u = env.unwrapped
+    for seed in range(3):
+        obs, info = env.reset(seed=seed)
+        policy = WaypointFollower(env, info["goal_pose"][None])
+        terminated = False
+        for _ in range(60):
+            obs, _, terminated, truncated, info = env.step(policy.act(obs, info))
+            if terminated or truncated:
+                break
+        assert terminated and info["arrived"]
+        assert info["goal_distance"] <= u.arrival_distance and info["goal_yaw_error_deg"] <= u.arrival_yaw_deg
+    env.close()
+
+
+def test_goal_frame_is_the_view_at_the_goal_pose():
+    """In the sim twin, standing exactly at the goal pose reproduces the goal frame pixel for pixel."""
+    env = gym.make("CamWorld-GoalView-v0", **KW, action_type="pose", arrival_distance=1e-6, arrival_yaw_deg=1e-4)
+    obs, info = env.reset(seed=4)
+    for _ in range(40):
+        obs, _, terminated, _, info = env.step(info["goal_pose"].astype(np.float32))
+        if np.allclose(info["pose"], info["goal_pose"], atol=1e-5):
+            break
+    np.testing.assert_array_equal(obs["frame"], obs["goal"])
+    assert terminated and info["goal_psnr"] > 60.0
+    env.close()
+
+
+@pytest.mark.parametrize("action_type", ["discrete", "continuous", "pose"])
+def test_random_walk_actions_are_valid(action_type):
+    env = gym.make("CamWorld-Explore-v0", **KW, action_type=action_type)
+    obs, info = env.reset(seed=0)
+    policy = RandomWalkPolicy(env, seed=0)
+    total = 0.0
+    for _ in range(15):
+        a = policy.act(obs, info)
+        assert env.action_space.contains(np.asarray(a, env.action_space.dtype) if action_type != "discrete" else a)
+        obs, r, _, _, info = env.step(a)
+        total += r
+    assert total > 0.0                                    # a wandering camera sees new floor
+    env.close()
+
+
+def test_steer_discrete_turns_then_goes():
+    from camworld.envs import ActionBounds
+
+    b = ActionBounds(4)
+    assert steer((0, 0, 0), (5, 0, 0), "discrete", b) == 1            # ahead: forward
+    assert steer((0, 0, 0), (0, 5, 0), "discrete", b) == 3            # to the left: turn left
+    assert steer((0, 0, 0), (0, -5, 0), "discrete", b) == 4
+    assert steer((0, 0, 0), (0.1, 0, np.pi / 2), "discrete", b) == 3  # there: turn to the goal yaw
+    assert steer((0, 0, 0), (0.1, 0, 0.0), "discrete", b) == 0
+    a = steer((0, 0, 0), (5, 5, 1.0), "continuous", b)
+    assert np.all(np.abs(a) <= [b.max_move, b.max_move, b.max_turn_deg])
+
+
+def test_feature_extractors():
+    torch = pytest.importorskip("torch")
+    from gymnasium import spaces
+
+    from camworld.agents import FrameCNN, GoalFrameExtractor
+
+    for size in (32, 64):
+        box = spaces.Box(0, 255, (3, size, size), np.uint8)          # SB3 hands over channel-first
+        net = FrameCNN(box, features_dim=64)
+        assert net(torch.rand(2, 3, size, size)).shape == (2, 64)
+        goal = GoalFrameExtractor(spaces.Dict({"frame": box, "goal": box}), features_dim=48)
+        assert goal({"frame": torch.rand(2, 3, size, size), "goal": torch.rand(2, 3, size, size)}).shape == (2, 48)
+    with pytest.raises(ValueError, match="keys"):
+        GoalFrameExtractor(spaces.Dict({"frame": box}))
+
+
+def test_train_and_evaluate_goal_view():
+    from camworld.agents import train
+
+    model = train("CamWorld-GoalView-v0", total_timesteps=16, num_envs=2, env_kwargs=KW, features_dim=32,
+                  algo_kwargs=dict(n_steps=8, batch_size=8, n_epochs=1))
+    res = evaluate(model, "CamWorld-GoalView-v0", episodes=1, env_kwargs=KW, max_steps=5)
+    assert set(res) >= {"mean_return", "success_rate", "final_goal_psnr"} and np.isfinite(res["mean_return"])
+    with pytest.raises(ValueError, match="unknown SB3 algorithm"):
+        train("CamWorld-v0", algo="NoSuchAlgo", env_kwargs=KW)
