@@ -26,8 +26,8 @@ from camworld.geometry import interpolate_poses
 from camworld.metrics import mean_ci95, psnr, ssim
 
 ROTATIONS = (60, 90, 120, 180)
-DEG_PER_FRAME = 10.0
-WALK_METRES, WALK_FRAMES = 3.0, 12
+DEG_PER_FRAME = 15.0  # per generated frame (training covers 4-15)
+WALK_METRES, WALK_FRAMES = 3.0, 8
 TABLE1 = ("first", "first+random", "recent", "framepack")
 TABLE3 = ("random", "fov+random", "fov+nonadj", "fov+nonadj+far", "coverage")
 KS = (1, 5, 10, 20, 30)
@@ -122,6 +122,23 @@ def vae_ceiling(model, episodes) -> dict:
             "ssim": float(np.mean([ssim(a, b) for a, b in zip(rec, gt)]))}
 
 
+PLOT_STRATEGIES = ("coverage", "fov+nonadj", "first+random", "recent")
+TABLE_KINDS = ("rot180", "walk3m")
+
+
+def plan_runs(strategies, kinds, ks, k, ours, plot_strategies=PLOT_STRATEGIES, table_kinds=TABLE_KINDS):
+    """Which (strategy, k, kind, mode) runs the report needs: every strategy on the table trajectories,
+    the plotted strategies on every trajectory (PSNR vs theta), and the context-size sweep on rot180."""
+    runs = []
+    for s in strategies:
+        for kind in kinds:
+            if kind in table_kinds or s in plot_strategies or s == ours:
+                runs += [(s, k, kind, mode) for mode in ("gt", "history")]
+    if "rot180" in kinds:
+        runs += [(ours, kk, "rot180", mode) for kk in ks if kk != k for mode in ("gt", "history")]
+    return runs
+
+
 def evaluate(model, episodes_per_kind: int = 32, k: int = 10, kinds=None, strategies=None, ks=KS,
              ours: str = "coverage", frame_size=None, seed: int = 0, out: Path | None = None, progress=True):
     """Run the benchmark; returns a results dict (and writes files under ``out`` if given)."""
@@ -131,11 +148,11 @@ def evaluate(model, episodes_per_kind: int = 32, k: int = 10, kinds=None, strate
     strategies = strategies or list(dict.fromkeys(TABLE1 + TABLE3 + (ours,)))
     fs = frame_size or model.cfg.frame_size
     episodes = {kind: make_episodes(kind, episodes_per_kind, fs, seed) for kind in kinds}
-    runs = [(s, k, kind, mode) for s in strategies for kind in kinds for mode in ("gt", "history")]
-    runs += [(ours, kk, "rot180", mode) for kk in ks if kk != k for mode in ("gt", "history")]
+    runs = plan_runs(strategies, kinds, ks, k, ours)
     results = {"k": k, "ours": ours, "episodes_per_kind": episodes_per_kind, "kinds": kinds, "runs": [],
                "vae_ceiling": vae_ceiling(model, episodes.get("rot180", next(iter(episodes.values()))))}
     videos = {}
+    t_start = time.perf_counter()
     for strategy, kk, kind, mode in tqdm(runs, desc="memory benchmark", disable=not progress):
         eps = episodes[kind]
         frames, spent = run_episodes(model, eps, strategy, kk, mode, seed=seed)
@@ -145,6 +162,7 @@ def evaluate(model, episodes_per_kind: int = 32, k: int = 10, kinds=None, strate
         results["runs"].append(row)
         if kind == "rot180" and mode == "history" and kk == k and strategy in (ours, "recent"):
             videos[strategy] = frames[0]
+    results["seconds"] = time.perf_counter() - t_start
     if out is not None:
         write_report(results, episodes, videos, Path(out))
     return results
