@@ -59,7 +59,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     context_frames: int = 8            # max k during training (newest + k-1 retrieved), drawn per batch from 2..8
     target_frames: int = 2             # frames per generation pass (training and inference chunks)
-    retrieval: str = "fov+nonadj"      # Algorithm 1 retrieval strategy
+    retrieval: str = "coverage"        # retrieval of the held-out eval batch (training mixes, data.TRAIN_STRATEGIES)
     recent_only_prob: float = 0.1      # paper: 10% of samples use only the most recent frame
     revisit_prob: float = 0.5          # fraction of trajectories that revisit (rotate/walk away and back)
     trajectory_frames: int = 120       # model frames of the long trajectory a sample is cut from
