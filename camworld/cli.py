@@ -28,6 +28,7 @@ BENCHES = {
     "model": ("camworld.model.bench", "segment sampling time vs context size"),
     "train": ("camworld.train", "training throughput (samples/s)"),
     "env": ("camworld.envs.bench", "env steps/s, batched vs separate"),
+    "multi-agent": ("camworld.envs.multi_agent_bench", "history PSNR across cameras: shared memory vs separate"),
 }
 
 

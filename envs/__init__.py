@@ -18,7 +18,8 @@ from camworld.envs.world_env import RESET_OPTIONS, CamWorldEnv
 __all__ = ["CamWorldEnv", "ExploreEnv", "ReturnEnv", "GoalViewEnv", "TASKS", "CoverageGrid",
            "CamWorldVectorEnv", "make_vector_env", "SB3VecEnv", "make_sb3_vec_env",
            "ENV_IDS", "ENV_TABLE", "make_env", "register_envs", "RESET_OPTIONS",
-           "ACTION_TYPES", "DISCRETE_ACTIONS", "ActionBounds", "BACKENDS", "SimBackend", "ModelBackend", "make_backend"]
+           "ACTION_TYPES", "DISCRETE_ACTIONS", "ActionBounds", "BACKENDS", "SimBackend", "ModelBackend", "make_backend",
+           "MultiAgentCamWorld", "parallel_env", "make_sb3_multi_agent_vec_env", "bench_shared_memory"]
 
 
 def __getattr__(name):  # stable-baselines3 (and torch) are imported only when the adapter is used
@@ -26,4 +27,8 @@ def __getattr__(name):  # stable-baselines3 (and torch) are imported only when t
         from camworld.envs import sb3
 
         return getattr(sb3, name)
+    if name in ("MultiAgentCamWorld", "parallel_env", "make_sb3_multi_agent_vec_env", "bench_shared_memory"):
+        from camworld.envs import multi_agent  # pettingzoo stays an edge dependency
+
+        return getattr(multi_agent, name)
     raise AttributeError(f"module 'camworld.envs' has no attribute {name!r}")

@@ -30,12 +30,14 @@ from camworld.envs.registration import task_class
 from camworld.envs.shared_backends import make_shared_backend
 from camworld.envs.tasks import TASKS, CoverageGrid
 from camworld.envs.world_env import _frame_size
+from camworld.geometry import wrap_angle
 
 TEAM_TASK = "coverage"
 AGENT_TASKS = tuple(t for t in TASKS if t is not None) + (TEAM_TASK,)    # plus None: no task
 RESET_OPTIONS = ("scene_seed", "style", "prompt", "image", "poses")
 AGENT_PREFIX = "camera_"
 MAX_AGENTS = 64
+STARTS = ("together", "random")     # one free spot, yaws spread evenly / each camera its own free pose
 
 
 class MultiAgentCamWorld(ParallelEnv):
@@ -47,8 +49,10 @@ class MultiAgentCamWorld(ParallelEnv):
     the camera that made it, and retrieval for a camera searches the frames of all cameras, with
     its own newest frame always in its context. So when camera B looks where camera A looked, B's
     frames are conditioned on A's (``info["retrieved_sources"]`` shows whose frames were used).
-    An episode starts in one held-out sim scene (or from the user's image, learned world only);
-    each camera starts from a real frame at its own free pose (``options["poses"]`` to choose).
+    An episode starts in one held-out sim scene (or from the user's image, learned world only)
+    and every camera starts from a real frame: with ``start="together"`` (default) all at one free
+    spot, looking in directions spread evenly around (camera i at yaw + 2 pi i / N); with
+    ``start="random"`` each at its own free pose; ``options["poses"]`` sets them.
     Cameras are ghosts to each other (walls stop them, other cameras do not).
 
     ## Agents
@@ -100,6 +104,7 @@ class MultiAgentCamWorld(ParallelEnv):
     ## Arguments
 
     ``n_agents`` (2), ``task`` ("coverage"), ``backend`` ("sim" or "model"), ``max_cycles`` (200),
+    ``start`` ("together" or "random"),
     ``render_mode`` ("human" or "rgb_array": the agents' frames side by side), and the
     ``CamWorldEnv`` arguments: ``action_type``, ``frames_per_step``, ``frame_size``, ``retrieval``,
     ``context_size``, ``checkpoint``, ``device``, ``sample_steps``, ``guidance``,
@@ -114,15 +119,23 @@ class MultiAgentCamWorld(ParallelEnv):
                  render_mode: str | None = None, *, action_type: str = "discrete", frames_per_step: int = 4,
                  frame_size=None, retrieval: str = DEFAULT_RETRIEVAL, context_size: int = 8, checkpoint=None,
                  device="auto", sample_steps: int | None = None, guidance: float | None = None,
-                 memory_capacity: int = 100_000, cell: float = 0.5, view_range: float = 6.0, **task_kwargs):
-        if isinstance(n_agents, bool) or not isinstance(n_agents, (int, np.integer)) or not 1 <= n_agents <= MAX_AGENTS:
+                 memory_capacity: int = 100_000, start: str = "together", cell: float = 0.5,
+                 view_range: float = 6.0, **task_kwargs):
+        if isinstance(n_agents, bool) or not isinstance(n_agents, (int, np.integer)) \
+                or not 1 <= n_agents <= MAX_AGENTS:
             raise ValueError(f"n_agents must be an int in [1, {MAX_AGENTS}], got {n_agents!r}")
         N = int(n_agents)
         tasks = _parse_tasks(task, N)
+        classes = [task_class(None if t == TEAM_TASK else t) for t in tasks]
+        unused = [k for k in task_kwargs if not any(_accepts(c, k) for c in classes)]
+        if unused:
+            raise ValueError(f"no agent's task accepts the keyword argument(s) {unused} (tasks: {tasks})")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         if isinstance(max_cycles, bool) or not isinstance(max_cycles, (int, np.integer)) or max_cycles < 1:
             raise ValueError(f"max_cycles must be an int >= 1, got {max_cycles!r}")
+        if start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}, got {start!r}")
         if not cell > 0 or not view_range > 0:
             raise ValueError(f"cell and view_range must be > 0 metres, got cell={cell}, view_range={view_range}")
         if isinstance(backend, str):
@@ -137,12 +150,8 @@ class MultiAgentCamWorld(ParallelEnv):
                              "(camworld.envs.shared_backends), got "
                              f"{type(backend).__name__} with num_worlds={getattr(backend, 'num_worlds', None)}")
         self.backend, self.tasks = backend, tasks
-        self.max_cycles, self.render_mode = int(max_cycles), render_mode
+        self.max_cycles, self.render_mode, self.start = int(max_cycles), render_mode, start
         self.cell, self.view_range = float(cell), float(view_range)
-        classes = [task_class(None if t == TEAM_TASK else t) for t in tasks]
-        unused = [k for k in task_kwargs if not any(_accepts(c, k) for c in classes)]
-        if unused:
-            raise ValueError(f"no agent's task accepts the keyword argument(s) {unused} (tasks: {tasks})")
         self.envs = []
         for i, cls in enumerate(classes):
             kw = {k: v for k, v in task_kwargs.items() if _accepts(cls, k)}   # e.g. excursion= only to "return"
@@ -227,12 +236,16 @@ class MultiAgentCamWorld(ParallelEnv):
         if "image" not in opts:
             from camworld.sim import EVAL_SEED_OFFSET, make_scene, scene_caption
 
-            opts.setdefault("scene_seed", int(EVAL_SEED_OFFSET + rng.integers(0, EVAL_SEED_OFFSET)))
+            s = opts.setdefault("scene_seed", int(EVAL_SEED_OFFSET + rng.integers(0, EVAL_SEED_OFFSET)))
+            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+                raise ValueError(f"options['scene_seed'] must be an int >= 0, got {s!r}")
+            scene = make_scene(int(s), opts.get("style"))
             if "prompt" not in opts:
-                s = opts["scene_seed"]
-                if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-                    raise ValueError(f"options['scene_seed'] must be an int >= 0, got {s!r}")
-                opts["prompt"] = scene_caption(make_scene(int(s), opts.get("style")), rng)
+                opts["prompt"] = scene_caption(scene, rng)
+            if self.start == "together" and all(p is None for p in poses):   # one spot, looking all around
+                p0 = scene.sample_free_pose(rng)
+                yaws = wrap_angle(p0[2] + 2 * np.pi * np.arange(len(poses)) / len(poses))
+                poses = [np.array([p0[0], p0[1], y]) for y in yaws]
         out = []
         for p in poses:
             o = dict(opts)

@@ -162,7 +162,8 @@ def bench_shared_memory(checkpoint=None, episodes: int = 8, *, theta: float = 12
     with torch.no_grad():
         for e, ep in enumerate(eps):
             for mode in rows:
-                rows[mode].append(run_episode(model, ep, mode == "shared", context_size, retrieval, chunk, seed + 2 * e))
+                shared = mode == "shared"
+                rows[mode].append(run_episode(model, ep, shared, context_size, retrieval, chunk, seed + 2 * e))
             if progress:
                 print(f"episode {e + 1}/{len(eps)}: " + ", ".join(
                     f"{m} revisit {rows[m][-1]['revisit_history_psnr']:.2f} dB" for m in rows), flush=True)
@@ -175,11 +176,16 @@ def bench_shared_memory(checkpoint=None, episodes: int = 8, *, theta: float = 12
             "summary": summary, "per_episode": rows}
 
 
-METRICS = (("revisit_history_psnr", "revisit: B vs A, PSNR"), ("revisit_history_ssim", "revisit: B vs A, SSIM"),
-           ("revisit_start_psnr", "revisit: B at A's start view vs A's real frame, PSNR"),
-           ("revisit_gt_psnr", "revisit: B vs ground truth, PSNR"), ("a_in_context", "revisit: share of B's context made by A"),
-           ("a_gt_psnr", "A's own frames vs ground truth, PSNR"),
-           ("return_history_psnr", "return: A back vs A out, PSNR"), ("return_history_ssim", "return: A back vs A out, SSIM"))
+METRICS = (
+    ("revisit_history_psnr", "revisit: B vs A at A's poses, PSNR"),
+    ("revisit_history_ssim", "revisit: B vs A at A's poses, SSIM"),
+    ("revisit_start_psnr", "revisit: B at A's start view vs A's real frame, PSNR"),
+    ("revisit_gt_psnr", "revisit: B vs ground truth, PSNR"),
+    ("a_in_context", "revisit: share of B's context frames made by A"),
+    ("a_gt_psnr", "A's own frames vs ground truth, PSNR"),
+    ("return_history_psnr", "return: A back vs A out, PSNR"),
+    ("return_history_ssim", "return: A back vs A out, SSIM"),
+)
 
 
 def markdown(results: dict) -> str:

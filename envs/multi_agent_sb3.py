@@ -95,12 +95,14 @@ class MultiAgentVecEnv(VecEnv):
         self.env.close()
 
     def get_attr(self, attr_name, indices=None):
+        """Attributes of the multi-agent env (one env for all slots; ``set_attr`` sets them there too)."""
         return [getattr(self.env, attr_name) for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name, value, indices=None) -> None:
         setattr(self.env, attr_name, value)
 
     def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
+        """Call a method of agent i's own task env (``env.envs[i]``: its camera, pose, task state)."""
         return [getattr(self.env.envs[i], method_name)(*method_args, **method_kwargs)
                 for i in self._get_indices(indices)]
 

@@ -22,7 +22,7 @@ from camworld.envs.actions import (ACTION_TYPES, ActionBounds, action_space, act
 from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, make_backend
 from camworld.geometry import planar_to_extrinsics
 
-RESET_OPTIONS = ("scene_seed", "style", "prompt", "pose", "image")
+RESET_OPTIONS = ("scene_seed", "style", "prompt", "pose", "image", "world")
 CLEARANCE_M = 0.3          # the camera keeps this far from walls (scene.is_free's default)
 NO_SCENE = -1              # info["scene_seed"] of episodes started from a user's image
 
@@ -204,7 +204,16 @@ class CamWorldEnv(gym.Env):
         default_seed = self._default_scene_seed(rng)
         world_seed = int(rng.integers(0, 2**31 - 1))
         H, W = self.frame_size
-        if "image" in opts:
+        if "world" in opts:
+            from camworld.world_io import camera_state, load_world_into
+
+            world = self.backend.world
+            saved = load_world_into(world, self.slot, opts["world"]).get("env", {})
+            frame, pose = camera_state(world, self.slot)
+            scene_seed = int(saved.get("scene_seed", NO_SCENE))
+            scene = None if scene_seed == NO_SCENE else self._scene(scene_seed, saved.get("style"))
+            prompt = world.prompts[self.slot]
+        elif "image" in opts:
             scene, scene_seed = None, NO_SCENE
             frame = _fit_image(opts["image"], (H, W))
             pose = _check_pose(opts.get("pose", (0.0, 0.0, 0.0)))
@@ -225,7 +234,8 @@ class CamWorldEnv(gym.Env):
             frame = render(scene, pose[None], H, W)[0][0]
             prompt = opts["prompt"] if "prompt" in opts else scene_caption(scene, rng)
         self.scene, self.scene_seed, self.prompt = scene, scene_seed, prompt
-        self.backend.reset(self.slot, frame, pose, prompt=prompt, seed=world_seed, scene=scene)
+        if "world" not in opts:  # a loaded world keeps its memory and generators
+            self.backend.reset(self.slot, frame, pose, prompt=prompt, seed=world_seed, scene=scene)
         self.pose, self.frame, self.steps = pose.copy(), frame.copy(), 0
         self.start_pose, self.start_frame = pose.copy(), frame.copy()
         self._started, self._pending = True, None
@@ -354,6 +364,21 @@ class CamWorldEnv(gym.Env):
             self._scene_cache = {key: make_scene(seed, style=style)}   # keep one: resets often reuse a seed
         return self._scene_cache[key]
 
+    def save_world(self, path, extra: dict | None = None):
+        """Save this env's world (memory, clocks, prompt, RNG) to the folder ``path``;
+        ``reset(options={"world": path})`` continues it where the camera stands. Learned world only."""
+        if not self._started:
+            raise RuntimeError("call reset() before save_world(): there is no world yet")
+        world = getattr(self.backend, "world", None)
+        if world is None:
+            raise ValueError("save_world needs the learned world (ContextAsMemory-*); the sim twin's world is its "
+                             "scene: reset(options={'scene_seed': ...}) rebuilds it")
+        from camworld.world_io import save_world
+
+        env = {"scene_seed": int(self.scene_seed), "style": None if self.scene is None else self.scene.style,
+               "pose": self.pose.tolist(), "env": type(self).__name__}
+        return save_world(world, path, extra={**(extra or {}), "env": env}, worlds=[self.slot])
+
     def _check_options(self, options) -> dict:
         if options is None:
             return {}
@@ -371,6 +396,13 @@ class CamWorldEnv(gym.Env):
             if both:
                 raise ValueError(f"options {both} choose a sim scene, options['image'] starts from your own image: "
                                  "pass one or the other")
+        if "world" in opts:
+            if self.backend.needs_scene:
+                raise ValueError("options['world'] continues a saved learned world; the sim twin (CamWorld-*) needs "
+                                 "none: its world is options['scene_seed']")
+            clash = sorted({"scene_seed", "style", "image", "pose", "prompt"} & set(opts))
+            if clash:
+                raise ValueError(f"options['world'] restores the scene, pose and prompt it was saved with; drop {clash}")
         if "scene_seed" in opts:
             s = opts["scene_seed"]
             if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:

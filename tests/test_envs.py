@@ -424,3 +424,23 @@ def test_bench_env_runs(tiny_checkpoint, capsys):
                  "--frames-per-step", "2", "--context-size", "4", "--checkpoint", tiny_checkpoint, "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "| model | 2 | batched |" in out and "| sim | 2 | separate |" in out
+
+
+def test_save_world_and_continue_it(tiny_checkpoint, tmp_path):
+    kw = dict(checkpoint=tiny_checkpoint, frame_size=32, device="cpu")
+    env = gym.make("ContextAsMemory-v0", **kw)
+    env.reset(seed=3)
+    env.step(3)
+    env.step(1)
+    env.unwrapped.save_world(tmp_path / "w")
+    _, _, _, _, a = env.step(3)
+    other = gym.make("ContextAsMemory-v0", **kw)
+    other.reset(seed=5, options={"world": str(tmp_path / "w")})
+    _, _, _, _, b = other.step(3)
+    assert np.array_equal(a["frames"], b["frames"])
+    with pytest.raises(ValueError, match="drop"):
+        other.reset(options={"world": str(tmp_path / "w"), "scene_seed": 1})
+    twin = gym.make("CamWorld-v0", frame_size=32)
+    twin.reset(seed=0)
+    with pytest.raises(ValueError, match="learned world"):
+        twin.unwrapped.save_world(tmp_path / "x")
