@@ -123,13 +123,18 @@ def make_sample(scene, rng, cfg, k: int | None = None, strategy: str | None = No
         s = min(int(rng.integers(lo, max(lo + 1, hi - Ft + 1))), L - Ft)
     else:
         s = int(rng.integers(1, L - Ft + 1))
+    # A gap between the newest context frame and the targets stands in for the later frames of a long
+    # segment (the paper generates 77 frames from one context): the newest frame then shows little of
+    # the target, and the model must copy from the retrieved memory instead (measured: without gaps it
+    # learns to continue the newest frame and ignores the rest of the context).
+    gap = int(rng.integers(1, cfg.max_gap + 1)) if rng.random() < cfg.gap_prob and s > cfg.max_gap else 0
     tgt = np.arange(s, s + Ft)
-    newest = s - 1
+    newest = s - 1 - gap
     if rng.random() < cfg.recent_only_prob or k == 1:
         return poses, tgt, np.array([newest]), revisit_from is not None
-    # memory = every frame but the target segment; future frames count as older than the past ones
-    mem = np.setdiff1d(np.arange(L), tgt)
-    times = np.where(mem < s, mem, mem - 2 * L).astype(np.float64)
+    # memory = every frame but the segment (gap included); future frames count as older than the past ones
+    mem = np.setdiff1d(np.arange(L), np.arange(newest + 1, s + Ft))
+    times = np.where(mem <= newest, mem, mem - 2 * L).astype(np.float64)
     picked = retrieve(strategy or cfg.retrieval, poses[mem], times, poses[tgt], k, rng)
     ctx = mem[picked]
     ctx = ctx[np.argsort(times[picked])]  # oldest .. newest, newest = s - 1

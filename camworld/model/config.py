@@ -62,6 +62,8 @@ class TrainConfig:
     retrieval: str = "coverage"        # retrieval of the held-out eval batch (training mixes, data.TRAIN_STRATEGIES)
     recent_only_prob: float = 0.1      # paper: 10% of samples use only the most recent frame
     revisit_prob: float = 0.5          # fraction of trajectories that revisit (rotate/walk away and back)
+    gap_prob: float = 0.5              # share of samples whose targets are 1..max_gap frames after the newest context
+    max_gap: int = 8
     trajectory_frames: int = 120       # model frames of the long trajectory a sample is cut from
     scenes: int = 1000                 # training scene seeds 0..scenes-1 (held-out: >= sim.EVAL_SEED_OFFSET)
     frame_stride: int = 4              # sim frames between consecutive model frames (30 fps / 4 = 7.5 fps)
