@@ -13,17 +13,6 @@ from camworld.agents import RandomWalkPolicy, ReturnToStartPolicy, WaypointFollo
 KW = dict(frame_size=32, frames_per_step=2, context_size=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models on 2 shared cores: one intra-op thread is ~10x faster than two fighting for them."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("action_type", ["discrete", "continuous", "pose"])
 def test_return_to_start_reaches_the_start(action_type):
     res = evaluate(ReturnToStartPolicy, "CamWorld-Return-v0", episodes=4, seed=0,

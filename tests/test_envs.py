@@ -25,29 +25,6 @@ SIM_IDS = [row[0] for row in ENV_TABLE if row[1] == "sim"]
 MODEL_IDS = [row[0] for row in ENV_TABLE if row[1] == "model"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models on 2 shared cores: one intra-op thread is ~10x faster than two fighting for them."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    import torch
-
-    from camworld.model import WorldModel, preset
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    WorldModel(preset("tiny")).save(path)
-    return str(path)
-
-
 def kwargs_for(env_id: str, ckpt: str, **extra) -> dict:
     """Tiny settings: 2 frames per step, k = 4; 32x32 frames (the tiny checkpoint's size)."""
     kw = dict(frames_per_step=2, context_size=4)

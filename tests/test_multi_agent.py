@@ -25,27 +25,6 @@ from camworld.envs.multi_agent import MultiAgentCamWorld, env as aec_env, parall
 BACKENDS = ["sim", "model"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    import torch
-
-    from camworld.model import WorldModel, preset
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny"
-    return str(WorldModel(preset("tiny")).save(path))
-
-
 def kw(backend: str, ckpt: str, **extra) -> dict:
     out = dict(backend=backend, n_agents=2, frames_per_step=2, context_size=4, max_cycles=4)
     out.update(dict(checkpoint=ckpt, device="cpu") if backend == "model" else dict(frame_size=32))

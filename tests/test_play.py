@@ -26,18 +26,6 @@ from camworld.envs.viewer import display_problem, fit  # noqa: E402
 GENERATION_TIME = re.compile(r"generation \d+(\.\d)? ms/step")
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    import torch
-
-    from camworld.model import WorldModel, preset
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    WorldModel(preset("tiny")).save(path)
-    return str(path)
-
-
 def parse(*argv) -> argparse.Namespace:
     p = argparse.ArgumentParser()
     play.add_arguments(p)

@@ -9,20 +9,6 @@ from camworld.sim import make_scene, render
 from camworld.world import World, load_world_model
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return WorldModel(preset("tiny")).eval()
-
-
-@pytest.fixture(scope="module")
-def start():
-    scene = make_scene(1_000_003)
-    pose = scene.sample_free_pose(np.random.default_rng(0))
-    frame, _ = render(scene, pose, 32, 32)
-    return frame[0], pose
-
-
 def _targets(pose, n, B=1, dyaw=0.2):
     t = np.repeat(np.asarray(pose, float)[None], n, 0)
     t[:, 2] += dyaw * np.arange(1, n + 1)

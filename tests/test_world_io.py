@@ -17,28 +17,6 @@ from camworld.world_io import (FORMAT, MANIFEST, WORLD_ATTRIBUTES, camera_state,
                                read_manifest, save_world)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return WorldModel(preset("tiny")).eval()
-
-
-@pytest.fixture(scope="module")
-def start():
-    scene = make_scene(1_000_003)
-    pose = scene.sample_free_pose(np.random.default_rng(0))
-    frame, _ = render(scene, pose, 32, 32)
-    return frame[0], pose
-
-
 def _targets(pose, step, B=2):
     """(B, 2, 3): camera b turns a little each step, from its own yaw offset."""
     t = np.repeat(np.asarray(pose, float)[None, None], B, 0).repeat(2, 1)
