@@ -426,6 +426,10 @@ def export(args):
     if vae.cfg.latent_scale != dit.cfg.latent_scale:
         raise SystemExit("--vae has a different latent scale from the DiT's VAE")
     dit.vae.decoder.load_state_dict(vae.vae.decoder.state_dict())
+    for item in args.set:  # sampling settings only: they are not trained, so the export may choose them
+        if not item.startswith("diffusion."):
+            raise SystemExit(f"--stage export --set {item}: only diffusion.* (sampling) settings can change at export")
+    apply_overrides(dit.cfg, args.set)
     rec_dit = json.loads(Path(args.dit).with_suffix(".json").read_text())["record"]
     rec_vae = json.loads(Path(args.vae).with_suffix(".json").read_text())["record"] if args.vae else {}
     record = {"dit": rec_dit, "vae": rec_vae, "export_command": " ".join(sys.argv), **json.loads(args.record or "{}")}
