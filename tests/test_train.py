@@ -20,10 +20,18 @@ def tiny_vae(tmp_path_factory):
     return out / "model.safetensors"
 
 
-def _dit(out, vae, steps, resume=False):
+def _dit(out, vae, steps, resume=False, workers=0):
     argv = ["--stage", "dit", "--preset", "tiny", "--out", str(out), "--vae", str(vae), "--steps", str(steps),
-            "--log-every", "2", "--save-every", "2", "--eval-batch", "2", "--seed", "5"]
+            "--log-every", "2", "--save-every", "2", "--eval-batch", "2", "--seed", "5", "--workers", str(workers)]
     train.main(argv + (["--resume"] if resume else []))
+
+
+def _same_state(a_dir, b_dir):
+    a = load_file(str(a_dir / "train_state.safetensors"))
+    b = load_file(str(b_dir / "train_state.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
 
 
 def test_vae_stage_writes_loadable_checkpoint_with_latent_scale(tiny_vae):
@@ -36,12 +44,14 @@ def test_resume_is_exact(tiny_vae, tmp_path):
     _dit(tmp_path / "a", tiny_vae, 4)
     _dit(tmp_path / "b", tiny_vae, 2)
     _dit(tmp_path / "b", tiny_vae, 4, resume=True)
-    a = load_file(str(tmp_path / "a" / "train_state.safetensors"))
-    b = load_file(str(tmp_path / "b" / "train_state.safetensors"))
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    _same_state(tmp_path / "a", tmp_path / "b")
     assert (tmp_path / "a" / "samples").is_dir()
+
+
+def test_render_workers_give_the_same_run_as_inline(tiny_vae, tmp_path):
+    _dit(tmp_path / "inline", tiny_vae, 3)
+    _dit(tmp_path / "pool", tiny_vae, 3, workers=2)
+    _same_state(tmp_path / "inline", tmp_path / "pool")
 
 
 def test_resume_without_state_is_a_clear_error(tiny_vae, tmp_path):
