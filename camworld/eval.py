@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0) -> list:
     """n held-out episodes of one trajectory kind, each on its own held-out scene."""
     from camworld.sim import EVAL_SEED_OFFSET, make_scene, render, scene_caption
 
-    eps, rng, attempt = [], np.random.default_rng([seed, hash(kind) % 2**31]), 0
+    # zlib.crc32, not hash(): str hashes are salted per process, which made episodes differ run to run
+    eps, rng, attempt = [], np.random.default_rng([seed, zlib.crc32(kind.encode())]), 0
     while len(eps) < n:
         scene_seed = EVAL_SEED_OFFSET + 7919 * attempt + seed
         attempt += 1

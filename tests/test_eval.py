@@ -29,6 +29,19 @@ def test_episodes_are_palindromes_on_heldout_scenes():
             assert np.array_equal(e.gt, e.gt[::-1])  # same pose, same ground-truth pixels
 
 
+def test_episodes_are_the_same_in_every_process():
+    """The benchmark's episodes depend on the seed only (not on Python's per-process string hashing)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from camworld.eval import make_episodes; e = make_episodes('rot90', 2, 16, seed=3); "
+            "print([x.scene_seed for x in e], e[0].poses[0].round(6).tolist())")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env=dict(os.environ, PYTHONHASHSEED=str(h))).stdout for h in (1, 2)}
+    assert len(outs) == 1, outs
+
+
 def test_benchmark_end_to_end_on_tiny(tiny, tmp_path):
     model, _ = tiny
     res = evaluate(model, episodes_per_kind=2, k=3, kinds=["rot60", "rot180"], strategies=["recent", "coverage"],
@@ -75,4 +88,5 @@ def test_shipped_model_remembers_better_with_retrieval_than_recent():
     eps = make_episodes("rot180", 4, model.cfg.frame_size, seed=123)
     ours = score(eps, run_episodes(model, eps, "coverage", 10, "history")[0], "history")["psnr"]
     recent = score(eps, run_episodes(model, eps, "recent", 10, "history")[0], "history")["psnr"]
-    assert ours > recent + 1.0, (ours, recent)
+    # measured at step 7,000: coverage 34.2 dB vs recent 25.9 dB; the bar is issue 7's target (3 dB, 25 dB)
+    assert ours > recent + 3.0 and ours > 25.0, (ours, recent)
