@@ -25,9 +25,8 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
-from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL
+from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, make_backend
 from camworld.envs.registration import task_class
-from camworld.envs.shared_backends import make_shared_backend
 from camworld.envs.tasks import TASKS, CoverageGrid
 from camworld.envs.world_env import _frame_size
 from camworld.geometry import wrap_angle
@@ -141,13 +140,13 @@ class MultiAgentCamWorld(ParallelEnv):
         if isinstance(backend, str):
             if backend not in BACKENDS:
                 raise ValueError(f"backend must be one of {BACKENDS} or a shared backend object, got {backend!r}")
-            backend = make_shared_backend(backend, N, frame_size=_frame_size(frame_size), retrieval=retrieval,
-                                          context_size=context_size, checkpoint=checkpoint, device=device,
-                                          memory_capacity=memory_capacity, sample_steps=sample_steps,
-                                          guidance=guidance)
+            backend = make_backend(backend, N, frame_size=_frame_size(frame_size), retrieval=retrieval,
+                                   context_size=context_size, checkpoint=checkpoint, device=device,
+                                   memory_capacity=memory_capacity, sample_steps=sample_steps,
+                                   guidance=guidance, shared_memory=True)
         elif not getattr(backend, "shared_memory", False) or backend.num_worlds != N:
             raise ValueError(f"a backend object must be a shared-memory backend of {N} cameras "
-                             "(camworld.envs.shared_backends), got "
+                             "(make_backend(..., shared_memory=True)), got "
                              f"{type(backend).__name__} with num_worlds={getattr(backend, 'num_worlds', None)}")
         self.backend, self.tasks = backend, tasks
         self.max_cycles, self.render_mode, self.start = int(max_cycles), render_mode, start
