@@ -10,10 +10,7 @@ try:  # registration lives at the edge: the core never needs gymnasium
     import gymnasium as _gym  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
-else:
-    try:
-        from camworld.envs.registration import register_envs as _register_envs
-    except ImportError:  # envs not built yet in a partial checkout
-        pass
-    else:
-        _register_envs()
+else:  # a failing envs import is a real error: let it surface instead of leaving the ids unregistered
+    from camworld.envs.registration import register_envs as _register_envs
+
+    _register_envs()
