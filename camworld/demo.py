@@ -54,10 +54,11 @@ def map_panel(scene, poses, j, retrieved, mem_poses, size: int, px_per_m: int = 
     return crop[idx][:, idx]
 
 
-def run_demo(out="demo.mp4", checkpoint=None, scene_seed=None, theta=180.0, k=10, ours="coverage",
+def run_demo(out="demo.mp4", checkpoint=None, scene_seed=None, theta=180.0, k=10, ours=None,
              device="auto", scale=3, seed=0):
     from camworld.eval import make_episodes
     from camworld.metrics import psnr
+    from camworld.retrieval import DEFAULT_STRATEGY
     from camworld.sim import make_scene
     from camworld.viz import write_mp4
     from camworld.world import World, load_world_model
@@ -68,6 +69,7 @@ def run_demo(out="demo.mp4", checkpoint=None, scene_seed=None, theta=180.0, k=10
     scene = make_scene(ep.scene_seed)
     L, n = len(ep.poses), len(ep.poses) // 2
     report, panels = {}, None
+    ours = ours or DEFAULT_STRATEGY
     for strategy in (ours, "recent"):
         world = World(model, num_worlds=1, retrieval=strategy, context_size=k, device=device)
         world.reset(0, ep.gt[0], ep.poses[0], prompt=ep.prompt, seed=seed)
@@ -100,10 +102,11 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--checkpoint", default=None, help="world-model checkpoint (default: shipped)")
     p.add_argument("--theta", type=float, default=180.0, help="degrees to rotate away before returning")
     p.add_argument("--k", type=int, default=10, help="context size")
+    p.add_argument("--retrieval", default=None, help="our retrieval strategy (default: camworld.retrieval.DEFAULT_STRATEGY)")
     p.add_argument("--seed", type=int, default=0, help="episode seed (picks the held-out scene and start)")
     p.add_argument("--device", default="auto")
 
 
 def run(args):
-    run_demo(args.out, args.checkpoint, theta=args.theta, k=args.k, device=args.device, seed=args.seed)
+    run_demo(args.out, args.checkpoint, theta=args.theta, k=args.k, ours=args.retrieval, device=args.device, seed=args.seed)
     return 0

@@ -142,11 +142,14 @@ def plan_runs(strategies, kinds, ks, k, ours, plot_strategies=PLOT_STRATEGIES, t
 
 
 def evaluate(model, episodes_per_kind: int = 32, k: int = 10, kinds=None, strategies=None, ks=KS,
-             ours: str = "coverage", frame_size=None, seed: int = 0, out: Path | None = None, progress=True):
+             ours: str | None = None, frame_size=None, seed: int = 0, out: Path | None = None, progress=True):
     """Run the benchmark; returns a results dict (and writes files under ``out`` if given)."""
     from tqdm import tqdm
 
     kinds = kinds or [f"rot{t}" for t in ROTATIONS] + ["walk3m"]
+    from camworld.retrieval import DEFAULT_STRATEGY
+
+    ours = ours or DEFAULT_STRATEGY
     strategies = strategies or list(dict.fromkeys(TABLE1 + TABLE3 + (ours,)))
     fs = frame_size or model.cfg.frame_size
     episodes = {kind: make_episodes(kind, episodes_per_kind, fs, seed) for kind in kinds}
@@ -261,7 +264,7 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--checkpoint", default=None, help="world-model checkpoint (default: shipped)")
     p.add_argument("--episodes", type=int, default=32, help="episodes per trajectory kind")
     p.add_argument("--k", type=int, default=10, help="context size for Tables 1 and 3")
-    p.add_argument("--ours", default="coverage", help="the retrieval strategy reported as ours")
+    p.add_argument("--ours", default=None, help="the retrieval strategy reported as ours")
     p.add_argument("--kinds", nargs="*", default=None, help="trajectory kinds (rot60 rot90 rot120 rot180 walk3m)")
     p.add_argument("--strategies", nargs="*", default=None)
     p.add_argument("--ks", nargs="*", type=int, default=list(KS))

@@ -23,9 +23,8 @@ import torch
 from camworld.geometry import planar_to_extrinsics
 from camworld.memory import MemoryBank
 from camworld.model import DEFAULT_CHECKPOINT, WorldModel, resolve_device
+from camworld.retrieval import DEFAULT_STRATEGY as DEFAULT_RETRIEVAL
 from camworld.retrieval import STRATEGIES, retrieve
-
-DEFAULT_RETRIEVAL = "coverage"
 
 
 @functools.lru_cache(maxsize=4)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from camworld.envs.actions import DEFAULT_FRAME_STRIDE
+from camworld.retrieval import DEFAULT_STRATEGY as DEFAULT_RETRIEVAL
 
 BACKENDS = ("sim", "model")
-DEFAULT_RETRIEVAL = "coverage"
 
 
 def _check_common(num_worlds, retrieval, context_size):

@@ -17,6 +17,8 @@ import os
 import platform
 import time
 
+from camworld.retrieval import DEFAULT_STRATEGY
+
 
 def bench_arguments(p: argparse.ArgumentParser):
     p.add_argument("--worlds", nargs="+", default=["model", "sim"], choices=["model", "sim"],
@@ -26,7 +28,7 @@ def bench_arguments(p: argparse.ArgumentParser):
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--frames-per-step", type=int, default=4)
     p.add_argument("--context-size", type=int, default=8)
-    p.add_argument("--retrieval", default="coverage")
+    p.add_argument("--retrieval", default=DEFAULT_STRATEGY)
     p.add_argument("--checkpoint", default=None, help="learned-world checkpoint (default: the shipped one)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-separate", action="store_true", help="skip the N-separate-envs baseline")

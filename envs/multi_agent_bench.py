@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from camworld.metrics import mean_ci95, psnr, ssim
+from camworld.retrieval import DEFAULT_STRATEGY
 
 DEG_PER_FRAME = 10.0
 
@@ -138,7 +139,7 @@ def run_episode(model, ep: dict, shared: bool, k: int, retrieval: str, chunk: in
 
 
 def bench_shared_memory(checkpoint=None, episodes: int = 8, *, theta: float = 120.0, context_size: int = 8,
-                        retrieval: str = "coverage", frames_per_step: int | None = None, seed: int = 0,
+                        retrieval: str = DEFAULT_STRATEGY, frames_per_step: int | None = None, seed: int = 0,
                         device="auto", progress: bool = True) -> dict:
     """Shared vs separate memories for two cameras (module doc). -> results dict (``markdown`` formats it).
 
@@ -208,7 +209,7 @@ def bench_arguments(p: argparse.ArgumentParser):
     p.add_argument("--episodes", type=int, default=8)
     p.add_argument("--theta", type=float, default=120.0, help="degrees A turns away")
     p.add_argument("--context-size", type=int, default=8)
-    p.add_argument("--retrieval", default="coverage")
+    p.add_argument("--retrieval", default=DEFAULT_STRATEGY)
     p.add_argument("--frames-per-step", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")

@@ -31,6 +31,8 @@ import argparse
 import os
 import time
 
+from camworld.retrieval import DEFAULT_STRATEGY
+
 import numpy as np
 
 WORLDS = ("generated", "ground truth")
@@ -334,7 +336,7 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--image", default=None, help="a start picture (PNG/JPEG), learned world only")
     p.add_argument("--frames-per-step", type=int, default=4)
     p.add_argument("--context-size", type=int, default=8, help="k: context frames per step")
-    p.add_argument("--retrieval", default="coverage", help="first retrieval strategy (T cycles)")
+    p.add_argument("--retrieval", default=DEFAULT_STRATEGY, help="first retrieval strategy (T cycles)")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--scale", type=int, default=6, help="window pixels per frame pixel")

@@ -105,7 +105,7 @@ class CamWorldEnv(gym.Env):
     ## Arguments
 
     ``action_type`` ("discrete", "continuous", "pose"), ``retrieval`` (strategy name, default
-    "coverage"), ``context_size`` (k, default 8), ``frames_per_step`` (T, default 4),
+    "fov+nonadj"), ``context_size`` (k, default 8), ``frames_per_step`` (T, default 4),
     ``frame_size`` (int or (H, W); default the backend's: 64 for the sim, the checkpoint's for the
     learned world), ``checkpoint`` (path; None = the shipped one), ``device`` ("auto"),
     ``render_mode`` ("rgb_array": ``render()`` returns the last frame; "human": a pygame window),
