@@ -31,6 +31,19 @@ def _as_poses(poses, name: str = "poses") -> np.ndarray:
     return p
 
 
+def batch_target_poses(target_poses, num_worlds: int, active=None):
+    """Validate a batched step's poses: -> (float64 (B, T, 3) poses, int indices of the active worlds).
+    ``active`` None = all B worlds; else a (B,) bool mask."""
+    tp = np.asarray(target_poses, dtype=np.float64)
+    B = int(num_worlds)
+    if tp.ndim != 3 or tp.shape[0] != B or tp.shape[2] != 3 or tp.shape[1] < 1:
+        raise ValueError(f"target_poses must be ({B}, T >= 1, 3), got {tp.shape}")
+    if not np.all(np.isfinite(tp)):
+        raise ValueError("target_poses contain NaN or inf")
+    act = np.ones(B, bool) if active is None else np.asarray(active, bool).reshape(B)
+    return tp, np.flatnonzero(act)
+
+
 def wrap_angle(a):
     """Wrap angles (radians) to [-pi, pi)."""
     return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi

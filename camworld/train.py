@@ -500,13 +500,17 @@ def export(args):
 def bench_arguments(p):
     p.add_argument("--preset", default="cpu")
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
+    p.add_argument("--device", default="auto")
 
 
 def bench(args):
     from camworld.data import batch_rng, sample_batch
 
     cfg = preset(args.preset)
-    model = WorldModel(cfg)
+    if args.batch_size:
+        cfg.train.batch_size = args.batch_size
+    model = WorldModel(cfg).to(resolve_device(args.device))
     opt = torch.optim.AdamW(model.dit.parameters(), lr=1e-4)
     tc = cfg.train
     times = {"data": [], "step": []}
@@ -519,12 +523,15 @@ def bench(args):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
         t2 = time.perf_counter()
         if step:  # skip warm-up
             times["data"].append(t1 - t0)
             times["step"].append(t2 - t1)
     d, s = np.median(times["data"]), np.median(times["step"])
-    print(f"preset {args.preset}: batch {tc.batch_size}, {tc.context_frames} context + {tc.target_frames} target frames")
+    print(f"preset {args.preset} on {model.device}: batch {tc.batch_size}, up to {tc.context_frames} context + "
+          f"{tc.target_frames} target frames (fresh weights; cold scene caches, as at the start of a run)")
     print(f"  data (render + retrieve + encode): {d * 1000:.0f} ms/batch")
     print(f"  optimisation step:                  {s * 1000:.0f} ms/batch")
     print(f"  throughput: {tc.batch_size / (d + s):.1f} samples/s  (data share {d / (d + s):.0%})")

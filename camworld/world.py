@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from camworld.geometry import planar_to_extrinsics
+from camworld.geometry import batch_target_poses, planar_to_extrinsics
 from camworld.memory import MemoryBank
 from camworld.model import DEFAULT_CHECKPOINT, WorldModel, resolve_device
 from camworld.retrieval import DEFAULT_STRATEGY as DEFAULT_RETRIEVAL
@@ -157,17 +157,8 @@ class World:
         return self._step(tp, active, append)
 
     def _step(self, target_poses, active, append) -> np.ndarray:
-        tp = np.asarray(target_poses, dtype=np.float64)
-        B = self.num_worlds
-        if tp.ndim != 3 or tp.shape[0] != B or tp.shape[2] != 3:
-            raise ValueError(f"target_poses must be ({B}, T, 3), got {tp.shape}")
-        T = tp.shape[1]
-        if T < 1:
-            raise ValueError("target_poses must hold at least one frame per world")
-        if not np.all(np.isfinite(tp)):
-            raise ValueError("target_poses contain NaN or inf")
-        act = np.ones(B, bool) if active is None else np.asarray(active, bool).reshape(B)
-        worlds = np.flatnonzero(act)
+        tp, worlds = batch_target_poses(target_poses, self.num_worlds, active)
+        B, T = tp.shape[:2]
         for i in worlds:
             if self._gen[i] is None:
                 raise RuntimeError(f"world {i} was never reset: call reset(i, first_frame, pose) first")

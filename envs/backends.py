@@ -117,14 +117,10 @@ class SimBackend:
     def step(self, target_poses, active=None) -> np.ndarray:
         from camworld.sim import render
 
-        tp = np.asarray(target_poses, np.float64)
+        from camworld.geometry import batch_target_poses
+
+        tp, worlds = batch_target_poses(target_poses, self.num_worlds, active)
         B, (H, W) = self.num_worlds, self.frame_size
-        if tp.ndim != 3 or tp.shape[0] != B or tp.shape[2] != 3 or tp.shape[1] < 1:
-            raise ValueError(f"target_poses must be ({B}, T >= 1, 3), got {tp.shape}")
-        if not np.all(np.isfinite(tp)):
-            raise ValueError("target_poses contain NaN or inf")
-        act = np.ones(B, bool) if active is None else np.asarray(active, bool).reshape(B)
-        worlds = np.flatnonzero(act)
         for i in worlds:
             if self.scenes[i] is None:
                 raise RuntimeError(f"world {i} was never reset: call reset(i, first_frame, pose, scene=...) first")

@@ -85,8 +85,10 @@ def test_errors(model, start):
     with pytest.raises(ValueError, match="uint8"):
         w.reset(0, start[0].astype(np.float32), start[1])
     w.reset(0, start[0], start[1])
-    with pytest.raises(ValueError, match=r"\(1, T, 3\)"):
+    with pytest.raises(ValueError, match=r"\(1, T >= 1, 3\)"):
         w.step(np.zeros((2, 2, 3)))
+    with pytest.raises(ValueError, match=r"T >= 1"):
+        w.step(np.zeros((1, 0, 3)))
     with pytest.raises(ValueError, match="NaN"):
         w.step(np.full((1, 2, 3), np.nan))
 
