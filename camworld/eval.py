@@ -29,6 +29,7 @@ from camworld.metrics import mean_ci95, psnr, ssim
 ROTATIONS = (60, 90, 120, 180)
 DEG_PER_FRAME = 15.0  # per generated frame (training covers 4-15)
 WALK_METRES, WALK_FRAMES = 3.0, 8
+HISTORY_STRIDE = 4  # sim frames (30 fps) per model frame in the history walk, as in training
 TABLE1 = ("first", "first+random", "recent", "framepack")
 TABLE3 = ("random", "fov+random", "fov+nonadj", "fov+nonadj+far", "coverage")
 KS = (1, 5, 10, 20, 30)
@@ -41,15 +42,22 @@ class Episode:
     poses: np.ndarray       # (2n + 1, 3) palindrome
     gt: np.ndarray          # uint8 (2n + 1, H, W, 3)
     prompt: str
+    history_poses: np.ndarray | None = None   # (P, 3) a walk that ends at poses[0] (memory before the episode)
+    history_gt: np.ndarray | None = None      # uint8 (P, H, W, 3)
 
 
 def _palindrome(path: np.ndarray) -> np.ndarray:
     return np.concatenate([path, path[-2::-1]], 0)
 
 
-def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0) -> list:
-    """n held-out episodes of one trajectory kind, each on its own held-out scene."""
+def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0, history: int = 0) -> list:
+    """n held-out episodes of one trajectory kind, each on its own held-out scene.
+
+    ``history`` > 0: each episode is preceded by a random walk of that many frames (model frame rate)
+    that ends at the start pose; its ground-truth frames are in memory before the episode starts, so
+    retrieval must pick the relevant frames out of a longer past (the paper's long videos)."""
     from camworld.sim import EVAL_SEED_OFFSET, make_scene, render, scene_caption
+    from camworld.sim.trajectories import random_trajectory
 
     # zlib.crc32, not hash(): str hashes are salted per process, which made episodes differ run to run
     eps, rng, attempt = [], np.random.default_rng([seed, zlib.crc32(kind.encode())]), 0
@@ -57,7 +65,13 @@ def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0) -> list:
         scene_seed = EVAL_SEED_OFFSET + 7919 * attempt + seed
         attempt += 1
         scene = make_scene(scene_seed)
-        start = scene.sample_free_pose(rng)
+        walk = None
+        if history > 0:  # its own generator: history=0 episodes stay exactly as they were
+            walk = random_trajectory(scene, history * HISTORY_STRIDE, np.random.default_rng([seed, scene_seed, history]))
+            walk = walk[HISTORY_STRIDE - 1::HISTORY_STRIDE]
+            start = walk[-1].copy()
+        else:
+            start = scene.sample_free_pose(rng)
         if kind.startswith("rot"):
             theta = np.deg2rad(float(kind[3:])) * (1 if rng.random() < 0.5 else -1)
             steps = int(round(abs(np.rad2deg(theta)) / DEG_PER_FRAME))
@@ -76,7 +90,9 @@ def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0) -> list:
             raise ValueError(f"unknown trajectory kind '{kind}'")
         poses = _palindrome(path)
         gt, _ = render(scene, poses, frame_size, frame_size)
-        eps.append(Episode(scene_seed, kind, poses, gt, scene_caption(scene, rng)))
+        hist = None if walk is None else render(scene, walk[:-1], frame_size, frame_size)[0]
+        eps.append(Episode(scene_seed, kind, poses, gt, scene_caption(scene, rng),
+                           None if walk is None else walk[:-1], hist))
     return eps
 
 
@@ -87,7 +103,12 @@ def run_episodes(model, episodes, strategy: str, k: int, mode: str, frames_per_s
     E, L = len(episodes), len(episodes[0].poses)
     world = World(model, num_worlds=E, retrieval=strategy, context_size=k, device=model.device)
     for i, ep in enumerate(episodes):
-        world.reset(i, ep.gt[0], ep.poses[0], prompt=ep.prompt, seed=seed + i)
+        if ep.history_poses is None:
+            world.reset(i, ep.gt[0], ep.poses[0], prompt=ep.prompt, seed=seed + i)
+        else:  # the past walk is real (observed) in both modes; the episode's start frame is its newest
+            world.reset(i, ep.history_gt[0], ep.history_poses[0], prompt=ep.prompt, seed=seed + i)
+            world.observe(i, np.concatenate([ep.history_gt[1:], ep.gt[:1]]),
+                          np.concatenate([ep.history_poses[1:], ep.poses[:1]]))
     out = np.stack([ep.gt for ep in episodes]).copy()
     poses = np.stack([ep.poses for ep in episodes])
     spent = 0.0
@@ -142,7 +163,8 @@ def plan_runs(strategies, kinds, ks, k, ours, plot_strategies=PLOT_STRATEGIES, t
 
 
 def evaluate(model, episodes_per_kind: int = 32, k: int = 10, kinds=None, strategies=None, ks=KS,
-             ours: str | None = None, frame_size=None, seed: int = 0, out: Path | None = None, progress=True):
+             ours: str | None = None, frame_size=None, seed: int = 0, out: Path | None = None, progress=True,
+             history: int = 0):
     """Run the benchmark; returns a results dict (and writes files under ``out`` if given)."""
     from tqdm import tqdm
 
@@ -152,9 +174,10 @@ def evaluate(model, episodes_per_kind: int = 32, k: int = 10, kinds=None, strate
     ours = ours or DEFAULT_STRATEGY
     strategies = strategies or list(dict.fromkeys(TABLE1 + TABLE3 + (ours,)))
     fs = frame_size or model.cfg.frame_size
-    episodes = {kind: make_episodes(kind, episodes_per_kind, fs, seed) for kind in kinds}
+    episodes = {kind: make_episodes(kind, episodes_per_kind, fs, seed, history) for kind in kinds}
     runs = plan_runs(strategies, kinds, ks, k, ours)
-    results = {"k": k, "ours": ours, "episodes_per_kind": episodes_per_kind, "kinds": kinds, "runs": [],
+    results = {"k": k, "ours": ours, "episodes_per_kind": episodes_per_kind, "kinds": kinds, "history": history,
+               "runs": [],
                "vae_ceiling": vae_ceiling(model, episodes.get("rot180", next(iter(episodes.values()))))}
     videos = {}
     t_start = time.perf_counter()
@@ -190,8 +213,10 @@ def _cell(r, key="psnr"):
 def markdown(results) -> str:
     k, ours = results["k"], results["ours"]
     kinds = results["kinds"]
-    lines = [f"Held-out scenes, {results['episodes_per_kind']} episodes per trajectory, k = {k}. "
-             f"PSNR (dB) / SSIM, mean ± 95% interval over episodes, return half of each episode.",
+    hist = results.get("history", 0)
+    lines = [f"Held-out scenes, {results['episodes_per_kind']} episodes per trajectory, k = {k}"
+             + (f", {hist} ground-truth frames of a past walk in memory before each episode" if hist else "")
+             + ". PSNR (dB) / SSIM, mean ± 95% interval over episodes, return half of each episode.",
              f"VAE reconstruction ceiling: PSNR {results['vae_ceiling']['psnr']:.2f} dB, "
              f"SSIM {results['vae_ceiling']['ssim']:.3f}.", ""]
 
@@ -270,6 +295,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--ks", nargs="*", type=int, default=list(KS))
     p.add_argument("--out", default="eval_out")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--history", type=int, default=0,
+                   help="frames of a past walk (ground truth) in memory before each episode: retrieval must pick "
+                        "from a longer past")
     p.add_argument("--device", default="auto")
 
 
@@ -278,7 +306,7 @@ def run(args):
 
     model = load_world_model(args.checkpoint, device=args.device)
     res = evaluate(model, args.episodes, args.k, args.kinds, args.strategies, tuple(args.ks), args.ours,
-                   seed=args.seed, out=Path(args.out))
+                   seed=args.seed, out=Path(args.out), history=args.history)
     print(markdown(res))
     print(f"\nwrote {args.out}/results.md, results.json, psnr_vs_theta.png and mp4s")
     return 0

@@ -43,6 +43,19 @@ def test_episodes_are_the_same_in_every_process():
     assert len(outs) == 1, outs
 
 
+def test_history_walk_ends_at_the_episode_start_and_runs(tiny):
+    model, _ = tiny
+    plain = make_episodes("rot90", 2, 32, seed=4)
+    eps = make_episodes("rot90", 2, 32, seed=4, history=6)
+    for e in eps:
+        assert e.history_poses.shape == (5, 3) and e.history_gt.shape == (5, 32, 32, 3)
+        step = np.linalg.norm(e.history_poses[-1, :2] - e.poses[0, :2])
+        assert step < 0.5  # one model frame of walking before the start pose
+    assert plain[0].history_poses is None
+    frames, _ = run_episodes(model, eps, "fov+nonadj", 3, "gt")
+    assert frames.shape == (2, len(eps[0].poses), 32, 32, 3)
+
+
 def test_benchmark_end_to_end_on_tiny(tiny, tmp_path):
     model, _ = tiny
     res = evaluate(model, episodes_per_kind=2, k=3, kinds=["rot60", "rot180"], strategies=["recent", "coverage"], ours="coverage",
