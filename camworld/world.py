@@ -79,6 +79,38 @@ class World:
     def memory_of(self, i: int) -> MemoryBank:
         return self.memories[0 if self.shared_memory else i]
 
+    # ---------------------------------------------------------------- state (for camworld.world_io)
+
+    def camera_state(self, i: int) -> dict:
+        """World i's per-camera state: ``prompt``, ``last`` (memory index of its newest frame, -1 before
+        reset), ``last_retrieved``, ``rng`` (numpy Generator, retrieval) and ``gen`` (torch Generator,
+        sampling noise). The live objects: copy before mutating."""
+        return {"prompt": self.prompts[i], "last": int(self._last[i]), "last_retrieved": self.last_retrieved[i],
+                "rng": self._rng[i], "gen": self._gen[i]}
+
+    def set_camera_state(self, i: int, prompt, last: int, last_retrieved, rng, gen):
+        """Restore what ``camera_state`` returned (validated by the caller against the memory bank)."""
+        self.prompts[i], self._last[i] = prompt, int(last)
+        self.last_retrieved[i] = np.asarray(last_retrieved, np.int64).reshape(-1)
+        self._rng[i], self._gen[i] = rng, gen
+
+    def bank_clock(self, bank: int) -> int:
+        """Frames ever appended to memory bank ``bank`` (its next timestamp)."""
+        return int(self._clock[bank])
+
+    def set_bank(self, bank: int, memory: MemoryBank, clock: int):
+        """Replace memory bank ``bank`` (closing the old one) and set its frame clock."""
+        self.memories[bank].close()
+        self.memories[bank] = memory
+        self._clock[bank] = int(clock)
+
+    def newest(self, i: int) -> tuple:
+        """The newest frame uint8 (H, W, 3) and planar pose (3,) of camera/world ``i`` (where it stands)."""
+        if self._last[i] < 0:
+            raise RuntimeError(f"camera {i} was never reset: it has no frame yet")
+        bank, j = self.memory_of(i), int(self._last[i])
+        return bank.frames(j), bank.poses[j].copy()
+
     # ---------------------------------------------------------------- reset / step
 
     def reset(self, i: int, first_frame, pose, prompt: str | None = None, seed: int | None = None):

@@ -90,7 +90,7 @@ def save_world(world, path, extra: dict | None = None, worlds=None) -> Path:
                   "context_size": world.context_size, "sample_steps": world.sample_steps,
                   "guidance": world.guidance, "memory_capacity": banks[0].capacity},
         "cameras": [_camera_state(world, i) for i in sel],
-        "clocks": [int(world._clock[0])] if world.shared_memory else [int(world._clock[i]) for i in sel],
+        "clocks": [world.bank_clock(0)] if world.shared_memory else [world.bank_clock(i) for i in sel],
         "extra": extra or {},
     }
     folder = Path(path)
@@ -130,11 +130,12 @@ def _selection(world, worlds) -> list:
 
 
 def _camera_state(world, i: int) -> dict:
-    gen, rng = world._gen[i], world._rng[i]
+    cam = world.camera_state(i)
+    gen, rng = cam["gen"], cam["rng"]
     return {
-        "prompt": world.prompts[i],
-        "last": int(world._last[i]),
-        "last_retrieved": [int(j) for j in world.last_retrieved[i]],
+        "prompt": cam["prompt"],
+        "last": cam["last"],
+        "last_retrieved": [int(j) for j in cam["last_retrieved"]],
         "rng": None if rng is None else _jsonable(rng.bit_generator.state),
         "torch_rng": None if gen is None else {
             "device": gen.device.type,
@@ -284,10 +285,8 @@ def load_world(path, model, device=None):
         if len(cams) != world.num_worlds or len(clocks) != n_banks or len(names) != n_banks:
             raise ValueError(f"{len(cams)} cameras, {len(clocks)} clocks and {len(names)} banks for "
                              f"{world.num_worlds} worlds (shared_memory={world.shared_memory})")
-        for m in world.memories:
-            m.close()
-        world.memories = [_load_bank(folder, name, keep_latents) for name in names]
-        world._clock = np.asarray(clocks, np.int64)
+        for b, (name, clock) in enumerate(zip(names, clocks)):
+            world.set_bank(b, _load_bank(folder, name, keep_latents), int(clock))
         for i, cam in enumerate(cams):
             _restore_camera(world, i, cam, world.memory_of(i), folder)
     except (KeyError, TypeError) as e:
@@ -321,9 +320,7 @@ def load_world_into(world, i: int, path, source: int = 0) -> dict:
                           stacklevel=2)
         keep_latents = _check_model(manifest["model"], world.model, folder)
         bank = _load_bank(folder, manifest["banks"][source], keep_latents)
-        world.memories[i].close()
-        world.memories[i] = bank
-        world._clock[i] = int(manifest["clocks"][source])
+        world.set_bank(i, bank, int(manifest["clocks"][source]))
         _restore_camera(world, i, manifest["cameras"][source], bank, folder)
     except (KeyError, TypeError) as e:
         raise ValueError(f"{folder / MANIFEST} is malformed ({type(e).__name__}: {e})") from None
@@ -332,10 +329,7 @@ def load_world_into(world, i: int, path, source: int = 0) -> dict:
 
 def camera_state(world, i: int) -> tuple:
     """The newest frame uint8 (H, W, 3) and planar pose (3,) of camera/world ``i`` (where it stands)."""
-    if world._last[i] < 0:
-        raise RuntimeError(f"camera {i} was never reset: it has no frame yet")
-    bank = world.memory_of(i)
-    return bank.frames(int(world._last[i])), bank.poses[int(world._last[i])].copy()
+    return world.newest(i)
 
 
 def _check_model(saved: dict, model, folder: Path) -> bool:
@@ -381,9 +375,9 @@ def _restore_camera(world, i: int, cam: dict, bank: MemoryBank, folder: Path):
     prompt = cam["prompt"]
     if prompt is not None and not isinstance(prompt, str):
         raise ValueError(f"{folder / MANIFEST}: camera {i}'s prompt must be a string or null, got {prompt!r}")
-    world.prompts[i], world._last[i], world.last_retrieved[i] = prompt, last, retrieved
-    world._rng[i] = None if cam["rng"] is None else _numpy_rng(cam["rng"], folder)
-    world._gen[i] = None if cam["torch_rng"] is None else _torch_rng(cam["torch_rng"], world.device, folder)
+    world.set_camera_state(i, prompt, last, retrieved,
+                           rng=None if cam["rng"] is None else _numpy_rng(cam["rng"], folder),
+                           gen=None if cam["torch_rng"] is None else _torch_rng(cam["torch_rng"], world.device, folder))
 
 
 def _numpy_rng(state: dict, folder: Path) -> np.random.Generator:
