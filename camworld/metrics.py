@@ -1,4 +1,5 @@
-"""Image metrics (PSNR, SSIM) and summary statistics, in numpy. LPIPS is optional (see eval)."""
+"""Image metrics (PSNR, SSIM) and summary statistics, in numpy. No LPIPS: it needs pretrained network
+weights, and nothing here may download any (none are on these machines)."""
 
 from __future__ import annotations
 
