@@ -199,3 +199,11 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
         WorldModel.load(tmp_path / "mismatch.safetensors")
     with pytest.raises(FileNotFoundError):
         WorldModel.load(tmp_path / "nope.safetensors")
+
+
+def test_sampling_bench_times_every_configuration():
+    from camworld.model.bench import time_segments
+
+    t = time_segments(_model(), ks=(1, 3), repeats=1, frames=2)
+    assert set(t) == {(1, True), (1, False), (3, True), (3, False)}
+    assert all(v > 0 for v in t.values())

@@ -18,30 +18,46 @@ from camworld.geometry import planar_to_extrinsics
 KS = (1, 5, 10, 20, 30)
 
 
-def time_segment(model, k: int, cache: bool, repeats: int = 5, frames: int | None = None) -> float:
-    """Median seconds to sample one segment (B = 1) with k context frames."""
-    from camworld.model.diffusion import sample
-
-    cfg = model.cfg
-    Ft = frames or cfg.train.target_frames
+def _segment_inputs(model, k: int, Ft: int):
     C, h, w = model.latent_shape
     dev = model.device
     rng = np.random.default_rng(0)
     ctx = torch.randn(1, k, C, h, w, device=dev)
     mask = torch.ones(1, k, dtype=torch.bool, device=dev)
     ext = torch.as_tensor(planar_to_extrinsics(rng.normal(size=(1, k + Ft, 3))), dtype=torch.float32, device=dev)
-    times = []
-    with torch.no_grad():
-        for r in range(repeats + 1):
-            t0 = time.perf_counter()
-            state = model.dit.encode_context(ctx, mask, ext[:, :k], ["a street"], cache=cache)
-            sample(model.dit, (1, Ft, C, h, w), ext[:, k:], state, steps=cfg.diffusion.sample_steps,
-                   generator=torch.Generator(device=dev).manual_seed(r), device=dev)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            if r:  # first run warms up
-                times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return ctx, mask, ext
+
+
+@torch.no_grad()
+def _one_segment(model, inputs, k: int, Ft: int, cache: bool, seed: int) -> float:
+    from camworld.model.diffusion import sample
+
+    ctx, mask, ext = inputs
+    C, h, w = model.latent_shape
+    dev = model.device
+    t0 = time.perf_counter()
+    state = model.dit.encode_context(ctx, mask, ext[:, :k], ["a street"], cache=cache)
+    sample(model.dit, (1, Ft, C, h, w), ext[:, k:], state, steps=model.cfg.diffusion.sample_steps,
+           generator=torch.Generator(device=dev).manual_seed(seed), device=dev)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def time_segments(model, ks=KS, repeats: int = 5, frames: int | None = None, joint: bool = True) -> dict:
+    """Median seconds to sample one segment (B = 1) for each k, cached and (if ``joint``) joint
+    attention. Every configuration is warmed up first, then the repeats go round-robin over all of
+    them, so drift of a shared machine (load, clocks) hits every k alike."""
+    Ft = frames or model.cfg.train.target_frames
+    configs = [(k, c) for k in ks for c in ((True, False) if joint else (True,))]
+    inputs = {k: _segment_inputs(model, k, Ft) for k in ks}
+    for k, c in configs:  # warm-up (allocator, kernels) for every shape
+        _one_segment(model, inputs[k], k, Ft, c, seed=0)
+    times = {cfg: [] for cfg in configs}
+    for r in range(repeats):
+        for k, c in configs:
+            times[(k, c)].append(_one_segment(model, inputs[k], k, Ft, c, seed=r + 1))
+    return {cfg: float(np.median(v)) for cfg, v in times.items()}
 
 
 def bench_arguments(p):
@@ -69,11 +85,11 @@ def bench(args):
     print(f"{what} on {dev}: {cfg.diffusion.sample_steps} sampler steps, {frames} frames per segment")
     print("| k | cached context (s) | joint attention (s) | cached speed-up |")
     print("|---|---|---|---|")
+    joint = bool(cfg.dit.context_self_only)
+    t = time_segments(model, KS, repeats=args.repeats, frames=frames, joint=joint)
     rows = {}
     for k in KS:
-        c = time_segment(model, k, cache=True, repeats=args.repeats, frames=frames)
-        j = (time_segment(model, k, cache=False, repeats=args.repeats, frames=frames) if cfg.dit.context_self_only
-             else float("nan"))
+        c, j = t[(k, True)], t.get((k, False), float("nan"))
         rows[k] = (c, j)
         print(f"| {k} | {c:.4f} | {j:.4f} | {j / c:.2f}x |", flush=True)
     c1, j1 = rows[KS[0]]

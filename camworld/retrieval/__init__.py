@@ -16,7 +16,8 @@ from camworld.retrieval.strategies import STRATEGIES, retrieve
 # The default everywhere a strategy is not named (World, envs, demo, eval's "ours"): the paper's
 # FOV rule with non-adjacent selection. On the shipped model it gave the best memory of all
 # strategies on every trajectory of `camworld eval memory` (rot180 history PSNR 36.5 dB vs 34.7 for
-# `coverage` and 24.9 for `recent`, 32 held-out episodes; BENCHMARKS.md).
+# `coverage` and 24.9 for `recent`, 32 held-out episodes). With a 48-frame past in memory
+# (`--history 48`) it ties `coverage` on rot180 and trails it on walk3m (docs/benchmarks/memory.md).
 DEFAULT_STRATEGY = "fov+nonadj"
 
 __all__ = ["STRATEGIES", "DEFAULT_STRATEGY", "retrieve", "fov_overlap", "FovParams", "covisibility", "visibility"]
