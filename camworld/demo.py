@@ -60,7 +60,7 @@ def run_demo(out="demo.mp4", checkpoint=None, scene_seed=None, theta=180.0, k=10
     from camworld.metrics import psnr
     from camworld.retrieval import DEFAULT_STRATEGY
     from camworld.sim import make_scene
-    from camworld.viz import write_mp4
+    from camworld.viz import save_png, write_mp4
     from camworld.world import World, load_world_model
 
     t_start = time.perf_counter()
@@ -90,10 +90,15 @@ def run_demo(out="demo.mp4", checkpoint=None, scene_seed=None, theta=180.0, k=10
                 panels.append(np.concatenate([up(gen[j]), up(ep.gt[j]),
                                               map_panel(scene, ep.poses, j, retrieved[j], mem_poses, S)], 1))
     write_mp4(out, np.stack(panels), fps=4)
+    # the same story as a still: start, farthest turn, and the way back to the start (one row each)
+    rows = sorted({0, n // 2, n, n + (L - 1 - n) // 2, L - 1})
+    sheet = np.concatenate([np.pad(panels[j], ((0, 4), (0, 0), (0, 0)), constant_values=255) for j in rows])[:-4]
+    still = save_png(Path(out).with_suffix(".png"), sheet)
     print(f"scene {ep.scene_seed} ({scene.style}), rotate {theta:.0f} deg away and back, k = {k}")
     print(f"PSNR of the return vs the way out (history context): {ours}: {report[ours]:.2f} dB | "
           f"recent: {report['recent']:.2f} dB")
-    print(f"wrote {out} (generated | ground truth | map with retrieved frames) in {time.perf_counter() - t_start:.0f} s")
+    print(f"wrote {out} (generated | ground truth | map with retrieved frames) and {still.name} (frames "
+          f"{', '.join(map(str, rows))}) in {time.perf_counter() - t_start:.0f} s")
     return report
 
 

@@ -83,6 +83,7 @@ def test_demo_writes_video(tiny, tmp_path, capsys):
     _, path = tiny
     report = run_demo(out=str(tmp_path / "demo.mp4"), checkpoint=path, theta=60, k=3, device="cpu")
     assert (tmp_path / "demo.mp4").stat().st_size > 0
+    assert (tmp_path / "demo.png").stat().st_size > 0  # the still contact sheet
     assert set(report) == {DEFAULT_STRATEGY, "recent"}
     assert "PSNR of the return" in capsys.readouterr().out
 
