@@ -168,9 +168,9 @@ def evaluate(model, episodes_per_kind: int = 32, k: int = 10, kinds=None, strate
     """Run the benchmark; returns a results dict (and writes files under ``out`` if given)."""
     from tqdm import tqdm
 
-    kinds = kinds or [f"rot{t}" for t in ROTATIONS] + ["walk3m"]
     from camworld.retrieval import DEFAULT_STRATEGY
 
+    kinds = kinds or [f"rot{t}" for t in ROTATIONS] + ["walk3m"]
     ours = ours or DEFAULT_STRATEGY
     strategies = strategies or list(dict.fromkeys(TABLE1 + TABLE3 + (ours,)))
     fs = frame_size or model.cfg.frame_size

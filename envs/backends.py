@@ -107,8 +107,9 @@ class SimBackend:
         from camworld.retrieval import retrieve
 
         mem = self.memories[i]
-        times = np.asarray(mem.times, np.float64).copy()
+        times = np.asarray(mem.times, np.float64)
         if self.shared_memory:                               # "newest" = this camera's own last frame
+            times = times.copy()
             times[self._last[i]] = times.max() + 1
         idx = np.asarray(retrieve(self.retrieval, np.asarray(mem.poses), times, targets, self.context_size,
                                   self._rng[i]), np.int64)
