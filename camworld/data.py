@@ -39,7 +39,7 @@ def batch_rng(seed: int, step: int, rank: int = 0) -> np.random.Generator:
 def rotate_and_back(start, theta_rad: float, deg_per_frame: float) -> np.ndarray:
     """Palindrome: rotate in place by theta (no wrap, so 180 degrees turns one way) and retrace.
     Frame j of the result has the pose of frame L - 1 - j. Returns (2n + 1, 3)."""
-    n = max(1, int(round(abs(np.rad2deg(theta_rad)) / deg_per_frame)))
+    n = max(1, int(np.ceil(abs(np.rad2deg(theta_rad)) / deg_per_frame - 1e-9)))  # at most deg_per_frame
     path = np.repeat(np.asarray(start, np.float64)[None], n + 1, 0)
     path[:, 2] = start[2] + np.linspace(0.0, theta_rad, n + 1)
     return np.concatenate([path, path[-2::-1]], 0)
@@ -58,21 +58,60 @@ def walk_and_back(scene, start, metres: float, frames: int, backwards: bool = Tr
     return np.concatenate([path, path[-2::-1]], 0)
 
 
-def excursion(scene, start, rng):
-    """A scripted revisit at model frame rate: rotate away and back, or walk away and back (forwards or
-    backwards). Returns (poses (L, 3) palindrome, index where the return half starts)."""
+def excursion(scene, start, rng, deg_per_frame=(4.0, 15.0), max_m_per_frame: float = 1.0):
+    """A scripted revisit at model frame rate: rotate away and back (at ``deg_per_frame``, a (lo, hi)
+    range), or walk away and back (forwards or backwards, at most ``max_m_per_frame``).
+    Returns (poses (L, 3) palindrome, index where the return half starts)."""
     if rng.random() < 0.6:
         theta = np.deg2rad(rng.uniform(20.0, 180.0)) * (1 if rng.random() < 0.5 else -1)
-        poses = rotate_and_back(start, theta, float(rng.uniform(4.0, 15.0)))
+        poses = rotate_and_back(start, theta, float(rng.uniform(*deg_per_frame)))
         return poses, len(poses) // 2 + 1
     for _ in range(4):
-        poses = walk_and_back(scene, start, float(rng.uniform(1.0, 3.5)), int(rng.integers(5, 15)),
-                              backwards=bool(rng.random() < 0.6))
+        metres, frames = float(rng.uniform(1.0, 3.5)), int(rng.integers(5, 15))
+        frames = max(frames, int(np.ceil(metres / max_m_per_frame)))
+        poses = walk_and_back(scene, start, metres, frames, backwards=bool(rng.random() < 0.6))
         if poses is not None:
             return poses, len(poses) // 2 + 1
         start = np.array([start[0], start[1], start[2] + rng.uniform(-np.pi, np.pi)])
-    poses = rotate_and_back(start, np.pi, 10.0)
+    poses = rotate_and_back(start, np.pi, float(np.clip(10.0, *deg_per_frame)))
     return poses, len(poses) // 2 + 1
+
+
+# Agent-like motion (the env's discrete actions, DISCRETE_ACTIONS in camworld.envs.actions, in the same
+# order): (forward, strafe-left, yaw-left) signs and how often a random agent picks each.
+AGENT_ACTIONS = ((0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 0, 1), (0, 0, -1), (0, 1, 0), (0, -1, 0))
+AGENT_ACTION_P = (0.06, 0.34, 0.08, 0.17, 0.17, 0.09, 0.09)
+
+
+def action_walk(scene, start, n_frames: int, rng, frames_per_step: int = 4, move: float = 0.25,
+                turn_deg: float = 3.0, sticky: float = 0.6, clearance: float = 0.3) -> np.ndarray:
+    """Poses (n_frames, 3) of a random agent driving the env: one action per ``frames_per_step`` frames
+    (repeated with probability ``sticky``), discrete steps (``move`` m, ``turn_deg`` degrees per frame) or,
+    half the time, continuous ones scaled by U(0.3, 1.25) up to the paper's bounds (0.312 m, 3.12
+    degrees per frame). Translation is in the camera frame at the start of each step; at a wall the
+    camera stops and only keeps turning, as ``envs.actions.segment_poses`` does."""
+    max_move, max_turn = 6.0 / 77 * 4, 60.0 / 77 * 4
+    p = np.asarray(start, np.float64).copy()
+    out, a = [p.copy()], None
+    while len(out) < n_frames:
+        if a is None or rng.random() >= sticky:
+            a = AGENT_ACTIONS[int(rng.choice(len(AGENT_ACTIONS), p=AGENT_ACTION_P))]
+        scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(0.3, 1.25))
+        dm, dyaw = min(move * scale, max_move), np.deg2rad(min(turn_deg * scale, max_turn))
+        c, s = np.cos(p[2]), np.sin(p[2])
+        step_xy = np.array([c * a[0] - s * a[1], s * a[0] + c * a[1]]) * dm
+        blocked = False
+        for _ in range(frames_per_step):
+            q = p.copy()
+            q[2] += a[2] * dyaw
+            if not blocked and np.any(step_xy):
+                if scene.segment_free(p[:2], p[:2] + step_xy, clearance):
+                    q[:2] += step_xy
+                else:
+                    blocked = True
+            p = q
+            out.append(p.copy())
+    return np.asarray(out[:n_frames])
 
 
 TRACK_FRAMES = 2400  # sim frames of the long walk cached per training scene (80 s at 30 fps)
@@ -95,7 +134,10 @@ def trajectory_for_sample(scene, rng, cfg, track=None):
     from camworld.sim.trajectories import random_trajectory
 
     L = cfg.trajectory_frames
-    if track is not None and len(track) > L:
+    if cfg.action_walk_prob > 0 and rng.random() < cfg.action_walk_prob:
+        start = track[int(rng.integers(0, len(track)))] if track is not None else scene.sample_free_pose(rng)
+        base = action_walk(scene, start, L, rng)
+    elif track is not None and len(track) > L:
         o = int(rng.integers(0, len(track) - L + 1))
         base = track[o:o + L]
         if rng.random() < 0.5:  # walk the window backwards too
@@ -105,7 +147,7 @@ def trajectory_for_sample(scene, rng, cfg, track=None):
     if rng.random() >= cfg.revisit_prob:
         return base, None
     cut = int(rng.integers(cfg.context_frames, L // 2))
-    exc, ret = excursion(scene, base[cut], rng)
+    exc, ret = excursion(scene, base[cut], rng, cfg.exc_deg_per_frame, cfg.exc_max_m_per_frame)
     poses = np.concatenate([base[: cut + 1], exc[1:], base[cut + 1:]], 0)
     # the excursion shifts the rest of the walk in time but not in space: continuing is seamless
     return poses, (cut + ret, cut + len(exc))

@@ -29,7 +29,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from camworld.model import WorldModel, preset, resolve_device
-from camworld.model.diffusion import flow_loss
+from camworld.model.diffusion import flow_loss, noise_context
 from camworld.model.vae import frames_to_tensor
 from camworld.metrics import psnr, ssim
 from camworld.model.world_model import _atomic
@@ -216,14 +216,21 @@ def reconstruction_metrics(rec: np.ndarray, ref: np.ndarray) -> dict:
 
 
 class DiTLoss(nn.Module):
-    """Wraps encode_context + flow loss in one forward, so DDP sees a single call."""
+    """Wraps encode_context + flow loss in one forward, so DDP sees a single call. With
+    ``ctx_noise_max`` > 0 each sample's context latents are noised to a flow time drawn from
+    U(0, ctx_noise_max), which the network is told (context noise augmentation)."""
 
-    def __init__(self, dit):
+    def __init__(self, dit, ctx_noise_max: float = 0.0):
         super().__init__()
         self.dit = dit
+        self.ctx_noise_max = float(ctx_noise_max)
 
     def forward(self, ctx, ctx_mask, ctx_ext, z0, tgt_ext, prompts, generator):
-        state = self.dit.encode_context(ctx, ctx_mask, ctx_ext, prompts)
+        ctx_t = None
+        if self.ctx_noise_max > 0:
+            ctx_t = torch.rand(ctx.shape[0], generator=generator, device=ctx.device) * self.ctx_noise_max
+            ctx = noise_context(ctx, ctx_mask, ctx_t, generator)
+        state = self.dit.encode_context(ctx, ctx_mask, ctx_ext, prompts, ctx_t=ctx_t)
         return flow_loss(self.dit, z0, tgt_ext, state, generator)
 
 
@@ -339,7 +346,7 @@ def train_dit(args, cfg, device):
     if args.init and not args.resume:
         model.dit.load_state_dict(WorldModel.load(args.init, device=device).dit.state_dict())
         ema.load_state_dict(model.dit.state_dict())
-    loss_mod = DiTLoss(model.dit)
+    loss_mod = DiTLoss(model.dit, tc.ctx_noise_max)
     net = nn.parallel.DistributedDataParallel(loss_mod) if world > 1 else loss_mod
     log = CSVLog(out / "log.csv", ["step", "loss", "psnr_all", "psnr_revisit", "psnr_novel", "samples_per_s", "lr", "time"])
     eval_cfg = copy.deepcopy(tc)
@@ -440,7 +447,7 @@ def apply_overrides(cfg, items):
         if isinstance(old, bool):
             new = value.lower() in ("1", "true", "yes")
         elif isinstance(old, tuple):
-            new = tuple(int(v) for v in value.split(","))
+            new = tuple(type(old[0])(v) if old else float(v) for v in value.split(","))
         else:
             new = type(old)(value)
         setattr(target, field, new)

@@ -48,6 +48,8 @@ class DiffusionConfig:
     guidance: float = 1.0              # text CFG scale; 1.0 = no CFG (one forward per step)
     shift: float = 1.0                 # timestep shift of the sampling schedule (SD3); >1 spends more steps at high noise
     text_dropout: float = 0.1          # caption dropped during training (enables CFG)
+    context_noise: float = 0.0         # inference: context latents noised to this flow time, the level given to the
+    #                                    network as the context tokens' timestep (needs train.ctx_noise_max > 0)
 
 
 @dataclass
@@ -64,6 +66,15 @@ class TrainConfig:
     revisit_prob: float = 0.5          # fraction of trajectories that revisit (rotate/walk away and back)
     gap_prob: float = 0.5              # share of samples whose targets are 1..max_gap frames after the newest context
     max_gap: int = 8
+    # context noise augmentation (GameNGen / DIAMOND-style): each sample's clean context latents are moved
+    # to flow time sigma ~ U(0, ctx_noise_max) (z = (1 - sigma) z0 + sigma eps) and sigma is the context
+    # tokens' timestep, so the network learns to read slightly wrong memories; 0 = off (the shipped recipe)
+    ctx_noise_max: float = 0.0
+    # trajectories as the env drives them: a walk of random agent actions (forward, backward, strafe, turn,
+    # noop in env step sizes, stopped at walls) replaces the smooth random walk in this share of samples
+    action_walk_prob: float = 0.0
+    exc_deg_per_frame: tuple = (4.0, 15.0)   # turn rate of rotate-away-and-back excursions (env allows <= 3.12)
+    exc_max_m_per_frame: float = 1.0         # speed cap of walk-away excursions (m per model frame; env <= 0.31)
     trajectory_frames: int = 120       # model frames of the long trajectory a sample is cut from
     scenes: int = 1000                 # training scene seeds 0..scenes-1 (held-out: >= sim.EVAL_SEED_OFFSET)
     frame_stride: int = 4              # sim frames between consecutive model frames (30 fps / 4 = 7.5 fps)
@@ -104,9 +115,7 @@ class WorldModelConfig:
                 bad = set(value) - sub_known
                 if bad:
                     raise ValueError(f"unknown {key} config keys {sorted(bad)}; expected {sorted(sub_known)}")
-                value = dict(value)
-                if "channels" in value:
-                    value["channels"] = tuple(value["channels"])
+                value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
                 value = sub[key](**value)
             kw[key] = value
         return cls(**kw)

@@ -28,6 +28,23 @@ def flow_loss(dit, z0, tgt_ext, state, generator: torch.Generator | None = None)
     return F.mse_loss(v, eps - z0)
 
 
+def noise_context(ctx, ctx_mask, level, generator: torch.Generator | None = None, eps=None):
+    """Context noise augmentation: move clean context latents ctx (B, Fc, C, h, w) to flow time
+    ``level`` (B,) per sample, z = (1 - level) z0 + level eps; padded frames (ctx_mask False) stay 0.
+    ``eps``: optional noise of ctx's shape, else drawn from ``generator``. Returns the noised latents."""
+    B = ctx.shape[0]
+    level = torch.as_tensor(level, dtype=ctx.dtype, device=ctx.device).reshape(-1)
+    if level.numel() == 1:
+        level = level.expand(B)
+    if level.shape != (B,):
+        raise ValueError(f"context noise level must be a scalar or (B,) = ({B},), got {tuple(level.shape)}")
+    if eps is None:
+        eps = torch.randn(ctx.shape, generator=generator, device=ctx.device)
+    lv = level.view(B, 1, 1, 1, 1)
+    out = (1 - lv) * ctx + lv * eps.to(ctx.dtype)
+    return out * ctx_mask.to(ctx.dtype)[..., None, None, None]
+
+
 def timesteps(steps: int, shift: float = 1.0, device=None) -> torch.Tensor:
     """steps + 1 decreasing times from 1 to 0, optionally shifted towards high noise."""
     t = torch.linspace(1.0, 0.0, steps + 1, device=device)

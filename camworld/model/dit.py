@@ -181,6 +181,7 @@ class ContextState:
     cam: torch.Tensor        # (B, Fc, N, D) context camera features
     ref: torch.Tensor        # (B, 3, 4) camera-to-world of the newest context frame
     text: tuple              # (text tokens (B, L, D), text mask (B, L), pooled (B, D))
+    t: torch.Tensor | None = None  # (B,) flow time of the context latents (context noise level); None = 0
 
 
 def relative_cameras(ext: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -291,15 +292,25 @@ class DiT(nn.Module):
             return torch.full((B, Fc), -1, device=device)
         return torch.arange(-Fc, 0, device=device)[None].expand(B, Fc)
 
+    @staticmethod
+    def _context_times(state: ContextState, B: int, Fc: int, device) -> torch.Tensor:
+        """(B, Fc) timesteps of the context tokens: 0 (clean) or each sample's context noise level."""
+        if state.t is None:
+            return torch.zeros(B, Fc, device=device)
+        return state.t.to(device=device, dtype=torch.float32).reshape(B, 1).expand(B, Fc)
+
     def encode_text(self, prompts):
         tok, mask, pooled = self.text.encode(prompts, device=self.token_dirs.device)
         return self.text_kv(tok), mask, self.text_pool(pooled)
 
     # -- context and denoising ---------------------------------------------------------------------
 
-    def encode_context(self, ctx, ctx_mask, ctx_ext, prompts, cache: bool | None = None) -> ContextState:
-        """Run the context once. ctx (B, Fc, C, h, w) clean latents, right-aligned: the newest context
+    def encode_context(self, ctx, ctx_mask, ctx_ext, prompts, cache: bool | None = None,
+                       ctx_t: torch.Tensor | None = None) -> ContextState:
+        """Run the context once. ctx (B, Fc, C, h, w) latents, right-aligned: the newest context
         frame is ctx[:, -1] and must be valid; ctx_mask (B, Fc) bool; ctx_ext (B, Fc, 3, 4).
+        ``ctx_t`` (B,): the flow time the context latents were noised to (context noise augmentation),
+        given to the network as the context tokens' timestep; None = clean (0).
         ``cache=False`` skips the K/V cache (joint path, for tests); it defaults to context_self_only."""
         cache = self.cfg.dit.context_self_only if cache is None else cache
         if cache and not self.cfg.dit.context_self_only:
@@ -312,10 +323,10 @@ class DiT(nn.Module):
         tokens = self.patch_in(self.patchify(ctx))                         # (B, Fc, N, D)
         cam = self.camera_features(ctx_ext, ref)
         tok_mask = ctx_mask.repeat_interleave(self.N, dim=1)
-        state = ContextState(None, tok_mask, ctx_mask, tokens, cam, ref, text)
+        state = ContextState(None, tok_mask, ctx_mask, tokens, cam, ref, text, ctx_t)
         if not cache:
             return state  # joint attention: context is re-run with the targets at every step
-        c = self.t_embed(torch.zeros(B, Fc, device=ctx.device)) + text[2][:, None]
+        c = self.t_embed(self._context_times(state, B, Fc, ctx.device)) + text[2][:, None]
         m = self.ada(c).unflatten(-1, (12, -1))                            # (B, Fc, 12, D)
         rope_st, rope_s = self.rope_st(self.context_positions(B, Fc, ctx.device)), self.rope_spatial()
         x, kvs = tokens, []
@@ -344,7 +355,7 @@ class DiT(nn.Module):
                 x, _ = blk(x, m, cam, rope_s, rope_st, text_tok, text_mask, ones, prefix=kv, prefix_mask=state.mask)
         else:  # joint: context and targets attend to each other
             cpos = self.context_positions(B, Fc, zt.device)
-            cc = self.t_embed(torch.zeros(B, Fc, device=zt.device)) + pooled[:, None]
+            cc = self.t_embed(self._context_times(state, B, Fc, zt.device)) + pooled[:, None]
             x = torch.cat([state.tokens, x], 1)
             c = torch.cat([cc, c], 1)
             cam = torch.cat([state.cam, cam], 1)

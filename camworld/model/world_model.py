@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from camworld.model.config import WorldModelConfig
-from camworld.model.diffusion import sample
+from camworld.model.diffusion import noise_context, sample
 from camworld.model.dit import DiT
 from camworld.model.vae import VAE, frames_to_tensor, tensor_to_frames
 
@@ -68,21 +68,28 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, ctx, ctx_mask, ctx_ext, tgt_ext, prompts, generator=None, steps=None, guidance=None,
-                 noise=None):
+                 noise=None, ctx_eps=None, context_noise=None):
         """Sample target latents.
 
         ctx (B, Fc, C, h, w) scaled latents, right-aligned (newest last, always valid); ctx_mask (B, Fc)
         bool; ctx_ext (B, Fc, 3, 4) and tgt_ext (B, Ft, 3, 4) camera-to-world; prompts: list of B
         str/None; noise: optional initial noise (B, Ft, C, h, w), else drawn from ``generator``.
+        context_noise: flow time the context latents are noised to, told to the network (default
+        ``cfg.diffusion.context_noise``; 0 = clean context); ctx_eps: its noise (ctx's shape), else drawn.
         Returns latents (B, Ft, C, h, w).
         """
         d = self.cfg.diffusion
         steps = d.sample_steps if steps is None else steps
         guidance = d.guidance if guidance is None else guidance
-        state = self.dit.encode_context(ctx, ctx_mask, ctx_ext, prompts)
+        level = d.context_noise if context_noise is None else float(context_noise)
+        ctx_t = None
+        if level > 0:
+            ctx_t = torch.full((ctx.shape[0],), level, device=ctx.device)
+            ctx = noise_context(ctx, ctx_mask, ctx_t, generator, eps=ctx_eps)
+        state = self.dit.encode_context(ctx, ctx_mask, ctx_ext, prompts, ctx_t=ctx_t)
         uncond = None
         if guidance != 1.0:
-            uncond = self.dit.encode_context(ctx, ctx_mask, ctx_ext, [None] * len(prompts))
+            uncond = self.dit.encode_context(ctx, ctx_mask, ctx_ext, [None] * len(prompts), ctx_t=ctx_t)
         B, Ft = tgt_ext.shape[:2]
         return sample(self.dit, (B, Ft) + self.latent_shape, tgt_ext, state, uncond, steps=steps,
                       guidance=guidance, shift=d.shift, generator=generator, device=self.device, noise=noise)

@@ -1,0 +1,391 @@
+"""Fidelity benchmark: what the learned world makes up, under the motion the env allows.
+
+    camworld eval fidelity --episodes 16 --steps 50 --out eval_fidelity
+
+Every episode is a held-out scene driven by a random agent through the env's own action semantics
+(``camworld.envs.actions``: ``end_pose`` + ``segment_poses``, walls included) with the env's default
+settings (``frames_per_step`` 4, generated in chunks of the model's 2 target frames, ``context_size``
+8, the default retrieval). Since an episode that starts in a sim scene keeps that scene's walls, its
+camera path is a function of the actions alone, so the ground truth is the sim rendered on that path.
+
+Sections (mean and 95% interval over episodes; an episode's PSNR is computed from its pooled MSE, so
+frames where the camera stands still, copied exactly, do not count as infinitely good):
+- teacher-forced next chunk: memory holds the ground truth up to now, the model predicts the next
+  chunk (2 frames). Beside it the VAE ceiling (decode(encode(gt))) and copying the newest frame.
+- free rollout: ``steps`` env steps generated from one real frame, everything in memory generated;
+  per step GT PSNR, SSIM and the sharpness ratio (image-gradient energy of the generated frames over
+  the ground truth's; 1.0 = as sharp as the world). Stability = quality at the last step minus step 5.
+- memory under env motion: return-to-start at the env's step sizes (``camworld.eval`` kinds with
+  ``deg_per_frame`` 3 and 0.25 m per frame), history and ground-truth comparison, default vs recent.
+- twin: the same action sequences through ``CamWorld-v0``, whose frames must equal the ground truth
+  (the upper bound, and a check that the benchmark's paths are the env's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from camworld.metrics import mean_ci95, psnr, ssim
+
+DRIVERS = ("discrete", "continuous", "pose")
+FRAMES_PER_STEP = 4          # the env's default
+CONTEXT_SIZE = 8             # the env's default k
+MEMORY_KINDS = ("rot90", "rot180", "walk2m", "loop")
+STABILITY_FROM = 5           # stability figure: last step vs this step (1-based env steps)
+
+
+@dataclass
+class Drive:
+    """One held-out episode: an agent's actions and the camera path they produce in the scene."""
+    scene_seed: int
+    driver: str
+    actions: list           # one env action per step
+    poses: np.ndarray       # (1 + steps * T, 3): the start pose, then T poses per step
+    gt: np.ndarray          # uint8 (1 + steps * T, H, W, 3)
+    prompt: str
+
+
+def agent_actions(driver: str, poses_now, rng, bounds, state: dict):
+    """The next action of a random agent (sticky: it repeats its last choice 60% of the time).
+    discrete: the env's 7 actions; continuous: a random Box action in the per-step bounds;
+    pose: an absolute waypoint 1-4 m away, held until reached (the env approaches it per step)."""
+    from camworld.data import AGENT_ACTION_P
+
+    if driver == "discrete":
+        if "a" not in state or rng.random() >= 0.6:
+            state["a"] = int(rng.choice(len(AGENT_ACTION_P), p=AGENT_ACTION_P))
+        return state["a"]
+    if driver == "continuous":
+        if "a" not in state or rng.random() >= 0.6:
+            hi = np.array([bounds.max_move, bounds.max_move, bounds.max_turn_deg])
+            a = rng.uniform(-1, 1, 3) * hi
+            a[0] = abs(a[0]) if rng.random() < 0.7 else a[0]  # mostly forwards, as agents move
+            state["a"] = np.clip(a, -hi, hi).astype(np.float32)
+        return state["a"]
+    if driver == "pose":
+        p = np.asarray(poses_now, np.float64)
+        goal = state.get("goal")
+        if goal is None or np.hypot(*(goal[:2] - p[:2])) < 0.2 or state.get("left", 0) <= 0:
+            ang = p[2] + rng.uniform(-np.pi / 2, np.pi / 2)
+            dist = rng.uniform(1.0, 4.0)
+            goal = np.array([p[0] + dist * np.cos(ang), p[1] + dist * np.sin(ang), ang + rng.uniform(-0.5, 0.5)])
+            state["goal"], state["left"] = goal, 8
+        state["left"] -= 1
+        return goal.astype(np.float32)
+    raise ValueError(f"unknown driver '{driver}'; choose from {DRIVERS}")
+
+
+def make_drives(driver: str, n: int, steps: int, frame_size: int, seed: int = 0,
+                frames_per_step: int = FRAMES_PER_STEP) -> list:
+    """n held-out episodes of ``steps`` env steps each, driven by ``driver`` (deterministic in seed)."""
+    from camworld.envs.actions import ActionBounds, end_pose, segment_poses
+    from camworld.envs.world_env import CLEARANCE_M
+    from camworld.sim import EVAL_SEED_OFFSET, make_scene, render, scene_caption
+
+    bounds = ActionBounds(frames_per_step)
+    rng = np.random.default_rng([seed, zlib.crc32(driver.encode()), steps])
+    drives = []
+    for e in range(n):
+        scene_seed = EVAL_SEED_OFFSET + 104729 * (e + 1) + 31 * seed + zlib.crc32(driver.encode()) % 997
+        scene = make_scene(scene_seed)
+        pose = np.asarray(scene.sample_free_pose(rng), np.float64)
+        poses, actions, state = [pose[None]], [], {}
+        for _ in range(steps):
+            a = agent_actions(driver, pose, rng, bounds, state)
+            end, _ = end_pose(a, driver, pose, bounds)
+            seg, _ = segment_poses(pose, end, frames_per_step, scene, CLEARANCE_M)
+            actions.append(a)
+            poses.append(seg)
+            pose = seg[-1]
+        poses = np.concatenate(poses)
+        gt, _ = render(scene, poses, frame_size, frame_size)
+        drives.append(Drive(scene_seed, driver, actions, poses, gt, scene_caption(scene, rng)))
+    return drives
+
+
+def sharpness(frames: np.ndarray) -> np.ndarray:
+    """Image-gradient energy per frame: mean squared finite difference over x and y (float, (N,))."""
+    x = np.asarray(frames, np.float64).reshape((-1,) + frames.shape[-3:])
+    gx = np.diff(x, axis=2) ** 2
+    gy = np.diff(x, axis=1) ** 2
+    return gx.mean(axis=(1, 2, 3)) + gy.mean(axis=(1, 2, 3))
+
+
+def _world(model, n, retrieval, k, context_noise, sample_steps):
+    from camworld.world import World
+
+    return World(model, num_worlds=n, retrieval=retrieval, context_size=k, device=model.device,
+                 context_noise=context_noise, sample_steps=sample_steps)
+
+
+def teacher_forced(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context_noise=None, sample_steps=None,
+                   seed: int = 0) -> dict:
+    """Ground truth in memory; predict each next chunk. -> per-episode means and the baselines."""
+    E, L = len(drives), len(drives[0].poses)
+    chunk = model.cfg.train.target_frames
+    world = _world(model, E, retrieval, k, context_noise, sample_steps)
+    for i, d in enumerate(drives):
+        world.reset(i, d.gt[0], d.poses[0], prompt=d.prompt, seed=seed + i)
+    poses = np.stack([d.poses for d in drives])
+    gen = np.stack([d.gt for d in drives]).copy()
+    for j in range(1, L, chunk):
+        sl = slice(j, min(L, j + chunk))
+        gen[:, sl] = world.step(poses[:, sl], append=False)
+        for i, d in enumerate(drives):
+            world.observe(i, d.gt[sl], d.poses[sl])
+    gts = np.stack([d.gt for d in drives])
+    rec = model.decode(model.encode(gts.reshape((-1,) + gts.shape[2:]))).reshape(gts.shape)
+    newest = np.concatenate([gts[:, :1], gts[:, :-1]], 1)     # copy: frame j predicted by frame j - 1 ...
+    starts = np.arange(1, L, chunk)
+    for s in starts:                                         # ... but within a chunk the newest is before it
+        newest[:, s:s + chunk] = gts[:, s - 1:s]
+    out = {}
+    for name, pred in (("model", gen), ("copy_newest", newest), ("vae_ceiling", rec)):
+        ps = [psnr(pred[i, 1:], gts[i, 1:]) for i in range(E)]  # pooled MSE: a still camera copies exactly
+        ss = [np.mean([ssim(pred[i, j], gts[i, j]) for j in range(1, L)]) for i in range(E)]
+        (pm, pci), (sm, sci) = mean_ci95(ps), mean_ci95(ss)
+        out[name] = {"psnr": pm, "psnr_ci": pci, "ssim": sm, "ssim_ci": sci}
+    sh = [sharpness(gen[i, 1:]).sum() / max(sharpness(gts[i, 1:]).sum(), 1e-9) for i in range(E)]
+    out["model"]["sharpness"], out["model"]["sharpness_ci"] = mean_ci95(sh)
+    return out
+
+
+def free_rollout(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context_noise=None, sample_steps=None,
+                 seed: int = 0, frames_per_step: int = FRAMES_PER_STEP):
+    """Everything generated from the start frame on. -> (per-step curves dict, frames (E, L, H, W, 3), s/step)."""
+    E, L = len(drives), len(drives[0].poses)
+    T = frames_per_step
+    steps = (L - 1) // T
+    world = _world(model, E, retrieval, k, context_noise, sample_steps)
+    for i, d in enumerate(drives):
+        world.reset(i, d.gt[0], d.poses[0], prompt=d.prompt, seed=seed + i)
+    poses = np.stack([d.poses for d in drives])
+    gen = np.stack([d.gt for d in drives]).copy()
+    spent = 0.0
+    for s in range(steps):
+        sl = slice(1 + s * T, 1 + (s + 1) * T)
+        t0 = time.perf_counter()
+        gen[:, sl] = world.step(poses[:, sl])
+        spent += time.perf_counter() - t0
+    curves = {"psnr": [], "psnr_ci": [], "ssim": [], "ssim_ci": [], "sharpness": [], "sharpness_ci": []}
+    for s in range(steps):
+        sl = slice(1 + s * T, 1 + (s + 1) * T)
+        ps = [psnr(gen[i, sl], d.gt[sl]) for i, d in enumerate(drives)]
+        ss = [np.mean([ssim(a, b) for a, b in zip(gen[i, sl], d.gt[sl])]) for i, d in enumerate(drives)]
+        sh = [sharpness(gen[i, sl]).sum() / max(sharpness(d.gt[sl]).sum(), 1e-9) for i, d in enumerate(drives)]
+        for key, vals in (("psnr", ps), ("ssim", ss), ("sharpness", sh)):
+            m, ci = mean_ci95(vals)
+            curves[key].append(m)
+            curves[key + "_ci"].append(ci)
+    return curves, gen, spent / max(steps, 1)
+
+
+def twin_check(drives, frames_per_step: int = FRAMES_PER_STEP) -> dict:
+    """Drive ``CamWorld-v0`` (the sim twin) with the same actions; its frames must be the ground truth."""
+    import gymnasium as gym
+
+    import camworld  # noqa: F401  (registers the ids)
+
+    worst, same_poses = np.inf, True
+    for d in drives:
+        H = d.gt.shape[1]
+        env = gym.make("CamWorld-v0", action_type=d.driver, frame_size=H, frames_per_step=frames_per_step)
+        _, info = env.reset(seed=0, options={"scene_seed": d.scene_seed, "pose": d.poses[0]})
+        frames = [info["frames"][-1:]]
+        for a in d.actions:
+            _, _, _, _, info = env.step(a)
+            frames.append(info["frames"])
+            same_poses &= bool(np.allclose(info["pose"], d.poses[len(np.concatenate(frames)) - 1], atol=1e-4))
+        env.close()
+        frames = np.concatenate(frames)
+        worst = min(worst, psnr(frames, d.gt))
+    return {"psnr_min": float(worst), "same_poses": bool(same_poses), "sharpness": 1.0}
+
+
+def memory_under_env_motion(model, n: int, retrieval: str, k: int = CONTEXT_SIZE, seed: int = 0,
+                            kinds=MEMORY_KINDS) -> list:
+    """Return-to-start at the env's step sizes: rows of (kind, strategy, mode, psnr, ...)."""
+    from camworld.eval import make_episodes, run_episodes, score
+
+    rows = []
+    for kind in kinds:
+        eps = make_episodes(kind, n, model.cfg.frame_size, seed)
+        for strategy in dict.fromkeys((retrieval, "recent")):
+            for mode in ("history", "gt"):
+                frames, _ = run_episodes(model, eps, strategy, k, mode, seed=seed)  # 2-frame chunks, as the env
+                rows.append({"kind": kind, "strategy": strategy, "mode": mode, "frames": len(eps[0].poses),
+                             **score(eps, frames, mode)})
+    return rows
+
+
+def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrieval: str | None = None,
+             k: int = CONTEXT_SIZE, context_noise=None, sample_steps=None, seed: int = 0, memory: bool = True,
+             twin: bool = True, out: Path | None = None, progress: bool = True, memory_kinds=MEMORY_KINDS) -> dict:
+    """Run the whole benchmark; returns a results dict and writes the report under ``out``."""
+    from tqdm import tqdm
+
+    from camworld.retrieval import DEFAULT_STRATEGY
+
+    retrieval = retrieval or DEFAULT_STRATEGY
+    if steps < 1 or episodes < 1:
+        raise ValueError(f"steps and episodes must be >= 1, got steps={steps} episodes={episodes}")
+    res = {"episodes": episodes, "steps": steps, "retrieval": retrieval, "k": k,
+           "frames_per_step": FRAMES_PER_STEP, "context_noise": model.cfg.diffusion.context_noise
+           if context_noise is None else context_noise,
+           "sample_steps": sample_steps or model.cfg.diffusion.sample_steps, "drivers": {}, "memory": []}
+    videos = {}
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(drivers) * (3 if twin else 2) + (1 if memory else 0), desc="fidelity benchmark",
+               disable=not progress)
+    for driver in drivers:
+        drives = make_drives(driver, episodes, steps, model.cfg.frame_size, seed)
+        row = {"teacher_forced": teacher_forced(model, drives, retrieval, k, context_noise, sample_steps, seed)}
+        bar.update()
+        curves, gen, s_per_step = free_rollout(model, drives, retrieval, k, context_noise, sample_steps, seed)
+        row["rollout"] = curves
+        row["seconds_per_batched_step"] = s_per_step
+        bar.update()
+        if twin:
+            row["twin"] = twin_check(drives[: min(4, len(drives))])
+            bar.update()
+        res["drivers"][driver] = row
+        videos[driver] = (gen[:2], np.stack([d.gt for d in drives[:2]]))
+    if memory:
+        res["memory"] = memory_under_env_motion(model, episodes, retrieval, k, seed, memory_kinds)
+        bar.update()
+    bar.close()
+    res["seconds"] = time.perf_counter() - t0
+    if out is not None:
+        write_report(res, videos, Path(out))
+    return res
+
+
+# ---------------------------------------------------------------- report
+
+
+def _c(d, key="psnr", fmt=".2f"):
+    ci = d.get(key + "_ci", float("nan"))
+    return f"{d[key]:{fmt}} ± {ci:{fmt}}"
+
+
+def stability(curves) -> float:
+    """GT PSNR at the last step minus at step ``STABILITY_FROM`` (or the first, for short rollouts)."""
+    p = curves["psnr"]
+    return float(p[-1] - p[min(STABILITY_FROM, len(p)) - 1])
+
+
+def markdown(res) -> str:
+    lines = [f"Held-out scenes, {res['episodes']} episodes per driver, env defaults: {res['frames_per_step']} frames "
+             f"per step, k = {res['k']}, retrieval `{res['retrieval']}`, {res['sample_steps']} sampler steps, "
+             f"context noise {res['context_noise']:g}. Mean ± 95% interval over episodes.", "",
+             "### Teacher-forced next chunk (ground truth in memory)", "",
+             "| driver | model PSNR | model SSIM | sharpness | copy newest PSNR | VAE ceiling PSNR | VAE ceiling SSIM | gap to ceiling |",
+             "|---|---|---|---|---|---|---|---|"]
+    for drv, row in res["drivers"].items():
+        tf = row["teacher_forced"]
+        m, c, v = tf["model"], tf["copy_newest"], tf["vae_ceiling"]
+        lines.append(f"| {drv} | {_c(m)} | {_c(m, 'ssim', '.3f')} | {_c(m, 'sharpness')} | {_c(c)} | {_c(v)} | "
+                     f"{_c(v, 'ssim', '.3f')} | {v['psnr'] - m['psnr']:.2f} dB |")
+    lines += ["", f"### Free rollout ({res['steps']} env steps from one real frame)", "",
+              "| driver | GT PSNR step 1 | step 5 | last step | stability (last - step 5) | SSIM last | "
+              "sharpness min over steps | sharpness last | s per batched step |", "|---|---|---|---|---|---|---|---|---|"]
+    for drv, row in res["drivers"].items():
+        r = row["rollout"]
+        i5 = min(STABILITY_FROM, len(r["psnr"])) - 1
+        lines.append(f"| {drv} | {r['psnr'][0]:.2f} | {r['psnr'][i5]:.2f} | {r['psnr'][-1]:.2f} ± {r['psnr_ci'][-1]:.2f} | "
+                     f"{stability(r):+.2f} dB | {r['ssim'][-1]:.3f} | {min(r['sharpness']):.2f} | "
+                     f"{r['sharpness'][-1]:.2f} | {row['seconds_per_batched_step']:.2f} |")
+    twins = {d: r["twin"] for d, r in res["drivers"].items() if "twin" in r}
+    if twins:
+        lines += ["", "### Twin `CamWorld-v0` (upper bound; same actions through the env)", "",
+                  "| driver | min PSNR vs benchmark ground truth | same poses | sharpness |", "|---|---|---|---|"]
+        for drv, t in twins.items():
+            p = "identical" if t["psnr_min"] >= 99 else f"{t['psnr_min']:.2f} dB"
+            lines.append(f"| {drv} | {p} | {t['same_poses']} | {t['sharpness']:.2f} |")
+    if res["memory"]:
+        lines += ["", "### Memory under env motion (return to start, 3 degrees / 0.25 m per frame)", "",
+                  "| trajectory | frames | strategy | HC PSNR | HC SSIM | GT PSNR | GT SSIM |", "|---|---|---|---|---|---|---|"]
+        kinds = list(dict.fromkeys(r["kind"] for r in res["memory"]))
+        for kind in kinds:
+            for s in dict.fromkeys(r["strategy"] for r in res["memory"]):
+                h = next(r for r in res["memory"] if r["kind"] == kind and r["strategy"] == s and r["mode"] == "history")
+                g = next(r for r in res["memory"] if r["kind"] == kind and r["strategy"] == s and r["mode"] == "gt")
+                lines.append(f"| {kind} | {h['frames']} | {s} | {_c(h)} | {_c(h, 'ssim', '.3f')} | {_c(g)} | "
+                             f"{_c(g, 'ssim', '.3f')} |")
+            ours = next(r for r in res["memory"] if r["kind"] == kind and r["strategy"] == res["retrieval"] and r["mode"] == "history")
+            rec = next((r for r in res["memory"] if r["kind"] == kind and r["strategy"] == "recent" and r["mode"] == "history"), None)
+            if rec is not None and rec is not ours:
+                lines.append(f"| {kind} | | margin over recent | {ours['psnr'] - rec['psnr']:+.2f} dB | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(res, path: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, key, label in zip(axes, ("psnr", "ssim", "sharpness"), ("GT PSNR (dB)", "SSIM", "sharpness ratio")):
+        for drv, row in res["drivers"].items():
+            y, e = np.asarray(row["rollout"][key]), np.nan_to_num(np.asarray(row["rollout"][key + "_ci"]))
+            x = np.arange(1, len(y) + 1)
+            ax.plot(x, y, label=drv)
+            ax.fill_between(x, y - e, y + e, alpha=0.2)
+        if key == "psnr":
+            for drv, row in res["drivers"].items():
+                ax.axhline(row["teacher_forced"]["vae_ceiling"]["psnr"], linestyle=":", color="k", linewidth=1)
+        if key == "sharpness":
+            ax.axhline(1.0, linestyle=":", color="k", linewidth=1, label="as sharp as the world")
+            ax.axhline(0.85, linestyle="--", color="r", linewidth=1, label="target 0.85")
+        ax.set_xlabel("env step"), ax.set_ylabel(label), ax.grid(alpha=0.3)
+    axes[0].set_title("free rollout vs ground truth (dotted: VAE ceiling)")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(res, videos, out: Path):
+    from camworld.viz import save_png, write_mp4
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(res, indent=1))
+    (out / "results.md").write_text(markdown(res))
+    plot_curves(res, out / "rollout_curves.png")
+    for drv, (gen, gt) in videos.items():
+        write_mp4(out / f"rollout_{drv}.mp4", np.concatenate([gen[0], gt[0]], 2), fps=8)  # generated | ground truth
+    if "discrete" in videos:  # a still: every 8th frame of two rollouts, generated above ground truth
+        gen, gt = videos["discrete"]
+        idx = np.linspace(1, gen.shape[1] - 1, min(8, gen.shape[1] - 1)).round().astype(int)
+        rows = [np.concatenate(list(a[idx]), 1) for pair in zip(gen, gt) for a in pair]
+        save_png(out / "rollout_discrete.png", np.concatenate(rows, 0), scale=2)
+
+
+# ---------------------------------------------------------------- CLI (``camworld eval fidelity``)
+
+
+def add_arguments(p: argparse.ArgumentParser):
+    p.add_argument("--steps", type=int, default=50, help="fidelity: env steps of each free rollout")
+    p.add_argument("--drivers", nargs="*", default=list(DRIVERS), choices=DRIVERS,
+                   help="fidelity: how the agent drives (the env's action types)")
+    p.add_argument("--context-noise", type=float, default=None,
+                   help="flow time the context latents are noised to at inference (default: the checkpoint's)")
+    p.add_argument("--sample-steps", type=int, default=None, help="Euler steps (default: the checkpoint's)")
+    p.add_argument("--no-memory", action="store_true", help="fidelity: skip the return-to-start section")
+    p.add_argument("--no-twin", action="store_true", help="fidelity: skip the CamWorld-v0 twin check")
+
+
+def run(args, model):
+    res = evaluate(model, args.episodes, args.steps, args.drivers, args.ours, CONTEXT_SIZE if args.k is None else args.k,
+                   args.context_noise, args.sample_steps, args.seed, memory=not args.no_memory,
+                   twin=not args.no_twin, out=Path(args.out))
+    print(markdown(res))
+    print(f"wrote {args.out}/results.md, results.json, rollout_curves.png, rollout_*.mp4 ({res['seconds']:.0f} s)")
+    return 0

@@ -1,0 +1,227 @@
+"""The fidelity benchmark (env motion, teacher-forced, free rollout, memory, twin) and the training levers
+it compares: context noise augmentation and agent-like training trajectories."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from camworld import fidelity
+from camworld.data import action_walk, excursion, sample_batch, scene_track
+from camworld.eval import make_episodes
+from camworld.model import WorldModel, preset
+from camworld.model.diffusion import noise_context
+from camworld.sim import is_heldout, make_scene
+
+MAX_M, MAX_DEG = 6.0 / 77 * 4, 60.0 / 77 * 4   # the env's per-frame bounds (ActionBounds)
+
+
+def _steps(poses):
+    d = np.diff(poses, axis=0)
+    yaw = np.abs(np.rad2deg((d[:, 2] + np.pi) % (2 * np.pi) - np.pi))
+    return np.hypot(d[:, 0], d[:, 1]), yaw
+
+
+@pytest.mark.parametrize("driver", fidelity.DRIVERS)
+def test_drives_stay_within_the_env_bounds_on_heldout_scenes(driver):
+    drives = fidelity.make_drives(driver, 2, 6, 32, seed=3)
+    again = fidelity.make_drives(driver, 2, 6, 32, seed=3)
+    for d, e in zip(drives, again):
+        assert is_heldout(d.scene_seed)
+        assert d.poses.shape == (1 + 6 * fidelity.FRAMES_PER_STEP, 3) and d.gt.shape == (25, 32, 32, 3)
+        m, deg = _steps(d.poses)
+        # the env's continuous Box bounds forward and strafe separately: a diagonal move may reach sqrt(2) x
+        limit = MAX_M * (np.sqrt(2) if driver == "continuous" else 1.0)
+        assert m.max() <= limit + 1e-6 and deg.max() <= MAX_DEG + 1e-6
+        assert np.array_equal(d.poses, e.poses)  # deterministic in the seed
+        assert make_scene(d.scene_seed).is_free(d.poses[:, :2], 0.29).all()
+
+
+def test_twin_reproduces_the_benchmark_ground_truth():
+    drives = fidelity.make_drives("discrete", 2, 5, 32, seed=1)
+    t = fidelity.twin_check(drives)
+    assert t["same_poses"] and t["psnr_min"] >= 99
+    bad = fidelity.make_drives("discrete", 1, 5, 32, seed=1)
+    bad[0].gt[3] = 255 - bad[0].gt[3]   # a benchmark whose ground truth is wrong is caught
+    assert fidelity.twin_check(bad)["psnr_min"] < 40
+
+
+def test_sharpness_ratio_drops_when_frames_blur():
+    gt = fidelity.make_drives("discrete", 1, 2, 32, seed=0)[0].gt
+    blur = gt.astype(np.float64)
+    for ax in (1, 2):
+        blur = (np.roll(blur, 1, ax) + blur + np.roll(blur, -1, ax)) / 3
+    ratio = fidelity.sharpness(blur.astype(np.uint8)).sum() / fidelity.sharpness(gt).sum()
+    assert 0 < ratio < 0.8
+    assert fidelity.sharpness(gt).sum() / fidelity.sharpness(gt).sum() == 1.0
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return WorldModel(preset("tiny")).eval()
+
+
+def test_fidelity_benchmark_end_to_end_on_tiny(tiny, tmp_path):
+    res = fidelity.evaluate(tiny, episodes=2, steps=6, drivers=("discrete", "pose"), out=tmp_path, progress=False,
+                            memory_kinds=("walk2m", "loop"))
+    for name in ("results.md", "results.json", "rollout_curves.png", "rollout_discrete.mp4", "rollout_pose.mp4",
+                 "rollout_discrete.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    doc = json.loads((tmp_path / "results.json").read_text())
+    tf = doc["drivers"]["discrete"]["teacher_forced"]
+    assert set(tf) == {"model", "copy_newest", "vae_ceiling"}
+    assert len(doc["drivers"]["pose"]["rollout"]["psnr"]) == 6
+    assert {(r["kind"], r["strategy"], r["mode"]) for r in doc["memory"]} >= {("loop", "recent", "history")}
+    md = fidelity.markdown(res)
+    assert "Teacher-forced" in md and "stability" in md and "margin over recent" in md
+
+
+def test_fidelity_rejects_bad_settings(tiny):
+    with pytest.raises(ValueError, match="steps and episodes"):
+        fidelity.evaluate(tiny, episodes=1, steps=0, progress=False)
+    with pytest.raises(ValueError, match="unknown driver"):
+        fidelity.make_drives("teleport", 1, 2, 32)
+
+
+def test_memory_episodes_move_at_env_speed_and_loops_revisit():
+    for kind in ("rot90", "walk2m", "loop"):
+        for ep in make_episodes(kind, 2, 32, seed=2):
+            m, deg = _steps(ep.poses)
+            assert m.max() <= 0.25 + 1e-9 and deg.max() <= 3.0 + 1e-9, kind
+            if kind == "loop":  # the square ends at its start and walks its first side again
+                j, r = ep.revisit[:, 0], ep.revisit[:, 1]
+                d = ep.poses[j] - ep.poses[r]
+                d[:, 2] = (d[:, 2] + np.pi) % (2 * np.pi) - np.pi
+                assert np.allclose(d, 0, atol=1e-6)
+                assert np.array_equal(ep.gt[j], ep.gt[r])
+    stress = make_episodes("rot90", 1, 32, seed=2, deg_per_frame=15.0)[0]
+    assert len(stress.poses) == 13  # the old 15-degree protocol, kept as a labelled stress row
+
+
+# ---------------------------------------------------------------- context noise augmentation
+
+
+def test_noise_context_moves_latents_to_the_given_flow_time():
+    g = torch.Generator().manual_seed(0)
+    ctx = torch.randn(3, 4, 4, 8, 8, generator=g)
+    mask = torch.tensor([[False, True, True, True]] * 3)
+    ctx = ctx * mask[..., None, None, None]
+    eps = torch.randn(ctx.shape, generator=g)
+    assert torch.equal(noise_context(ctx, mask, 0.0, eps=eps), ctx)
+    full = noise_context(ctx, mask, torch.tensor([1.0, 0.5, 0.0]), eps=eps)
+    assert torch.allclose(full[0, 1:], eps[0, 1:]) and torch.equal(full[2], ctx[2])
+    assert torch.allclose(full[1, 1:], 0.5 * ctx[1, 1:] + 0.5 * eps[1, 1:])
+    assert (full[:, 0] == 0).all()   # padded context frames stay empty
+    with pytest.raises(ValueError, match="context noise level"):
+        noise_context(ctx, mask, torch.zeros(2))
+
+
+def _trained_looking(cfg):
+    """A tiny DiT whose zero-initialised modulation is randomised, so timesteps reach the tokens."""
+    torch.manual_seed(1)
+    m = WorldModel(cfg).eval()
+    with torch.no_grad():
+        for p in m.dit.ada.parameters():
+            p.normal_(0, 0.05)
+        for p in m.dit.final.parameters():
+            p.normal_(0, 0.05)
+    return m
+
+
+def test_context_noise_level_is_told_to_the_network(tiny):
+    m = _trained_looking(preset("tiny"))
+    C, h, w = m.latent_shape
+    ctx = torch.randn(2, 3, C, h, w)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    ext = torch.eye(3, 4).expand(2, 3, 3, 4).clone()
+    tgt = torch.eye(3, 4).expand(2, 2, 3, 4).clone()
+    zt = torch.randn(2, 2, C, h, w)
+    t = torch.full((2,), 0.5)
+    with torch.no_grad():
+        clean = m.dit(zt, t, tgt, m.dit.encode_context(ctx, mask, ext, [None, None]))
+        zero = m.dit(zt, t, tgt, m.dit.encode_context(ctx, mask, ext, [None, None], ctx_t=torch.zeros(2)))
+        told = m.dit(zt, t, tgt, m.dit.encode_context(ctx, mask, ext, [None, None], ctx_t=torch.full((2,), 0.3)))
+        joint = m.dit(zt, t, tgt, m.dit.encode_context(ctx, mask, ext, [None, None], cache=False,
+                                                       ctx_t=torch.full((2,), 0.3)))
+    assert torch.allclose(clean, zero, atol=1e-6)
+    assert not torch.allclose(clean, told, atol=1e-4)
+    assert torch.allclose(told, joint, atol=1e-4)   # the cached and joint paths agree on the level
+
+
+def test_training_loss_sees_noised_context_only_when_enabled():
+    from camworld.train import DiTLoss
+
+    m = _trained_looking(preset("tiny"))
+    C, h, w = m.latent_shape
+    args = (torch.randn(2, 3, C, h, w), torch.ones(2, 3, dtype=torch.bool), torch.eye(3, 4).expand(2, 3, 3, 4).clone(),
+            torch.randn(2, 2, C, h, w), torch.eye(3, 4).expand(2, 2, 3, 4).clone(), [None, None])
+    loss = lambda mod: mod(*args, torch.Generator().manual_seed(5)).item()  # noqa: E731
+    assert loss(DiTLoss(m.dit)) == loss(DiTLoss(m.dit, 0.0))
+    assert loss(DiTLoss(m.dit, 0.3)) != loss(DiTLoss(m.dit))
+    assert loss(DiTLoss(m.dit, 0.3)) == loss(DiTLoss(m.dit, 0.3))  # deterministic in the generator
+
+
+def test_world_context_noise_is_deterministic_and_validated():
+    from camworld.world import World
+
+    m = _trained_looking(preset("tiny"))
+    d = fidelity.make_drives("discrete", 1, 1, 32, seed=0)[0]
+
+    def run(level):
+        w = World(m, context_noise=level, device="cpu")
+        w.reset(0, d.gt[0], d.poses[0], seed=3)
+        return w.step(d.poses[None, 1:3])
+
+    assert np.array_equal(run(0.2), run(0.2))
+    assert not np.array_equal(run(0.2), run(0.0))
+    with pytest.raises(ValueError, match="context_noise"):
+        World(m, context_noise=1.5, device="cpu")
+
+
+# ---------------------------------------------------------------- agent-like training trajectories
+
+
+def test_action_walk_moves_like_the_env_and_stops_at_walls():
+    scene, track = scene_track(2, 4)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        poses = action_walk(scene, track[int(rng.integers(len(track)))], 120, rng)
+        assert poses.shape == (120, 3)
+        m, deg = _steps(poses)
+        assert m.max() <= MAX_M + 1e-6 and deg.max() <= MAX_DEG + 1e-6
+        assert scene.is_free(poses[:, :2], 0.29).all()
+    # walking into a wall: the camera stops (no frame enters it) but the walk goes on
+    start = track[0].copy()
+    poses = action_walk(scene, start, 400, np.random.default_rng(1), sticky=0.95)
+    assert scene.is_free(poses[:, :2], 0.29).all()
+
+
+def test_excursion_turn_rate_follows_the_config():
+    scene, track = scene_track(1, 4)
+    rng = np.random.default_rng(0)
+    rates = []
+    for _ in range(30):
+        poses, _ = excursion(scene, track[0], rng, deg_per_frame=(1.5, 3.12), max_m_per_frame=0.31)
+        m, deg = _steps(poses)
+        assert m.max() <= 0.31 + 1e-6
+        rates.append(deg.max())
+    assert max(rates) <= 3.12 + 1e-6 and max(rates) > 1.0
+
+
+def test_env_mix_batch_contains_agent_walks():
+    cfg = preset("tiny").train
+    cfg.action_walk_prob, cfg.exc_deg_per_frame, cfg.exc_max_m_per_frame = 1.0, (1.5, 3.12), 0.31
+    b = sample_batch(np.random.default_rng(0), cfg, 32)
+    assert b.tgt_frames.shape == (cfg.batch_size, cfg.target_frames, 32, 32, 3)
+    # with every sample an agent walk, no two consecutive target cameras are farther apart than the env allows
+    d = np.linalg.norm(b.tgt_ext[:, 1, :, 3] - b.tgt_ext[:, 0, :, 3], axis=-1)
+    assert d.max() <= MAX_M + 1e-5
+
+
+def test_config_overrides_accept_float_ranges():
+    from camworld.train import apply_overrides
+
+    cfg = apply_overrides(preset("tiny"), ["train.exc_deg_per_frame=1.5,3.12", "train.ctx_noise_max=0.3"])
+    assert cfg.train.exc_deg_per_frame == (1.5, 3.12) and cfg.train.ctx_noise_max == 0.3
