@@ -234,6 +234,23 @@ class DiTLoss(nn.Module):
         return flow_loss(self.dit, z0, tgt_ext, state, generator)
 
 
+# parameters a fine-tune may add to an --init checkpoint: zero-initialised, so the network starts as the old one
+GROWABLE = ("cond_in.",)
+
+
+def load_dit_init(dit: nn.Module, init: nn.Module):
+    """Fine-tuning start: copy ``init``'s DiT weights; parameters the new config adds (``GROWABLE``,
+    zero-initialised) keep their init. Any other mismatch is an error naming the keys."""
+    try:
+        missing, unexpected = dit.load_state_dict(init.state_dict(), strict=False)
+    except RuntimeError as e:  # shapes differ: another width, depth or patch
+        raise SystemExit(f"--init checkpoint does not fit the preset's DiT: {str(e).splitlines()[1:3]}") from e
+    bad = [k for k in missing if not k.startswith(GROWABLE)] + list(unexpected)
+    if bad:
+        raise SystemExit(f"--init checkpoint does not fit the preset's DiT: {bad[:6]}")
+    return missing
+
+
 def encode_batch(model, batch, device):
     B, Fc = batch.ctx_mask.shape
     Ft = batch.tgt_frames.shape[1]
@@ -344,7 +361,7 @@ def train_dit(args, cfg, device):
         ema_path = out / "model.safetensors"
         ema.load_state_dict(WorldModel.load(ema_path, device=device).dit.state_dict())
     if args.init and not args.resume:
-        model.dit.load_state_dict(WorldModel.load(args.init, device=device).dit.state_dict())
+        load_dit_init(model.dit, WorldModel.load(args.init, device=device).dit)
         ema.load_state_dict(model.dit.state_dict())
     loss_mod = DiTLoss(model.dit, tc.ctx_noise_max)
     net = nn.parallel.DistributedDataParallel(loss_mod) if world > 1 else loss_mod

@@ -225,3 +225,33 @@ def test_config_overrides_accept_float_ranges():
 
     cfg = apply_overrides(preset("tiny"), ["train.exc_deg_per_frame=1.5,3.12", "train.ctx_noise_max=0.3"])
     assert cfg.train.exc_deg_per_frame == (1.5, 3.12) and cfg.train.ctx_noise_max == 0.3
+
+
+def test_newest_concat_starts_as_the_plain_dit_and_sees_the_newest_frame():
+    """Fine-tuning from a plain checkpoint adds a zero-initialised projection: same output at init,
+    and once trained the targets depend on the newest context latent through it."""
+    from camworld.train import load_dit_init
+
+    plain = _trained_looking(preset("tiny"))
+    cfg = preset("tiny")
+    cfg.dit.newest_concat = True
+    grown = WorldModel(cfg).eval()
+    assert load_dit_init(grown.dit, plain.dit) == ["cond_in.weight", "cond_in.bias"]
+    C, h, w = plain.latent_shape
+    ctx = torch.randn(1, 3, C, h, w)
+    mask, ext = torch.ones(1, 3, dtype=torch.bool), torch.eye(3, 4).expand(1, 3, 3, 4).clone()
+    zt, t, tgt = torch.randn(1, 2, C, h, w), torch.full((1,), 0.5), torch.eye(3, 4).expand(1, 2, 3, 4).clone()
+    with torch.no_grad():
+        a = plain.dit(zt, t, tgt, plain.dit.encode_context(ctx, mask, ext, [None]))
+        b = grown.dit(zt, t, tgt, grown.dit.encode_context(ctx, mask, ext, [None]))
+        assert torch.allclose(a, b, atol=1e-6)
+        grown.dit.cond_in.weight.normal_(0, 0.1)
+        ctx2 = ctx.clone()
+        ctx2[:, -1] += 1.0
+        c = grown.dit(zt, t, tgt, grown.dit.encode_context(ctx, mask, ext, [None]))
+        d = grown.dit(zt, t, tgt, grown.dit.encode_context(ctx2, mask, ext, [None]))
+    assert not torch.allclose(c, d, atol=1e-4)
+    cfg2 = preset("tiny")
+    cfg2.dit.width = 48
+    with pytest.raises(SystemExit, match="does not fit"):
+        load_dit_init(WorldModel(cfg2).dit, plain.dit)

@@ -36,6 +36,11 @@ class DiTConfig:
     context_self_only: bool = True     # context tokens attend only to context -> cacheable once per env step
     context_positions: str = "shared"  # context RoPE frame positions: "shared" (-1 for all) or "ranked" (-Fc..-1)
     translation_scale: float = 0.25    # metres -> network units for camera translations
+    # DIAMOND/SVD-style shortcut: the newest context latent, patch by patch, is added to every target token
+    # through its own zero-initialised projection (channel concatenation, for a linear patch embedding), so
+    # fine detail of the frame the targets continue reaches them at full resolution instead of through
+    # 16x16-pixel attention tokens. False = the shipped architecture.
+    newest_concat: bool = False
     text_dim: int = 128                # text encoder width
     text_vocab: int = 4096             # hashed word vocabulary
     text_len: int = 24                 # max caption tokens

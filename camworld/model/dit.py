@@ -182,6 +182,7 @@ class ContextState:
     ref: torch.Tensor        # (B, 3, 4) camera-to-world of the newest context frame
     text: tuple              # (text tokens (B, L, D), text mask (B, L), pooled (B, D))
     t: torch.Tensor | None = None  # (B,) flow time of the context latents (context noise level); None = 0
+    newest: torch.Tensor | None = None  # (B, 1, N, C*p*p) patches of the newest context latent (newest_concat)
 
 
 def relative_cameras(ext: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -205,6 +206,7 @@ class DiT(nn.Module):
         self.N = self.g * self.g
         D = d.width
         self.patch_in = nn.Linear(C * p * p, D)
+        self.cond_in = nn.Linear(C * p * p, D) if d.newest_concat else None  # zero-init: starts as the plain DiT
         self.t_embed = TimestepEmbedder(D)
         self.text = TextEncoder(d.text_vocab, d.text_len, d.text_dim, d.text_layers)
         self.text_kv = nn.Linear(d.text_dim, D)
@@ -239,6 +241,8 @@ class DiT(nn.Module):
         nn.init.zeros_(self.ada[-1].weight), nn.init.zeros_(self.ada[-1].bias)
         for blk in self.blocks:
             nn.init.zeros_(blk.cam.weight), nn.init.zeros_(blk.cam.bias)
+        if self.cond_in is not None:
+            nn.init.zeros_(self.cond_in.weight), nn.init.zeros_(self.cond_in.bias)
         nn.init.zeros_(self.final_ada[-1].weight), nn.init.zeros_(self.final_ada[-1].bias)
         nn.init.zeros_(self.final.weight), nn.init.zeros_(self.final.bias)
         nn.init.normal_(self.t_embed.mlp[0].weight, std=0.02)
@@ -323,7 +327,8 @@ class DiT(nn.Module):
         tokens = self.patch_in(self.patchify(ctx))                         # (B, Fc, N, D)
         cam = self.camera_features(ctx_ext, ref)
         tok_mask = ctx_mask.repeat_interleave(self.N, dim=1)
-        state = ContextState(None, tok_mask, ctx_mask, tokens, cam, ref, text, ctx_t)
+        newest = self.patchify(ctx[:, -1:]) if self.cond_in is not None else None
+        state = ContextState(None, tok_mask, ctx_mask, tokens, cam, ref, text, ctx_t, newest)
         if not cache:
             return state  # joint attention: context is re-run with the targets at every step
         c = self.t_embed(self._context_times(state, B, Fc, ctx.device)) + text[2][:, None]
@@ -343,6 +348,8 @@ class DiT(nn.Module):
         Fc = state.frame_mask.shape[1]
         text_tok, text_mask, pooled = state.text
         x = self.patch_in(self.patchify(zt))                               # (B, Ft, N, D)
+        if self.cond_in is not None:                                       # newest context frame, per patch
+            x = x + self.cond_in(state.newest)
         cam = self.camera_features(tgt_ext, state.ref)
         c = self.t_embed(t)[:, None].expand(B, Ft, -1) + pooled[:, None]  # (B, Ft, D)
         tpos = torch.arange(Ft, device=zt.device)[None].expand(B, Ft)
