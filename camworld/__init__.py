@@ -6,6 +6,8 @@ the task ids) when gymnasium is installed.
 
 __version__ = "0.1.0"
 
+from camworld import threads as _threads  # noqa: F401,E402  (its at-fork hook must be in place before workers fork)
+
 try:  # registration lives at the edge: the core never needs gymnasium
     import gymnasium as _gym  # noqa: F401
 except ImportError:  # pragma: no cover

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from camworld import threads
 from camworld.geometry import DEFAULT_HFOV_DEG
 
 
@@ -110,8 +111,10 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--retrieval", default=None, help="our retrieval strategy (default: camworld.retrieval.DEFAULT_STRATEGY)")
     p.add_argument("--seed", type=int, default=0, help="episode seed (picks the held-out scene and start)")
     p.add_argument("--device", default="auto")
+    threads.add_argument(p)
 
 
 def run(args):
+    threads.apply(args.threads)
     run_demo(args.out, args.checkpoint, theta=args.theta, k=args.k, ours=args.retrieval, device=args.device, seed=args.seed)
     return 0

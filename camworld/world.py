@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from camworld import threads
 from camworld.geometry import batch_target_poses, planar_to_extrinsics
 from camworld.memory import MemoryBank
 from camworld.model import DEFAULT_CHECKPOINT, WorldModel, resolve_device
@@ -44,23 +45,32 @@ def load_world_model(checkpoint=None, device="auto") -> WorldModel:
 
 
 class World:
-    """B worlds (or B cameras in one shared world) stepped in one batched forward pass."""
+    """B worlds (or B cameras in one shared world) stepped in one batched forward pass.
+
+    ``torch_threads``: torch intra-op threads for this process (``torch.set_num_threads``); None = the
+    thread policy of ``camworld.threads`` (a worker process takes its fair share of the cores)."""
 
     def __init__(self, model: WorldModel, *, num_worlds: int = 1, retrieval: str = DEFAULT_RETRIEVAL,
                  context_size: int = 8, sample_steps: int | None = None, guidance: float | None = None,
-                 memory_capacity: int = 100_000, shared_memory: bool = False, device="auto"):
+                 memory_capacity: int = 100_000, shared_memory: bool = False, device="auto",
+                 context_noise: float | None = None, torch_threads: int | None = None):
         if retrieval not in STRATEGIES:
             raise ValueError(f"unknown retrieval strategy '{retrieval}'; choose from {sorted(STRATEGIES)}")
         if int(num_worlds) < 1:
             raise ValueError(f"num_worlds must be >= 1, got {num_worlds}")
         if int(context_size) < 1:
             raise ValueError(f"context_size must be >= 1 (it includes the newest frame), got {context_size}")
+        self.torch_threads = threads.apply(torch_threads)   # the process's fair share (camworld.threads)
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
         self.num_worlds = int(num_worlds)
         self.retrieval, self.context_size = retrieval, int(context_size)
         self.sample_steps, self.guidance = sample_steps, guidance
+        # flow time the context latents are noised to before each pass (model default: its config's)
+        self.context_noise = float(model.cfg.diffusion.context_noise if context_noise is None else context_noise)
+        if not 0.0 <= self.context_noise < 1.0:
+            raise ValueError(f"context_noise must be in [0, 1), got {self.context_noise}")
         self.shared_memory = bool(shared_memory)
         S = self.cfg.frame_size
         n_banks = 1 if shared_memory else self.num_worlds
@@ -215,9 +225,14 @@ class World:
             cext[b, : k - n] = e[-1]
         tgt = torch.as_tensor(planar_to_extrinsics(tp[worlds]), dtype=torch.float32, device=self.device)
         noise = torch.stack([torch.randn((T, C, h, w), generator=self._gen[i], device=self.device) for i in worlds])
+        ctx_eps = None
+        if self.context_noise > 0:  # each world's own generator: a world's frames never depend on the others
+            ctx_eps = torch.stack([torch.randn((k, C, h, w), generator=self._gen[i], device=self.device)
+                                   for i in worlds])
         z = self.model.generate(ctx, mask, torch.as_tensor(cext, device=self.device), tgt,
                                 [self.prompts[i] for i in worlds], steps=self.sample_steps,
-                                guidance=self.guidance, noise=noise)
+                                guidance=self.guidance, noise=noise, ctx_eps=ctx_eps,
+                                context_noise=self.context_noise)
         frames = self.model.decode(z.flatten(0, 1)).reshape(Ba, T, S, S, 3)
         for b, i in enumerate(worlds):
             out[i] = frames[b]

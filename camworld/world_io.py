@@ -51,10 +51,11 @@ FORMAT, VERSION = "camworld.World", 1
 MANIFEST = "world.json"
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 # Every attribute of World this module saves or rebuilds. save_world refuses a World with others, so a
-# new piece of World state cannot be silently dropped: teach this module about it.
+# new piece of World state cannot be silently dropped: teach this module about it. (torch_threads is the
+# process's setting, camworld.threads, not the world's: it is not saved.)
 WORLD_ATTRIBUTES = frozenset({"device", "model", "cfg", "num_worlds", "retrieval", "context_size", "sample_steps",
                               "guidance", "shared_memory", "memories", "prompts", "_gen", "_rng", "_last", "_clock",
-                              "last_retrieved"})
+                              "last_retrieved", "context_noise", "torch_threads"})
 
 
 # ---------------------------------------------------------------------- save
@@ -88,7 +89,8 @@ def save_world(world, path, extra: dict | None = None, worlds=None) -> Path:
         "model": _model_fingerprint(world.model),
         "world": {"num_worlds": len(sel), "shared_memory": world.shared_memory, "retrieval": world.retrieval,
                   "context_size": world.context_size, "sample_steps": world.sample_steps,
-                  "guidance": world.guidance, "memory_capacity": banks[0].capacity},
+                  "guidance": world.guidance, "context_noise": world.context_noise,
+                  "memory_capacity": banks[0].capacity},
         "cameras": [_camera_state(world, i) for i in sel],
         "clocks": [world.bank_clock(0)] if world.shared_memory else [world.bank_clock(i) for i in sel],
         "extra": extra or {},
@@ -280,6 +282,7 @@ def load_world(path, model, device=None):
         world = World(model, num_worlds=int(w["num_worlds"]), retrieval=w["retrieval"],
                       context_size=int(w["context_size"]), sample_steps=w["sample_steps"], guidance=w["guidance"],
                       memory_capacity=int(w["memory_capacity"]), shared_memory=bool(w["shared_memory"]),
+                      context_noise=w.get("context_noise"),     # None (saved before it existed): the model's
                       device=model.device if device is None else device)
         n_banks = 1 if world.shared_memory else world.num_worlds
         if len(cams) != world.num_worlds or len(clocks) != n_banks or len(names) != n_banks:

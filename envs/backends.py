@@ -157,7 +157,7 @@ class ModelBackend:
 
     def __init__(self, num_worlds: int = 1, checkpoint=None, device="auto", retrieval: str = DEFAULT_RETRIEVAL,
                  context_size: int = 8, memory_capacity: int = 100_000, sample_steps=None, guidance=None,
-                 shared_memory: bool = False, world=None):
+                 shared_memory: bool = False, world=None, torch_threads: int | None = None):
         try:
             from camworld.world import World, load_world_model
         except ImportError as e:  # a partial install: say which piece is missing
@@ -165,10 +165,13 @@ class ModelBackend:
                               "use CamWorld-v0 (the sim twin) meanwhile") from e
         if world is None:
             _check_common(num_worlds, retrieval, context_size)
+            from camworld import threads
+
+            threads.apply(torch_threads)        # before loading: a forked worker must not use the parent's pool
             model = load_world_model(checkpoint, device=device)
             world = World(model, num_worlds=int(num_worlds), retrieval=retrieval, context_size=int(context_size),
                           sample_steps=sample_steps, guidance=guidance, memory_capacity=memory_capacity,
-                          shared_memory=bool(shared_memory), device=model.device)
+                          shared_memory=bool(shared_memory), device=model.device, torch_threads=torch_threads)
         elif bool(world.shared_memory) != bool(shared_memory):
             raise ValueError(f"shared_memory={shared_memory} but the World passed has shared_memory="
                              f"{world.shared_memory}: a shared backend needs World(shared_memory=True), separate "
@@ -203,18 +206,20 @@ class ModelBackend:
 
 def make_backend(kind: str, num_worlds: int = 1, *, frame_size=None, retrieval: str = DEFAULT_RETRIEVAL,
                  context_size: int = 8, checkpoint=None, device="auto", memory_capacity: int = 100_000,
-                 sample_steps=None, guidance=None, shared_memory: bool = False):
+                 sample_steps=None, guidance=None, shared_memory: bool = False, torch_threads: int | None = None):
     """Build a backend by name. ``frame_size`` None = the backend's native size (sim: 64x64).
-    ``shared_memory=True``: B cameras in one world with one memory bank (the multi-agent env)."""
+    ``shared_memory=True``: B cameras in one world with one memory bank (the multi-agent env).
+    ``torch_threads``: the learned world's torch threads (None: ``camworld.threads`` policy)."""
     if kind == "sim":
-        if checkpoint is not None:
-            raise ValueError("checkpoint= only applies to the learned world (ContextAsMemory-v0, backend='model'); "
-                             "CamWorld-v0 renders the ground-truth sim")
+        for name, value in (("checkpoint", checkpoint), ("torch_threads", torch_threads)):
+            if value is not None:
+                raise ValueError(f"{name}= only applies to the learned world (ContextAsMemory-v0, backend='model'); "
+                                 "CamWorld-v0 renders the ground-truth sim with numpy")
         return SimBackend(num_worlds, (64, 64) if frame_size is None else frame_size, retrieval, context_size,
                           memory_capacity, shared_memory=shared_memory)
     if kind == "model":
         be = ModelBackend(num_worlds, checkpoint, device, retrieval, context_size, memory_capacity, sample_steps,
-                          guidance, shared_memory=shared_memory)
+                          guidance, shared_memory=shared_memory, torch_threads=torch_threads)
         if frame_size is not None and tuple(frame_size) != be.frame_size:
             H, W = be.frame_size
             raise ValueError(f"frame_size={tuple(frame_size)} but this checkpoint generates {H}x{W} frames; "

@@ -8,6 +8,11 @@ generator call per step); "separate" is N ``CamWorldEnv`` with their own single-
 stepped one after the other (what ``SyncVectorEnv`` or SB3's ``DummyVecEnv`` would do; the model
 weights are shared through the loader's cache, so only the batching differs). Random actions,
 no resets inside the timed steps. The last column divides frames/s by the batched N=1 figure.
+
+``--vectorization 2 4`` adds Gymnasium's own ways for the same N: ``sync`` (``SyncVectorEnv``, N
+envs stepped in turn in this process), ``async`` (``AsyncVectorEnv``, one worker process per env;
+each worker takes its share of the cores, ``camworld.threads``) and the batched default
+(``vector_entry_point``), as ratios against sync in the same run.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import platform
 import time
 
+from camworld import threads
 from camworld.retrieval import DEFAULT_STRATEGY
 
 
@@ -32,8 +38,11 @@ def bench_arguments(p: argparse.ArgumentParser):
     p.add_argument("--checkpoint", default=None, help="learned-world checkpoint (default: the shipped one)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-separate", action="store_true", help="skip the N-separate-envs baseline")
+    p.add_argument("--vectorization", nargs="*", type=int, default=[], metavar="N",
+                   help="also time Gymnasium's vectorisations for these N (e.g. 2 4): sync (N envs, one process), "
+                        "async (N worker processes, one env each) and the batched default, as ratios against sync")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    threads.add_argument(p)
 
 
 def _env_kwargs(args, world: str) -> dict:
@@ -88,11 +97,47 @@ def time_separate(world: str, n: int, args) -> tuple:
             env.close()
 
 
+def time_gym_vector(world: str, n: int, mode: str, args) -> tuple:
+    """(wall, cpu) seconds per step of ``gym.make_vec(id, num_envs=n, vectorization_mode=mode)``.
+    cpu counts this process only (async workers run elsewhere)."""
+    import gymnasium as gym
+
+    import camworld  # noqa: F401  (registers the ids)
+
+    env_id = "ContextAsMemory-v0" if world == "model" else "CamWorld-v0"
+    venv = gym.make_vec(env_id, num_envs=n, vectorization_mode=mode, **_env_kwargs(args, world))
+    try:
+        venv.reset(seed=args.seed)
+        venv.action_space.seed(args.seed)
+        for _ in range(args.warmup):
+            venv.step(venv.action_space.sample())
+        return _timed(lambda: venv.step(venv.action_space.sample()), args.steps)
+    finally:
+        venv.close()
+
+
+VECTOR_MODES = (("sync", "sync"), ("async", "async"), ("batched", "vector_entry_point"))
+
+
+def bench_vectorization(args, T: int):
+    """Sync vs async (one worker process per env) vs the batched default, as ratios against sync."""
+    print("\n| world | N | gym.make_vec mode | env steps/s | frames/s | vs sync |")
+    print("|---|---|---|---|---|---|")
+    for world in args.worlds:
+        for n in args.vectorization:
+            base = None
+            for label, mode in VECTOR_MODES:
+                sec, _ = time_gym_vector(world, n, mode, args)
+                sps = n / sec
+                base = sps if base is None else base
+                what = f"async ({n} workers)" if label == "async" else label
+                print(f"| {world} | {n} | {what} | {sps:.2f} | {sps * T:.1f} | {sps / base:.2f}x |", flush=True)
+
+
 def bench(args) -> int:
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads.apply(args.threads)
     T = args.frames_per_step
     rows = []
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -112,6 +157,8 @@ def bench(args) -> int:
                 rows.append((world, n, mode, sps, fps))
                 print(f"| {world} | {n} | {mode} | {sps:.2f} | {fps:.1f} | {n * T / cpu:.1f} | {fps / base:.2f}x |",
                       flush=True)
+    if args.vectorization:
+        bench_vectorization(args, T)
     return 0
 
 

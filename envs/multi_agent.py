@@ -107,8 +107,8 @@ class MultiAgentCamWorld(ParallelEnv):
     ``render_mode`` ("human" or "rgb_array": the agents' frames side by side), and the
     ``CamWorldEnv`` arguments: ``action_type``, ``frames_per_step``, ``frame_size``, ``retrieval``,
     ``context_size``, ``checkpoint``, ``device``, ``sample_steps``, ``guidance``,
-    ``memory_capacity``; ``cell``/``view_range`` of the coverage grid; other keyword arguments go to
-    the agents whose task takes them (e.g. ``excursion="rotate"`` to the "return" agents).
+    ``memory_capacity``, ``torch_threads``; ``cell``/``view_range`` of the coverage grid; other keyword
+    arguments go to the agents whose task takes them (e.g. ``excursion="rotate"`` to the "return" agents).
     """
 
     metadata = {"name": "camworld_multi_agent_v0", "render_modes": ["human", "rgb_array"], "render_fps": 8,
@@ -119,7 +119,7 @@ class MultiAgentCamWorld(ParallelEnv):
                  frame_size=None, retrieval: str = DEFAULT_RETRIEVAL, context_size: int = 8, checkpoint=None,
                  device="auto", sample_steps: int | None = None, guidance: float | None = None,
                  memory_capacity: int = 100_000, start: str = "together", cell: float = 0.5,
-                 view_range: float = 6.0, **task_kwargs):
+                 view_range: float = 6.0, torch_threads: int | None = None, **task_kwargs):
         if isinstance(n_agents, bool) or not isinstance(n_agents, (int, np.integer)) \
                 or not 1 <= n_agents <= MAX_AGENTS:
             raise ValueError(f"n_agents must be an int in [1, {MAX_AGENTS}], got {n_agents!r}")
@@ -143,7 +143,7 @@ class MultiAgentCamWorld(ParallelEnv):
             backend = make_backend(backend, N, frame_size=_frame_size(frame_size), retrieval=retrieval,
                                    context_size=context_size, checkpoint=checkpoint, device=device,
                                    memory_capacity=memory_capacity, sample_steps=sample_steps,
-                                   guidance=guidance, shared_memory=True)
+                                   guidance=guidance, shared_memory=True, torch_threads=torch_threads)
         elif not getattr(backend, "shared_memory", False) or backend.num_worlds != N:
             raise ValueError(f"a backend object must be a shared-memory backend of {N} cameras "
                              "(make_backend(..., shared_memory=True)), got "

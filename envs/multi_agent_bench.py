@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 
+from camworld import threads
 from camworld.metrics import mean_ci95, psnr, ssim
 from camworld.retrieval import DEFAULT_STRATEGY
 
@@ -213,15 +214,12 @@ def bench_arguments(p: argparse.ArgumentParser):
     p.add_argument("--frames-per-step", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    threads.add_argument(p)
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
 
 
 def bench(args) -> int:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    threads.apply(args.threads)
     res = bench_shared_memory(args.checkpoint, args.episodes, theta=args.theta, context_size=args.context_size,
                               retrieval=args.retrieval, frames_per_step=args.frames_per_step, seed=args.seed,
                               device=args.device)

@@ -31,6 +31,7 @@ import argparse
 import os
 import time
 
+from camworld import threads
 from camworld.retrieval import DEFAULT_STRATEGY
 
 import numpy as np
@@ -345,6 +346,7 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--headless-steps", type=int, default=None, metavar="N",
                    help="no keyboard: press N scripted keys (moves, T, G) and exit; SDL_VIDEODRIVER=dummy if no display")
     p.add_argument("--screenshot", default=None, help="save the window as PNG on exit")
+    threads.add_argument(p)
 
 
 def make_play(args) -> Play:
@@ -378,7 +380,8 @@ def make_play(args) -> Play:
     common = dict(frames_per_step=args.frames_per_step)
     try:
         envs["generated"] = gym.make(ids["generated"], checkpoint=args.checkpoint, device=args.device,
-                                     retrieval=args.retrieval, context_size=args.context_size, **common)
+                                     retrieval=args.retrieval, context_size=args.context_size,
+                                     torch_threads=args.threads, **common)
     except FileNotFoundError as e:
         if first == "generated":
             raise SystemExit(f"camworld play: {e}. Pass --checkpoint PATH (train one with `camworld train`), "

@@ -26,7 +26,8 @@ from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, make_backend
 from camworld.envs.registration import task_class
 from camworld.envs.world_env import _frame_size
 
-BACKEND_KWARGS = ("retrieval", "context_size", "checkpoint", "device", "memory_capacity", "sample_steps", "guidance")
+BACKEND_KWARGS = ("retrieval", "context_size", "checkpoint", "device", "memory_capacity", "sample_steps", "guidance",
+                  "torch_threads")
 
 
 class CamWorldVectorEnv(gym.vector.VectorEnv):

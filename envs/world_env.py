@@ -109,7 +109,20 @@ class CamWorldEnv(gym.Env):
     ``frame_size`` (int or (H, W); default the backend's: 64 for the sim, the checkpoint's for the
     learned world), ``checkpoint`` (path; None = the shipped one), ``device`` ("auto"),
     ``render_mode`` ("rgb_array": ``render()`` returns the last frame; "human": a pygame window),
-    ``sample_steps``/``guidance`` (sampler overrides), ``memory_capacity``.
+    ``sample_steps``/``guidance`` (sampler overrides), ``memory_capacity``, ``torch_threads`` (learned
+    world: torch threads of this process; None = the thread policy below).
+
+    ## Running envs in parallel
+
+    On CPU the fast path is ONE process: ``gym.make_vec(id, num_envs=N)`` (the default vectorisation)
+    steps all N worlds in one batched forward pass, with one model copy and every core working on one
+    big batch. Worker processes (``vectorization_mode="async"``, SB3's ``SubprocVecEnv``,
+    multiprocessing) each hold a model copy and run small batches, and they compete for the cores.
+    So a learned world built in a worker process takes its fair share of torch threads
+    (``camworld.threads``): cores // workers, 1 in a forked worker (torch's OpenMP pool deadlocks
+    after fork otherwise) or where the workers cannot be counted. ``torch_threads=n`` (or the
+    environment variable ``CAMWORLD_TORCH_THREADS``) overrides it; more threads than the share
+    warns once, with the fix.
 
     ## Reset options
 
@@ -128,7 +141,8 @@ class CamWorldEnv(gym.Env):
     def __init__(self, backend="sim", action_type: str = "discrete", retrieval: str = DEFAULT_RETRIEVAL,
                  context_size: int = 8, frames_per_step: int = 4, frame_size=None, checkpoint=None,
                  device="auto", render_mode: str | None = None, sample_steps: int | None = None,
-                 guidance: float | None = None, memory_capacity: int = 100_000, slot: int = 0):
+                 guidance: float | None = None, memory_capacity: int = 100_000, slot: int = 0,
+                 torch_threads: int | None = None):
         if action_type not in ACTION_TYPES:
             raise ValueError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -142,13 +156,18 @@ class CamWorldEnv(gym.Env):
                 raise ValueError(f"backend must be one of {BACKENDS} or a backend object, got {backend!r}")
             backend = make_backend(backend, 1, frame_size=size, retrieval=retrieval, context_size=context_size,
                                    checkpoint=checkpoint, device=device, memory_capacity=memory_capacity,
-                                   sample_steps=sample_steps, guidance=guidance)
+                                   sample_steps=sample_steps, guidance=guidance, torch_threads=torch_threads)
             slot = 0
+        elif torch_threads is not None:
+            raise ValueError("torch_threads= is set where the backend is built; this env shares a backend object "
+                             "(pass torch_threads to the vector or multi-agent env instead)")
         elif size is not None and tuple(size) != tuple(backend.frame_size):
             raise ValueError(f"frame_size={size} does not match the shared backend's {backend.frame_size}")
         if not 0 <= int(slot) < backend.num_worlds:
             raise ValueError(f"slot {slot} out of range for a backend of {backend.num_worlds} worlds")
         self.backend, self.slot = backend, int(slot)
+        world = getattr(backend, "world", None)
+        self.torch_threads = None if world is None else world.torch_threads   # threads in effect (learned world)
         self.action_type, self.render_mode = action_type, render_mode
         self.frames_per_step = int(frames_per_step)
         self.context_size = backend.context_size

@@ -398,9 +398,13 @@ def test_bench_env_runs(tiny_checkpoint, capsys):
     from camworld.cli import main
 
     assert main(["bench", "env", "--worlds", "sim", "model", "--num-envs", "1", "2", "--steps", "1",
-                 "--frames-per-step", "2", "--context-size", "4", "--checkpoint", tiny_checkpoint, "--device", "cpu"]) == 0
+                 "--frames-per-step", "2", "--context-size", "4", "--checkpoint", tiny_checkpoint, "--device", "cpu",
+                 "--vectorization", "2"]) == 0
     out = capsys.readouterr().out
     assert "| model | 2 | batched |" in out and "| sim | 2 | separate |" in out
+    for world in ("model", "sim"):   # gym.make_vec's modes, as ratios against sync
+        assert f"| {world} | 2 | sync |" in out and f"| {world} | 2 | async (2 workers) |" in out
+        assert f"| {world} | 2 | batched |" in out.split("gym.make_vec mode")[1]
 
 
 def test_save_world_and_continue_it(tiny_checkpoint, tmp_path):

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from camworld import threads
 from camworld.geometry import planar_to_extrinsics
 
 KS = (1, 5, 10, 20, 30)
@@ -68,11 +69,13 @@ def bench_arguments(p):
                    help="frames per segment (default: the model's frames per pass); longer segments amortise the "
                         "once-per-segment context encoding, as the paper's 77-frame segments do")
     p.add_argument("--device", default="auto")
+    threads.add_argument(p)
 
 
 def bench(args):
     from camworld.model import DEFAULT_CHECKPOINT, WorldModel, preset, resolve_device
 
+    threads.apply(args.threads)
     dev = resolve_device(args.device)
     if args.preset or (args.checkpoint is None and not DEFAULT_CHECKPOINT.exists()):
         model = WorldModel(preset(args.preset or "cpu")).to(dev).eval()
