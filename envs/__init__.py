@@ -5,30 +5,35 @@
     env = gym.make("CamWorld-Explore-v0")                 # a task in the ground-truth sim twin
     venv = gym.make_vec("ContextAsMemory-v0", num_envs=16)  # 16 worlds, one batched forward pass
 
-Ids: ``ENV_IDS`` (table in ``registration.py``). SB3: ``make_sb3_vec_env`` (imports SB3 lazily).
+Ids: ``ENV_IDS`` (table in ``registration.py``). SB3: ``make_sb3_vec_env``. Every name below is
+imported on first use, so registering the ids (``import camworld``) loads no env module, and SB3,
+PettingZoo and torch stay edge dependencies.
 """
 
-from camworld.envs.actions import ACTION_TYPES, DISCRETE_ACTIONS, ActionBounds
-from camworld.envs.backends import BACKENDS, ModelBackend, SimBackend, make_backend
-from camworld.envs.registration import ENV_IDS, ENV_TABLE, make_env, register_envs
-from camworld.envs.tasks import TASKS, CoverageGrid, ExploreEnv, GoalViewEnv, ReturnEnv
-from camworld.envs.vector import CamWorldVectorEnv, make_vector_env
-from camworld.envs.world_env import RESET_OPTIONS, CamWorldEnv
+import importlib
 
-__all__ = ["CamWorldEnv", "ExploreEnv", "ReturnEnv", "GoalViewEnv", "TASKS", "CoverageGrid",
-           "CamWorldVectorEnv", "make_vector_env", "SB3VecEnv", "make_sb3_vec_env",
-           "ENV_IDS", "ENV_TABLE", "make_env", "register_envs", "RESET_OPTIONS",
-           "ACTION_TYPES", "DISCRETE_ACTIONS", "ActionBounds", "BACKENDS", "SimBackend", "ModelBackend", "make_backend",
-           "MultiAgentCamWorld", "parallel_env", "make_sb3_multi_agent_vec_env", "bench_shared_memory"]
+# name -> the submodule that defines it
+_WHERE = {
+    "ACTION_TYPES": "actions", "DISCRETE_ACTIONS": "actions", "ActionBounds": "actions",
+    "BACKENDS": "backends", "ModelBackend": "backends", "SimBackend": "backends", "make_backend": "backends",
+    "ENV_IDS": "registration", "ENV_TABLE": "registration", "make_env": "registration",
+    "register_envs": "registration",
+    "TASKS": "tasks", "CoverageGrid": "tasks", "ExploreEnv": "tasks", "GoalViewEnv": "tasks", "ReturnEnv": "tasks",
+    "CamWorldVectorEnv": "vector", "make_vector_env": "vector",
+    "RESET_OPTIONS": "world_env", "CamWorldEnv": "world_env",
+    "SB3VecEnv": "sb3", "make_sb3_vec_env": "sb3",
+    "MultiAgentCamWorld": "multi_agent", "parallel_env": "multi_agent",
+    "make_sb3_multi_agent_vec_env": "multi_agent", "bench_shared_memory": "multi_agent",
+}
+
+__all__ = list(_WHERE)
 
 
-def __getattr__(name):  # stable-baselines3 (and torch) are imported only when the adapter is used
-    if name in ("SB3VecEnv", "make_sb3_vec_env"):
-        from camworld.envs import sb3
-
-        return getattr(sb3, name)
-    if name in ("MultiAgentCamWorld", "parallel_env", "make_sb3_multi_agent_vec_env", "bench_shared_memory"):
-        from camworld.envs import multi_agent  # pettingzoo stays an edge dependency
-
-        return getattr(multi_agent, name)
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
     raise AttributeError(f"module 'camworld.envs' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))

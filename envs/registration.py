@@ -8,8 +8,7 @@
 
 from __future__ import annotations
 
-from camworld.envs.tasks import TASKS
-
+# Entry points are strings and this module imports no env module: registering loads only gymnasium.
 ENTRY_POINT = "camworld.envs.registration:make_env"
 VECTOR_ENTRY_POINT = "camworld.envs.vector:make_vector_env"
 
@@ -28,6 +27,8 @@ ENV_IDS = tuple(row[0] for row in ENV_TABLE)
 
 
 def task_class(task):
+    from camworld.envs.tasks import TASKS
+
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose from {[t for t in TASKS if t]} (or None for no task)")
     return TASKS[task]
