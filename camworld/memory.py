@@ -24,7 +24,7 @@ are unaffected; only reads of old frames get slower. Poses, times, sources and t
 Files. ``save(path)`` writes one uncompressed zip (``.npz``-compatible: ``np.load`` opens it with
 ``allow_pickle=False``) holding ``header.json`` (magic, version, shapes, meta) and ``.npy``
 members, streamed in chunks so a spilled bank never has to fit in RAM; it is written to a temp
-file and moved into place with ``os.replace`` (atomic). ``MemoryBank.load`` checks magic, version
+file and moved into place (``camworld.files.atomic_write``). ``MemoryBank.load`` checks magic, version
 and shapes and says clearly when a file is truncated or foreign. No pickle anywhere.
 
 Letters: N frames in the bank, T frames appended at once, H/W frame size, L frames with latents.
@@ -42,6 +42,7 @@ import zipfile
 import numpy as np
 
 from camworld import geometry
+from camworld.files import atomic_write
 
 MAGIC = "camworld.MemoryBank"
 VERSION = 1
@@ -349,8 +350,9 @@ class MemoryBank:
 
     # ------------------------------------------------------------------ files
 
-    def save(self, path) -> None:
-        """Write the whole bank to one file, atomically (temp file + os.replace). See module doc."""
+    def save(self, path, durable: bool = False) -> None:
+        """Write the whole bank to one file, all-or-nothing (``camworld.files.atomic_write``; ``durable``:
+        fsynced too). See module doc."""
         path = os.fspath(path)
         header = dict(magic=MAGIC, version=VERSION, n=self._n, frame_shape=list(self.frame_shape),
                       latent_shape=None if self.latent_shape is None else list(self.latent_shape),
@@ -359,10 +361,9 @@ class MemoryBank:
             header_bytes = json.dumps(header).encode()
         except TypeError as e:
             raise ValueError(f"meta must be JSON-serialisable (str, numbers, lists, dicts): {e}") from None
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".memory-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+
+        def write(tmp):
+            with open(tmp, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
                 zf.writestr("header.json", header_bytes)
                 for name, arr in (("poses", self.poses), ("times", self.times), ("sources", self.sources)):
                     _write_npy(zf, name, arr.dtype, arr.shape, [np.ascontiguousarray(arr)])
@@ -374,11 +375,8 @@ class MemoryBank:
                     lrows = max(1, _CHUNK_BYTES // (4 * int(np.prod(self.latent_shape))))
                     blocks = (self._lat.get(li[j:j + lrows]) for j in range(0, len(li), lrows))
                     _write_npy(zf, "latents", np.float32, (len(li),) + self.latent_shape, blocks)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+
+        atomic_write(path, write, prefix=".memory-", durable=durable)
 
     @classmethod
     def load(cls, path, capacity: int | None = None, spill_dir: str | None = None) -> "MemoryBank":

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from camworld.files import atomic_write
 
 
 def save_png(path, image: np.ndarray, scale: int = 1) -> Path:
@@ -20,15 +20,7 @@ def save_png(path, image: np.ndarray, scale: int = 1) -> Path:
         raise ValueError(f"image must be uint8 (H, W, 3), got {img.dtype} {img.shape}")
     if scale > 1:
         img = img.repeat(scale, 0).repeat(scale, 1)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    try:
-        Image.fromarray(img).save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: Image.fromarray(img).save(tmp))
 
 
 def write_mp4(path, frames: np.ndarray, fps: int = 8) -> Path:
@@ -40,7 +32,5 @@ def write_mp4(path, frames: np.ndarray, fps: int = 8) -> Path:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    ImageSequenceClip(list(frames), fps=fps).write_videofile(str(tmp), fps=fps, logger=None, audio=False)
-    os.replace(tmp, path)
-    return path
+    clip = ImageSequenceClip(list(frames), fps=fps)
+    return atomic_write(path, lambda tmp: clip.write_videofile(tmp, fps=fps, logger=None, audio=False))

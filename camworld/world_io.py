@@ -33,9 +33,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -44,6 +42,7 @@ import numpy as np
 import torch
 
 from camworld import __version__
+from camworld.files import write_bytes
 from camworld.memory import MAGIC as BANK_MAGIC
 from camworld.memory import MemoryBank
 
@@ -103,11 +102,10 @@ def save_world(world, path, extra: dict | None = None, worlds=None) -> Path:
     try:
         for bank, name in zip(banks, names):
             written.append(folder / name)
-            bank.save(folder / name)
-            _share(folder / name)
-            _fsync(folder / name)
+            bank.save(folder / name, durable=True)
         manifest["banks"] = names
-        _atomic_write(folder / MANIFEST, json.dumps(manifest, indent=1).encode())   # the commit
+        write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode(), prefix=".world-",
+                    durable=True)                                                   # the commit
     except BaseException:
         for p in written:
             if p.exists():
@@ -164,42 +162,6 @@ def _prepare_folder(folder: Path):
             raise ValueError(f"{folder} is a non-empty folder that is not a saved world; refusing to write into it: "
                              "pick a new or empty folder")
     folder.mkdir(parents=True, exist_ok=True)
-
-
-def _atomic_write(path: Path, data: bytes):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".world-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        _share(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync(path.parent)
-
-
-def _share(path: Path):
-    """Temp files are created 0600; a saved world is meant to be shared: use the umask's default."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
-def _fsync(path: Path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:       # e.g. directories on some platforms
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _jsonable(x):

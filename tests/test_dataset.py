@@ -49,7 +49,7 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
     vids = tmp_path / "videos"
     assert (vids / "000000" / "DONE").exists()
     assert (vids / "000001" / "video.mp4").exists() and not (vids / "000001" / "DONE").exists()
-    assert not list(tmp_path.rglob(".tmp-*"))              # no temporary files left behind
+    assert not list(tmp_path.rglob("*.tmp*"))              # no temporary files left behind
     with pytest.raises(ValueError, match="incomplete"):
         dataset.read_video(vids / "000001")
     first = (vids / "000000" / "video.mp4").stat().st_mtime_ns

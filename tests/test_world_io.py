@@ -80,7 +80,7 @@ def test_failed_save_keeps_the_previous_one(model, start, tmp_path, monkeypatch)
     n_saved = len(w.memories[0])
     w.step(_targets(start[1], 1))
 
-    def disk_full(self, path):
+    def disk_full(self, path, durable=False):
         with open(path, "wb") as f:
             f.write(b"PK\x03\x04 half a bank")
         raise OSError(28, "No space left on device")

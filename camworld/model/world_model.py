@@ -8,14 +8,13 @@ config) and ``NAME.json`` (``{"format": "camworld-world-model", "version": 1, "c
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from camworld.files import atomic_write, write_text
 from camworld.model.config import WorldModelConfig
 from camworld.model.diffusion import noise_context, sample
 from camworld.model.dit import DiT
@@ -106,9 +105,9 @@ class WorldModel(nn.Module):
         tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
                    for k, v in self.state_dict().items()}
         meta = {"format": FORMAT, "version": str(VERSION), "config": json.dumps(cfg)}
-        _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
         doc = {"format": FORMAT, "version": VERSION, "config": cfg, "record": record or {}}
-        _atomic(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=2)))
+        write_text(path.with_suffix(".json"), json.dumps(doc, indent=2))
         return path
 
     @classmethod
@@ -130,15 +129,7 @@ class WorldModel(nn.Module):
         return model.to(resolve_device(device)).eval()
 
 
-def _atomic(path: Path, write):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+_atomic = atomic_write    # the name camworld.train imports (until it imports camworld.files itself)
 
 
 def read_checkpoint(path=None):

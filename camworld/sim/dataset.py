@@ -15,7 +15,7 @@ Layout of an export directory (also written into it as ``README.md`` and ``forma
         meta.json            seed, style, heldout, frames, fps, size, hfov_deg
         DONE                 written last: a video without it is incomplete and is redone
 
-Every file is written to a temporary name and moved into place with ``os.replace``, and ``DONE``
+Every file is written all-or-nothing (``camworld.files.atomic_write``), and ``DONE``
 comes last, so an interrupted export never leaves a file that looks complete. Rerunning the same
 command resumes: finished videos are skipped, unfinished ones are rendered again from scratch.
 Everything is deterministic in (seed, settings). mp4 is lossy: for exact pixels re-render the
@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from camworld import geometry
+from camworld.files import atomic_write, write_text
 from camworld.sim.captions import scene_caption, segment_captions
 from camworld.sim.render import render
 from camworld.sim.trajectories import SEGMENT_FRAMES, random_trajectory
@@ -63,26 +63,13 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--style", choices=STYLES, default=None, help="one style for all videos (default: by seed)")
 
 
-def _atomic_write(path: Path, write):
-    """Write via ``write(tmp_path)`` then ``os.replace`` into ``path``."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _write_text(path: Path, text: str):
-    _atomic_write(path, lambda t: t.write_text(text))
 
 
 def _write_npz(path: Path, **arrays):
     def w(t):
         with open(t, "wb") as fh:
             np.savez_compressed(fh, **arrays)
-    _atomic_write(path, w)
+    atomic_write(path, w)
 
 
 def _write_mp4(path: Path, frames: np.ndarray, fps: int = FPS):
@@ -101,7 +88,7 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: int = FPS):
         for f in frames:
             writer.send(np.ascontiguousarray(f))
         writer.close()
-    _atomic_write(path, w)
+    atomic_write(path, w)
 
 
 def read_frames(path) -> np.ndarray:
@@ -154,13 +141,13 @@ def export_video(vdir: Path, seed: int, style, frames: int, size: int, depth: bo
     rng = np.random.default_rng([seed, 2])
     caps = segment_captions(scene, poses, rng, SEGMENT_FRAMES)
     segs = [dict(start=i * SEGMENT_FRAMES, end=min(frames, (i + 1) * SEGMENT_FRAMES), text=c) for i, c in enumerate(caps)]
-    _write_text(vdir / "captions.json", json.dumps(dict(every=SEGMENT_FRAMES, scene=scene_caption(scene, rng),
+    write_text(vdir / "captions.json", json.dumps(dict(every=SEGMENT_FRAMES, scene=scene_caption(scene, rng),
                                                         segments=segs), indent=1))
     from camworld.sim.render import FAR
     meta = dict(seed=int(seed), style=scene.style, heldout=is_heldout(seed), frames=int(frames), fps=FPS,
                 size=int(size), hfov_deg=float(hfov_deg), camera_height=geometry.CAMERA_HEIGHT, far=FAR)
-    _write_text(vdir / "meta.json", json.dumps(meta, indent=1))
-    _write_text(done, "ok\n")
+    write_text(vdir / "meta.json", json.dumps(meta, indent=1))
+    write_text(done, "ok\n")
 
 
 def export(out, scenes: int, frames: int, size: int = 64, depth: bool = False, seed: int = 0, style=None,
@@ -185,8 +172,8 @@ def export(out, scenes: int, frames: int, size: int = 64, depth: bool = False, s
             raise ValueError(f"{out} holds an export with other settings {old}; these are {settings}. "
                              "Use a new --out directory or the same settings to resume.")
     else:
-        _write_text(fmt, json.dumps(dict(settings=settings, fields=_FIELDS), indent=1))
-        _write_text(out / "README.md", _readme(settings))
+        write_text(fmt, json.dumps(dict(settings=settings, fields=_FIELDS), indent=1))
+        write_text(out / "README.md", _readme(settings))
     dirs = [out / "videos" / f"{i:06d}" for i in range(scenes)]
     todo = [i for i, d in enumerate(dirs) if not (d / "DONE").exists()]
     it = todo
