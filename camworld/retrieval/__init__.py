@@ -3,15 +3,17 @@
     from camworld.retrieval import retrieve, STRATEGIES, fov_overlap
     idx = retrieve("fov+nonadj", mem_poses, mem_times, target_poses, k=8, rng=np.random.default_rng(0))
 
-Modules: ``fov`` (the paper's FOV-overlap rule), ``strategies`` (the registry, paper strategies and
-baselines), ``coverage`` (our greedy view-coverage strategy), ``covis`` (ground-truth co-visibility
-from sim depth), ``metrics`` (precision / recall / coverage / redundancy), ``bench`` and ``show``
+Modules: ``fov`` (the paper's FOV-overlap rule), ``registry`` (``retrieve``, ``STRATEGIES``, the
+``@strategy`` contract), ``strategies`` (paper strategies and baselines), ``coverage`` (our greedy
+view-coverage strategy), ``covis`` (ground-truth co-visibility from sim depth), ``metrics`` (precision / recall / coverage / redundancy), ``bench`` and ``show``
 (CLI: ``camworld bench retrieval``, ``camworld retrieval show``).
 """
 
 from camworld.retrieval.covis import covisibility, visibility
 from camworld.retrieval.fov import FovParams, fov_overlap
-from camworld.retrieval.strategies import STRATEGIES, retrieve
+from camworld.retrieval import strategies as _strategies  # noqa: F401  (registers the paper's and the baselines)
+from camworld.retrieval import coverage as _coverage  # noqa: F401,I001  (registers ``coverage``, after them)
+from camworld.retrieval.registry import STRATEGIES, retrieve
 
 # The default everywhere a strategy is not named (World, envs, demo, eval's "ours"): the paper's
 # FOV rule with non-adjacent selection. On the shipped model it gave the best memory of all

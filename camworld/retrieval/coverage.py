@@ -33,7 +33,8 @@ import numpy as np
 
 from camworld import geometry
 from camworld.retrieval.fov import prefilter
-from camworld.retrieval.strategies import _fill, _Query, strategy
+from camworld.retrieval.registry import _Query, strategy
+from camworld.retrieval.strategies import _fill
 
 _R2 = 1.32471795724474602596  # plastic number: the R2 sequence's generator
 
