@@ -1,10 +1,24 @@
-"""World = world model + memory + retriever: the paper's Algorithm 2, for B worlds at once.
+"""World: memory + retriever + a frame source, the paper's Algorithm 2, for B worlds at once.
 
 Each step: the user gives the next camera poses (one per frame to generate); for every world,
 memory retrieval picks k context frames (always including that world's newest frame) by their
-poses; their latents come from the memory's cache (each frame is encoded at most once; generated
-frames keep the latents they were generated as); one batched sampling pass generates all worlds'
-frames; frames, poses and latents are appended to memory.
+poses; the frame source makes every active world's frames in one batched call; frames, poses (and
+the latents the source made them from) are appended to memory.
+
+``World`` alone owns memory, the frame clocks, the newest-frame rule and retrieval. The frame
+source only makes pictures:
+
+- the learned world (``camworld.model.frames.ModelFrames``, what ``World(model)`` builds): context
+  latents from the memory's cache (each frame encoded at most once; generated frames keep the
+  latents they were generated as), one batched sampling pass, decode;
+- the ground-truth twin (``camworld.sim.frames.SimFrames``): renders the true frames of each world's
+  scene at the target poses. Same memory and retrieval, so ``retrieved`` means the same in both.
+
+A frame source has ``frame_size`` (H, W), ``frame_stride`` (sim frames per generated frame),
+``frames_per_pass`` (most frames per call, None = any), ``gens`` (world -> torch.Generator of its
+sampling noise, empty when it has none), ``reset(i, seed, scene)`` and
+``make_frames(worlds, banks, context, targets (B, T, 3), prompts) -> (uint8 (B, T, H, W, 3),
+latents (B, T, ...) or None)``.
 
 With ``shared_memory=True`` all B cameras live in ONE world and share one memory bank: what one
 camera generated, another retrieves when it looks at the same place (multi-agent).
@@ -16,25 +30,28 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
-import torch
 
 from camworld import threads
-from camworld.geometry import batch_target_poses, planar_to_extrinsics
+from camworld.geometry import batch_target_poses
 from camworld.memory import MemoryBank
-from camworld.model import DEFAULT_CHECKPOINT, WorldModel, resolve_device
 from camworld.retrieval import DEFAULT_STRATEGY as DEFAULT_RETRIEVAL
 from camworld.retrieval import STRATEGIES, retrieve
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(path: str, mtime: float, device: str) -> WorldModel:
+def _load_cached(path: str, mtime: float, device: str):
+    from camworld.model import WorldModel
+
     return WorldModel.load(path, device=device)
 
 
-def load_world_model(checkpoint=None, device="auto") -> WorldModel:
+def load_world_model(checkpoint=None, device="auto"):
     """Load (and cache per process) a world-model checkpoint; None = the shipped default."""
+    from camworld.model import DEFAULT_CHECKPOINT, resolve_device
+
     path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
@@ -44,13 +61,27 @@ def load_world_model(checkpoint=None, device="auto") -> WorldModel:
     return _load_cached(str(path.resolve()), path.stat().st_mtime, str(dev))
 
 
-class World:
-    """B worlds (or B cameras in one shared world) stepped in one batched forward pass.
+class StepResult(NamedTuple):
+    """What one ``World.step_result`` made.
 
+    frames: uint8 (B, T, H, W, 3), zeros in the rows of inactive worlds; retrieved: per world, the
+    int64 memory indices used as context (oldest first, its newest frame last; for a segment made in
+    several passes, the last pass's), empty for inactive worlds.
+    """
+
+    frames: np.ndarray
+    retrieved: list
+
+
+class World:
+    """B worlds (or B cameras in one shared world) stepped in one batched call of a frame source.
+
+    ``World(model, ...)`` is the learned world (``sample_steps``, ``guidance``, ``context_noise``,
+    ``device`` go to its ``ModelFrames``); ``World(SimFrames(...), ...)`` is the ground-truth twin.
     ``torch_threads``: torch intra-op threads for this process (``torch.set_num_threads``); None = the
     thread policy of ``camworld.threads`` (a worker process takes its fair share of the cores)."""
 
-    def __init__(self, model: WorldModel, *, num_worlds: int = 1, retrieval: str = DEFAULT_RETRIEVAL,
+    def __init__(self, model, *, num_worlds: int = 1, retrieval: str = DEFAULT_RETRIEVAL,
                  context_size: int = 8, sample_steps: int | None = None, guidance: float | None = None,
                  memory_capacity: int = 100_000, shared_memory: bool = False, device="auto",
                  context_noise: float | None = None, torch_threads: int | None = None):
@@ -60,49 +91,70 @@ class World:
             raise ValueError(f"num_worlds must be >= 1, got {num_worlds}")
         if int(context_size) < 1:
             raise ValueError(f"context_size must be >= 1 (it includes the newest frame), got {context_size}")
-        self.torch_threads = threads.apply(torch_threads)   # the process's fair share (camworld.threads)
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.cfg = model.cfg
+        if hasattr(model, "make_frames"):             # a frame source (the sim twin, or your own)
+            learned = ((k, v) for k, v in (("sample_steps", sample_steps), ("guidance", guidance),
+                                           ("context_noise", context_noise), ("torch_threads", torch_threads)))
+            given = [k for k, v in learned if v is not None]
+            if given and not hasattr(model, "model"):
+                raise ValueError(f"{given} only apply to the learned world; this frame source is "
+                                 f"{type(model).__name__}")
+            self.source = model
+            self.torch_threads = None
+        else:
+            self.torch_threads = threads.apply(torch_threads)   # the process's fair share (camworld.threads)
+            from camworld.model.frames import ModelFrames
+
+            self.source = ModelFrames(model, device, sample_steps, guidance, context_noise)
         self.num_worlds = int(num_worlds)
         self.retrieval, self.context_size = retrieval, int(context_size)
-        self.sample_steps, self.guidance = sample_steps, guidance
-        # flow time the context latents are noised to before each pass (model default: its config's)
-        self.context_noise = float(model.cfg.diffusion.context_noise if context_noise is None else context_noise)
-        if not 0.0 <= self.context_noise < 1.0:
-            raise ValueError(f"context_noise must be in [0, 1), got {self.context_noise}")
         self.shared_memory = bool(shared_memory)
-        S = self.cfg.frame_size
+        H, W = self.source.frame_size
         n_banks = 1 if shared_memory else self.num_worlds
-        self.memories = [MemoryBank(frame_shape=(S, S, 3), capacity=memory_capacity) for _ in range(n_banks)]
+        self.memories = [MemoryBank(frame_shape=(H, W, 3), capacity=memory_capacity) for _ in range(n_banks)]
         self.prompts: list = [None] * self.num_worlds
-        self._gen = [None] * self.num_worlds           # per-world torch.Generator (sampling noise)
         self._rng = [None] * self.num_worlds           # per-world np.random.Generator (retrieval)
         self._last = np.full(self.num_worlds, -1)      # memory index of each world's newest frame
         self._clock = np.zeros(n_banks, np.int64)      # frame counter per memory bank
         self.last_retrieved = [np.zeros(0, np.int64) for _ in range(self.num_worlds)]
 
+    # the learned source's settings (None for the sim twin)
+    model = property(lambda self: getattr(self.source, "model", None))
+    cfg = property(lambda self: getattr(self.source, "cfg", None))
+    device = property(lambda self: getattr(self.source, "device", None))
+    sample_steps = property(lambda self: getattr(self.source, "sample_steps", None))
+    guidance = property(lambda self: getattr(self.source, "guidance", None))
+    context_noise = property(lambda self: getattr(self.source, "context_noise", None))
+
     @property
     def frame_size(self) -> tuple:
-        return (self.cfg.frame_size, self.cfg.frame_size)
+        return tuple(self.source.frame_size)
+
+    @property
+    def frame_stride(self) -> int:
+        return int(self.source.frame_stride)
 
     def memory_of(self, i: int) -> MemoryBank:
         return self.memories[0 if self.shared_memory else i]
+
+    def _bank(self, i: int) -> int:
+        return 0 if self.shared_memory else int(i)
 
     # ---------------------------------------------------------------- state (for camworld.world_io)
 
     def camera_state(self, i: int) -> dict:
         """World i's per-camera state: ``prompt``, ``last`` (memory index of its newest frame, -1 before
         reset), ``last_retrieved``, ``rng`` (numpy Generator, retrieval) and ``gen`` (torch Generator,
-        sampling noise). The live objects: copy before mutating."""
+        sampling noise; None without one). The live objects: copy before mutating."""
         return {"prompt": self.prompts[i], "last": int(self._last[i]), "last_retrieved": self.last_retrieved[i],
-                "rng": self._rng[i], "gen": self._gen[i]}
+                "rng": self._rng[i], "gen": self.source.gens.get(i)}
 
     def set_camera_state(self, i: int, prompt, last: int, last_retrieved, rng, gen):
         """Restore what ``camera_state`` returned (validated by the caller against the memory bank)."""
         self.prompts[i], self._last[i] = prompt, int(last)
         self.last_retrieved[i] = np.asarray(last_retrieved, np.int64).reshape(-1)
-        self._rng[i], self._gen[i] = rng, gen
+        self._rng[i] = rng
+        if gen is not None:
+            self.source.gens[i] = gen
 
     def bank_clock(self, bank: int) -> int:
         """Frames ever appended to memory bank ``bank`` (its next timestamp)."""
@@ -123,32 +175,32 @@ class World:
 
     # ---------------------------------------------------------------- reset / step
 
-    def reset(self, i: int, first_frame, pose, prompt: str | None = None, seed: int | None = None):
-        """(Re)start world i from a real frame uint8 (H, W, 3) at planar pose (3,).
+    def reset(self, i: int, first_frame, pose, prompt: str | None = None, seed: int | None = None, scene=None):
+        """(Re)start world i from a real frame uint8 (H, W, 3) at planar pose (3,); ``scene``: the sim
+        twin's source scene (the learned world needs none).
 
         In shared-memory mode the bank is cleared only when camera 0 resets; other cameras join it.
         """
         if not 0 <= i < self.num_worlds:
             raise IndexError(f"world index {i} out of range for {self.num_worlds} worlds")
         frame = np.asarray(first_frame)
-        S = self.cfg.frame_size
-        if frame.dtype != np.uint8 or frame.shape != (S, S, 3):
-            raise ValueError(f"first_frame must be uint8 ({S}, {S}, 3) for this model, got {frame.dtype} {frame.shape}")
+        H, W = self.frame_size
+        if frame.dtype != np.uint8 or frame.shape != (H, W, 3):
+            raise ValueError(f"first_frame must be uint8 ({H}, {W}, 3) for this world, got {frame.dtype} {frame.shape}")
         pose = np.asarray(pose, dtype=np.float64).reshape(3)
         if not np.all(np.isfinite(pose)):
             raise ValueError(f"pose must be finite (x, y, yaw), got {pose}")
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str or None, got {type(prompt).__name__}")
-        bank = 0 if self.shared_memory else i
+        seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        self.source.reset(i, seed, scene)
+        bank = self._bank(i)
         if not self.shared_memory or i == 0:
             self.memories[bank].clear()
             self._clock[bank] = 0
-        mem = self.memories[bank]
-        seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
-        self._gen[i] = torch.Generator(device=self.device).manual_seed(seed)
         self._rng[i] = np.random.default_rng(seed)
         self.prompts[i] = prompt
-        idx = mem.append(frame[None], pose[None], times=np.array([self._clock[bank]]), source=i)
+        idx = self.memories[bank].append(frame[None], pose[None], times=np.array([self._clock[bank]]), source=i)
         self._clock[bank] += 1
         self._last[i] = int(idx[-1])
         self.last_retrieved[i] = np.zeros(0, np.int64)
@@ -170,90 +222,66 @@ class World:
         """Append real frames uint8 (T, H, W, 3) at poses (T, 3) to world i's memory (teacher forcing,
         ground-truth comparison). They become world i's newest frames."""
         frames, poses = np.asarray(frames), np.asarray(poses, dtype=np.float64).reshape(-1, 3)
-        S = self.cfg.frame_size
-        if frames.dtype != np.uint8 or frames.shape[1:] != (S, S, 3) or len(frames) != len(poses):
-            raise ValueError(f"observe needs uint8 (T, {S}, {S}, 3) frames and (T, 3) poses, got {frames.shape} {poses.shape}")
-        bank = 0 if self.shared_memory else i
+        H, W = self.frame_size
+        if frames.dtype != np.uint8 or frames.shape[1:] != (H, W, 3) or len(frames) != len(poses):
+            raise ValueError(f"observe needs uint8 (T, {H}, {W}, 3) frames and (T, 3) poses, got {frames.shape} {poses.shape}")
+        bank = self._bank(i)
         times = self._clock[bank] + np.arange(len(frames))
         self._clock[bank] += len(frames)
         idx = self.memories[bank].append(frames, poses, times=times, source=i)
         self._last[i] = int(idx[-1])
 
-    @torch.no_grad()
     def step(self, target_poses, active=None, append: bool = True) -> np.ndarray:
-        """Generate frames at the target poses.
+        """Generate frames at the target poses -> uint8 (B, T, H, W, 3) (``step_result(...).frames``).
 
         target_poses: (B, T, 3) planar poses, one per frame to generate; active: bool (B,) or None
         (all); append=False leaves memory untouched (e.g. to ``observe`` ground truth instead).
-        T may exceed the model's frames per pass: the segment is then generated in consecutive
-        chunks, each with its own retrieval. Returns uint8 (B, T, H, W, 3); rows of inactive
-        worlds are zeros.
+        T may exceed the source's frames per pass: the segment is then generated in consecutive
+        chunks, each with its own retrieval. Rows of inactive worlds are zeros.
         """
+        return self.step_result(target_poses, active, append).frames
+
+    def step_result(self, target_poses, active=None, append: bool = True) -> StepResult:
+        """As ``step``, returning the frames and each world's retrieved memory indices (``StepResult``)."""
         tp = np.asarray(target_poses, dtype=np.float64)
-        chunk = self.cfg.train.target_frames
-        if tp.ndim == 3 and tp.shape[1] > chunk:
+        chunk = self.source.frames_per_pass
+        if chunk is not None and tp.ndim == 3 and tp.shape[1] > chunk:
             if not append:
                 raise ValueError(f"append=False needs at most {chunk} frames per step, got {tp.shape[1]}")
-            parts = [self.step(tp[:, j:j + chunk], active) for j in range(0, tp.shape[1], chunk)]
-            return np.concatenate(parts, 1)
+            parts = [self._step(tp[:, j:j + chunk], active, True) for j in range(0, tp.shape[1], chunk)]
+            return StepResult(np.concatenate([p.frames for p in parts], 1), parts[-1].retrieved)
         return self._step(tp, active, append)
 
-    def _step(self, target_poses, active, append) -> np.ndarray:
+    def _step(self, target_poses, active, append) -> StepResult:
         tp, worlds = batch_target_poses(target_poses, self.num_worlds, active)
         B, T = tp.shape[:2]
+        worlds = [int(i) for i in worlds]
         for i in worlds:
-            if self._gen[i] is None:
+            if self._rng[i] is None:
                 raise RuntimeError(f"world {i} was never reset: call reset(i, first_frame, pose) first")
-        S = self.cfg.frame_size
-        out = np.zeros((B, T, S, S, 3), np.uint8)
+        H, W = self.frame_size
+        out = np.zeros((B, T, H, W, 3), np.uint8)
+        retrieved = [np.zeros(0, np.int64) for _ in range(B)]
         if len(worlds) == 0:
-            return out
-
-        ctx_idx = [self._context(i, tp[i]) for i in worlds]
-        latents = [self._latents(i, idx) for i, idx in zip(worlds, ctx_idx)]
-        k = max(len(ix) for ix in ctx_idx)
-        Ba, (C, h, w) = len(worlds), self.model.latent_shape
-        ctx = torch.zeros(Ba, k, C, h, w, device=self.device)
-        mask = torch.zeros(Ba, k, dtype=torch.bool, device=self.device)
-        cext = np.zeros((Ba, k, 3, 4), np.float32)
-        for b, (i, idx, z) in enumerate(zip(worlds, ctx_idx, latents)):
-            n = len(idx)
-            ctx[b, k - n:] = z
-            mask[b, k - n:] = True
-            e = planar_to_extrinsics(self.memory_of(i).poses[idx])
-            cext[b, k - n:] = e
-            cext[b, : k - n] = e[-1]
-        tgt = torch.as_tensor(planar_to_extrinsics(tp[worlds]), dtype=torch.float32, device=self.device)
-        noise = torch.stack([torch.randn((T, C, h, w), generator=self._gen[i], device=self.device) for i in worlds])
-        ctx_eps = None
-        if self.context_noise > 0:  # each world's own generator: a world's frames never depend on the others
-            ctx_eps = torch.stack([torch.randn((k, C, h, w), generator=self._gen[i], device=self.device)
-                                   for i in worlds])
-        z = self.model.generate(ctx, mask, torch.as_tensor(cext, device=self.device), tgt,
-                                [self.prompts[i] for i in worlds], steps=self.sample_steps,
-                                guidance=self.guidance, noise=noise, ctx_eps=ctx_eps,
-                                context_noise=self.context_noise)
-        frames = self.model.decode(z.flatten(0, 1)).reshape(Ba, T, S, S, 3)
+            return StepResult(out, retrieved)
+        ctx = [self._context(i, tp[i]) for i in worlds]            # every retrieval first, then the appends
+        frames, latents = self.source.make_frames(worlds, [self.memory_of(i) for i in worlds], ctx, tp[worlds],
+                                                  [self.prompts[i] for i in worlds])
         for b, i in enumerate(worlds):
             out[i] = frames[b]
-            self.last_retrieved[i] = ctx_idx[b]
+            retrieved[i] = self.last_retrieved[i] = ctx[b]
             if not append:
                 continue
-            bank = 0 if self.shared_memory else i
+            bank = self._bank(i)
             times = self._clock[bank] + np.arange(T)
             self._clock[bank] += T
             idx = self.memory_of(i).append(frames[b], tp[i], times=times, source=i)
-            self.memory_of(i).set_latents(idx, z[b].float().cpu().numpy())
+            if latents is not None:
+                self.memory_of(i).set_latents(idx, latents[b])
             self._last[i] = int(idx[-1])
-        return out
+        return StepResult(out, retrieved)
 
-    def _latents(self, i: int, idx: np.ndarray) -> torch.Tensor:
-        """Cached latents for memory indices, encoding (once) the frames that have none yet."""
-        mem = self.memory_of(i)
-        lat, have = mem.get_latents(idx)
-        if not have.all():
-            miss = idx[~have]
-            z = self.model.encode(mem.frames(miss)).float().cpu().numpy()
-            mem.set_latents(miss, z)
-            lat, have = mem.get_latents(idx)
-        return torch.as_tensor(np.asarray(lat), dtype=torch.float32, device=self.device)
+    def close(self):
+        """Close every memory bank (spill files)."""
+        for m in self.memories:
+            m.close()

@@ -52,9 +52,11 @@ BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 # Every attribute of World this module saves or rebuilds. save_world refuses a World with others, so a
 # new piece of World state cannot be silently dropped: teach this module about it. (torch_threads is the
 # process's setting, camworld.threads, not the world's: it is not saved.)
-WORLD_ATTRIBUTES = frozenset({"device", "model", "cfg", "num_worlds", "retrieval", "context_size", "sample_steps",
-                              "guidance", "shared_memory", "memories", "prompts", "_gen", "_rng", "_last", "_clock",
-                              "last_retrieved", "context_noise", "torch_threads"})
+WORLD_ATTRIBUTES = frozenset({"source", "num_worlds", "retrieval", "context_size", "shared_memory", "memories",
+                              "prompts", "_rng", "_last", "_clock", "last_retrieved", "torch_threads"})
+# ... and of its learned frame source (camworld.model.frames.ModelFrames; ``gens`` via camera_state)
+SOURCE_ATTRIBUTES = frozenset({"device", "model", "cfg", "sample_steps", "guidance", "context_noise", "frame_size",
+                               "frame_stride", "frames_per_pass", "gens"})
 
 
 # ---------------------------------------------------------------------- save
@@ -73,7 +75,10 @@ def save_world(world, path, extra: dict | None = None, worlds=None) -> Path:
     Returns:
         the folder's Path.
     """
-    unknown = sorted(set(vars(world)) - WORLD_ATTRIBUTES)
+    if world.model is None:
+        raise ValueError(f"save_world saves a learned world; this World's frames come from "
+                         f"{type(world.source).__name__} (the sim twin's world is its scene: rebuild it from the seed)")
+    unknown = sorted(set(vars(world)) - WORLD_ATTRIBUTES) + sorted(set(vars(world.source)) - SOURCE_ATTRIBUTES)
     if unknown:
         raise RuntimeError(f"World has state that camworld.world_io does not know how to save: {unknown}; "
                            "update WORLD_ATTRIBUTES and the save/load code in camworld/world_io.py")

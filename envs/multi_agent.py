@@ -28,7 +28,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, make_backend
 from camworld.envs.registration import task_class
 from camworld.envs.tasks import TASKS, CoverageGrid
-from camworld.envs.world_env import _frame_size
+from camworld.envs.world_env import _frame_size, run_reset_segments
 from camworld.geometry import wrap_angle
 
 TEAM_TASK = "coverage"
@@ -194,21 +194,13 @@ class MultiAgentCamWorld(ParallelEnv):
         rng, N = self.np_random, len(self.possible_agents)
         per_agent = self._agent_options(options, rng)
         seeds = rng.integers(0, 2**31 - 1, size=N)
-        segs = [env._reset_begin(int(s), o) for env, s, o in zip(self.envs, seeds, per_agent)]  # camera 0 first
-        for r in range(max(len(s) for s in segs)):         # scripted excursions, batched over the agents
-            live = [i for i in range(N) if r < len(segs[i])]
-            targets = np.zeros((N, len(segs[live[0]][r]), 3))
-            active = np.zeros(N, bool)
-            for i in live:
-                targets[i], active[i] = segs[i][r], True
-            frames = self.backend.step(targets, active=active)
-            for i in live:
-                self.envs[i]._reset_absorb(frames[i], segs[i][r])
+        segs = {i: env.begin_reset(int(s), o) for i, (env, s, o) in enumerate(zip(self.envs, seeds, per_agent))}
+        run_reset_segments(self.backend, dict(enumerate(self.envs)), segs)    # camera 0 first; batched
         self.agents, self.cycles = list(self.possible_agents), 0
         self._team = CoverageGrid(self.cell, self.view_range, scene=self.envs[0].scene)
         obs, infos = {}, {}
         for a, env in zip(self.possible_agents, self.envs):
-            obs[a], infos[a] = env._reset_end()
+            obs[a], infos[a] = env.end_reset()
             self._team.update(infos[a]["poses"])
         for a in self.possible_agents:
             infos[a].update(self._shared_info(a, 0.0, 0.0))
@@ -279,16 +271,17 @@ class MultiAgentCamWorld(ParallelEnv):
         for i in live:
             a = self.possible_agents[i]
             try:
-                targets[i] = self.envs[i]._step_begin(actions[a])
+                targets[i] = self.envs[i].begin_step(actions[a])
             except ValueError as e:
                 raise ValueError(f"action for {a}: {e}") from None
             active[i] = True
-        frames = self.backend.step(targets, active=active)                     # (N, T, H, W, 3), one pass
+        res = self.backend.step_result(targets, active=active)                 # (N, T, H, W, 3), one pass
+        frames = res.frames
         self.cycles += 1
         obs, rewards, terms, truncs, infos = {}, {}, {}, {}, {}
         for i in live:
             a = self.possible_agents[i]
-            obs[a], rewards[a], terms[a], _, infos[a] = self.envs[i]._step_end(frames[i])
+            obs[a], rewards[a], terms[a], _, infos[a] = self.envs[i].end_step(frames[i], res.retrieved[i])
         seen = {a: self._cells(infos[a]["poses"]) for a in obs}
         new = {a: seen[a] - self._team.seen for a in obs}
         before = len(self._team.seen)
@@ -330,7 +323,7 @@ class MultiAgentCamWorld(ParallelEnv):
     def _shared_info(self, agent, team_new: float, own_new: float) -> dict:
         env = self.envs[self._index[agent]]
         bank = self.backend.memories[env.slot]
-        used = np.asarray(self.backend.last_retrieved[env.slot], np.int64)[-env.context_size:]
+        used = env.last_retrieved[-env.context_size:]
         src = np.full(env.context_size, -1, np.int64)
         src[: len(used)] = np.asarray(bank.sources)[used]
         return {"retrieved_sources": src, "team_seen_area_m2": float(self._team.area),

@@ -97,12 +97,9 @@ class _OpenMap:
 
 
 def _set_retrieval(env, name: str):
-    """Switch an env's retrieval strategy for its next step (World.retrieval or SimBackend.retrieval)."""
+    """Switch an env's retrieval strategy for its next step (its backend's World)."""
     backend = env.unwrapped.backend
-    backend.retrieval = name
-    world = getattr(backend, "world", None)
-    if world is not None:
-        world.retrieval = name
+    backend.retrieval = backend.world.retrieval = name
 
 
 class Play:

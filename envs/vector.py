@@ -24,7 +24,7 @@ from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, make_backend
 from camworld.envs.registration import task_class
-from camworld.envs.world_env import _frame_size
+from camworld.envs.world_env import _frame_size, run_reset_segments
 
 BACKEND_KWARGS = ("retrieval", "context_size", "checkpoint", "device", "memory_capacity", "sample_steps", "guidance",
                   "torch_threads")
@@ -98,21 +98,11 @@ class CamWorldVectorEnv(gym.vector.VectorEnv):
 
     def _reset_envs(self, idx, seeds, options) -> list:
         """Reset envs ``idx`` with their scripted excursions generated batched. -> infos (None for others)."""
-        segs = {i: self.envs[i]._reset_begin(s, options) for i, s in zip(idx, seeds)}
-        rounds = max((len(s) for s in segs.values()), default=0)
-        for r in range(rounds):
-            live = [i for i in idx if r < len(segs[i])]
-            T = len(segs[live[0]][r])
-            targets = np.zeros((self.num_envs, T, 3))
-            active = np.zeros(self.num_envs, bool)
-            for i in live:
-                targets[i], active[i] = segs[i][r], True
-            frames = self.backend.step(targets, active=active)
-            for i in live:
-                self.envs[i]._reset_absorb(frames[i], segs[i][r])
+        segs = {i: self.envs[i].begin_reset(s, options) for i, s in zip(idx, seeds)}
+        run_reset_segments(self.backend, dict(enumerate(self.envs)), segs)
         infos = [None] * self.num_envs
         for i in idx:
-            self._obs[i], infos[i] = self.envs[i]._reset_end()
+            self._obs[i], infos[i] = self.envs[i].end_reset()
         return infos
 
     # ---------------------------------------------------------------- step
@@ -123,13 +113,13 @@ class CamWorldVectorEnv(gym.vector.VectorEnv):
             raise RuntimeError("call reset() before step()")
         if isinstance(actions, dict) or len(actions) != N:
             raise ValueError(f"actions must hold one action per env ({N}), got {actions!r}")
-        targets = np.stack([env._step_begin(a) for env, a in zip(self.envs, actions)])    # (N, T, 3)
-        frames = self.backend.step(targets)                                                # (N, T, H, W, 3)
+        targets = np.stack([env.begin_step(a) for env, a in zip(self.envs, actions)])     # (N, T, 3)
+        res = self.backend.step_result(targets)                                             # frames (N, T, H, W, 3)
         rewards = np.zeros(N, np.float64)
         terms, truncs = np.zeros(N, bool), np.zeros(N, bool)
         infos, final_obs, final_infos = [None] * N, [None] * N, [None] * N
         for i, env in enumerate(self.envs):
-            obs, rewards[i], terms[i], _, infos[i] = env._step_end(frames[i])
+            obs, rewards[i], terms[i], _, infos[i] = env.end_step(res.frames[i], res.retrieved[i])
             truncs[i] = self.max_episode_steps is not None and env.steps >= self.max_episode_steps
             self._obs[i] = obs
             if terms[i] or truncs[i]:

@@ -2,9 +2,13 @@
 
 ``CamWorldEnv`` owns the spaces, ``reset``/``step``, episode starts, walls, infos and rendering;
 tasks (``camworld.envs.tasks``) override hooks: ``_task_excursion``, ``_task_reward``,
-``_task_info`` and, for Dict observations, ``_observation``. A step is split in two halves
-(``_step_begin`` -> target poses, ``_step_end`` <- frames) so that a vector env can step all its
-worlds in one batched backend call between them.
+``_task_info`` and, for Dict observations, ``_observation``.
+
+The step protocol (public, for the vector and multi-agent envs that step many envs' worlds in one
+batched backend call): ``begin_step(action) -> target poses (T, 3)``, then ``end_step(frames,
+retrieved)`` with what the backend made for this env's slot; likewise ``begin_reset(seed, options)
+-> scripted segments``, ``run_reset_segments(backend, envs, segments)`` (each env's
+``absorb_reset``), ``end_reset()``. ``step`` and ``reset`` are exactly these for one env.
 
 Letters: T frames per step, L frames of a scripted excursion, H/W frame size, k context size.
 """
@@ -182,6 +186,7 @@ class CamWorldEnv(gym.Env):
         self._scene_cache = {}
         self._started = False
         self._pending = None
+        self._retrieved = np.zeros(0, np.int64)
 
     # ---------------------------------------------------------------- hooks for tasks
 
@@ -210,12 +215,10 @@ class CamWorldEnv(gym.Env):
     # ---------------------------------------------------------------- reset
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        segments = self._reset_begin(seed, options)
-        for seg in segments:
-            self._reset_absorb(self._backend_step(seg), seg)
-        return self._reset_end()
+        run_reset_segments(self.backend, {self.slot: self}, {self.slot: self.begin_reset(seed, options)})
+        return self.end_reset()
 
-    def _reset_begin(self, seed, options) -> list:
+    def begin_reset(self, seed, options) -> list:
         """Start an episode (scene, start frame, backend reset). -> scripted segments [(T, 3), ...] to generate."""
         super().reset(seed=seed)
         opts = self._check_options(options)
@@ -232,6 +235,7 @@ class CamWorldEnv(gym.Env):
             scene_seed = int(saved.get("scene_seed", NO_SCENE))
             scene = None if scene_seed == NO_SCENE else self._scene(scene_seed, saved.get("style"))
             prompt = world.prompts[self.slot]
+            retrieved = world.last_retrieved[self.slot]
         elif "image" in opts:
             scene, scene_seed = None, NO_SCENE
             frame = _fit_image(opts["image"], (H, W))
@@ -260,6 +264,7 @@ class CamWorldEnv(gym.Env):
         self._started, self._pending = True, None
         self._collided = self._clipped = False
         self._reset_frames, self._reset_poses = [frame[None]], [pose[None]]
+        self._retrieved = np.array(retrieved if "world" in opts else (), np.int64)
         exc = self._task_excursion()
         if exc is None or len(exc) == 0:
             return []
@@ -269,13 +274,14 @@ class CamWorldEnv(gym.Env):
         exc = np.concatenate([exc, np.repeat(exc[-1:], pad, 0)]) if pad else exc
         return [exc[j:j + T] for j in range(0, len(exc), T)]
 
-    def _reset_absorb(self, frames: np.ndarray, poses: np.ndarray):
-        """Take the frames of one scripted excursion segment."""
+    def absorb_reset(self, frames: np.ndarray, poses: np.ndarray, retrieved: np.ndarray):
+        """Take the frames (T, H, W, 3) of one scripted excursion segment and the memory indices used."""
+        self._retrieved = np.asarray(retrieved, np.int64).copy()
         self._reset_frames.append(np.asarray(frames))
         self._reset_poses.append(np.asarray(poses, np.float64))
         self.frame, self.pose = np.asarray(frames[-1]).copy(), np.asarray(poses[-1], np.float64).copy()
 
-    def _reset_end(self):
+    def end_reset(self):
         frames = np.concatenate(self._reset_frames)
         poses = np.concatenate(self._reset_poses)
         self._reset_frames = self._reset_poses = None
@@ -289,10 +295,12 @@ class CamWorldEnv(gym.Env):
     # ---------------------------------------------------------------- step
 
     def step(self, action):
-        target = self._step_begin(action)
-        return self._step_end(self._backend_step(target))
+        poses = self.begin_step(action)
+        res = self.backend.step_result(_one_slot(poses, self.slot, self.backend.num_worlds),
+                                       active=_one_slot(True, self.slot, self.backend.num_worlds))
+        return self.end_step(res.frames[self.slot], res.retrieved[self.slot])
 
-    def _step_begin(self, action) -> np.ndarray:
+    def begin_step(self, action) -> np.ndarray:
         """Validate the action -> target poses (T, 3) of the segment (walls applied)."""
         if not self._started:
             raise RuntimeError("call env.reset() before env.step(): the world has no start frame yet")
@@ -301,10 +309,13 @@ class CamWorldEnv(gym.Env):
         self._pending = poses
         return poses
 
-    def _step_end(self, frames: np.ndarray):
+    def end_step(self, frames: np.ndarray, retrieved: np.ndarray):
+        """Finish the step ``begin_step`` began: frames (T, H, W, 3) made at its poses, with the memory
+        indices the world used as context. -> (obs, reward, terminated, truncated, info)."""
         poses, self._pending = self._pending, None
         if poses is None:
-            raise RuntimeError("_step_end without _step_begin")
+            raise RuntimeError("end_step without begin_step")
+        self._retrieved = np.asarray(retrieved, np.int64).copy()
         frames = np.array(frames, dtype=np.uint8, copy=True)               # (T, H, W, 3), never a view
         self.frame, self.pose, self.steps = frames[-1].copy(), poses[-1].copy(), self.steps + 1
         reward, terminated = self._task_reward(frames, poses)
@@ -313,20 +324,16 @@ class CamWorldEnv(gym.Env):
             self._show(frames)
         return self._observation(self.frame), float(reward), bool(terminated), False, info
 
-    def _backend_step(self, poses: np.ndarray) -> np.ndarray:
-        """Generate one segment in this env's world only: poses (T, 3) -> frames (T, H, W, 3)."""
-        B, T = self.backend.num_worlds, len(poses)
-        full = np.zeros((B, T, 3))
-        full[self.slot] = poses
-        active = np.zeros(B, bool)
-        active[self.slot] = True
-        return self.backend.step(full, active=active)[self.slot]
+    @property
+    def last_retrieved(self) -> np.ndarray:
+        """int64: the memory indices this env's world used as context in its last step (unpadded)."""
+        return self._retrieved.copy()
 
     # ---------------------------------------------------------------- info, render, close
 
     def _info(self, frames: np.ndarray, poses: np.ndarray) -> dict:
         k = self.context_size
-        used = np.asarray(self.backend.last_retrieved[self.slot], np.int64)[-k:]
+        used = self._retrieved[-k:]
         retrieved = np.full(k, -1, np.int64)
         retrieved[: len(used)] = used
         info = {
@@ -439,6 +446,32 @@ class CamWorldEnv(gym.Env):
     def action_table(cls, frames_per_step: int = 4, frame_stride: int = 4) -> str:
         """The discrete action table (Markdown) for given settings."""
         return action_table_markdown(ActionBounds(frames_per_step, frame_stride))
+
+
+def run_reset_segments(backend, envs: dict, segments: dict):
+    """Generate the scripted reset segments of several envs sharing ``backend``, batched: round r steps
+    every env (by slot) that still has an r-th segment, and each env absorbs its frames.
+
+    envs: slot -> env; segments: slot -> [poses (T, 3), ...] (what ``begin_reset`` returned)."""
+    B = backend.num_worlds
+    for r in range(max((len(s) for s in segments.values()), default=0)):
+        live = [i for i in segments if r < len(segments[i])]
+        T = len(segments[live[0]][r])
+        targets = np.zeros((B, T, 3))
+        active = np.zeros(B, bool)
+        for i in live:
+            targets[i], active[i] = segments[i][r], True
+        res = backend.step_result(targets, active=active)
+        for i in live:
+            envs[i].absorb_reset(res.frames[i], segments[i][r], res.retrieved[i])
+
+
+def _one_slot(value, slot: int, n: int) -> np.ndarray:
+    """An (n, ...) array that is ``value`` at ``slot`` and zeros elsewhere (one env's row of a batch)."""
+    value = np.asarray(value)
+    out = np.zeros((n,) + value.shape, value.dtype)
+    out[slot] = value
+    return out
 
 
 def _frame_size(frame_size):

@@ -337,6 +337,29 @@ def test_vector_reset_mask_and_errors(tiny_checkpoint):
     venv.close()
 
 
+@pytest.mark.parametrize("task", ["", "-Return"])
+def test_twin_and_learned_world_retrieve_the_same_frames(task, tiny_checkpoint):
+    """One World implementation of memory and retrieval for both frame sources: the same episode
+    (seed, scene, actions, scripted excursion) retrieves the same memory indices in the twin and in
+    the learned world, step by step."""
+    twin = make(f"CamWorld{task}-v0", tiny_checkpoint)
+    learned = make(f"ContextAsMemory{task}-v0", tiny_checkpoint)
+    assert twin.unwrapped.bounds == learned.unwrapped.bounds              # same motion per action
+    infos = [env.reset(seed=3)[1] for env in (twin, learned)]
+    actions = [3, 3, 1, 4, 4, 4, 2, 0, 3, 5]
+    for t in range(len(actions) + 1):
+        a, b = infos
+        np.testing.assert_array_equal(a["poses"], b["poses"])
+        np.testing.assert_array_equal(a["retrieved"], b["retrieved"])
+        assert a["memory_size"] == b["memory_size"]
+        if t == len(actions):
+            break
+        infos = [env.step(actions[t])[4] for env in (twin, learned)]
+    assert (infos[0]["retrieved"] >= 0).sum() > 1                           # it did retrieve from memory
+    twin.close()
+    learned.close()
+
+
 # ---------------------------------------------------------------- SB3 adapter
 
 

@@ -100,3 +100,24 @@ def test_load_world_model_caches(tmp_path, model):
     assert a is b
     with pytest.raises(FileNotFoundError):
         load_world_model(tmp_path / "missing.safetensors")
+
+
+def test_sim_frame_source_renders_the_scene_with_the_same_bookkeeping(start):
+    """World(SimFrames(...)): the twin's frames are the sim's renders; memory and retrieval as the learned world."""
+    from camworld.sim import make_scene, render
+    from camworld.sim.frames import SimFrames
+
+    scene = make_scene(1_000_003)
+    frame, pose = start
+    w = World(SimFrames((32, 32)), num_worlds=1, context_size=3)
+    with pytest.raises(ValueError, match="reset needs scene="):
+        w.reset(0, frame, pose, seed=0)
+    w.reset(0, frame, pose, seed=0, scene=scene)
+    targets = pose + np.array([[0.0, 0.0, 0.05 * (t + 1)] for t in range(5)])
+    res = w.step_result(targets[None])
+    np.testing.assert_array_equal(res.frames[0], render(scene, targets, 32, 32)[0])
+    assert res.retrieved[0][-1] == 0 and len(w.memories[0]) == 6 and not w.memories[0].has_latents.any()
+    assert w.model is None
+    with pytest.raises(ValueError, match="only apply to the learned world"):
+        World(SimFrames((32, 32)), sample_steps=2)
+

@@ -1,0 +1,81 @@
+"""The learned frame source of ``camworld.world.World``: latent cache, encode, sample, decode.
+
+``World`` owns memory, clocks, the newest-frame rule and retrieval; for each step it hands this
+source the retrieved context (memory indices per world) and the target poses, and gets back the
+frames and the latents to cache in memory (generated frames keep the latents they were generated
+as, so a frame is never encoded twice).
+
+Letters: B worlds stepped (active), T target frames, k context frames, C/h/w latent shape, S frame size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from camworld.geometry import planar_to_extrinsics
+from camworld.model.world_model import WorldModel, resolve_device
+
+
+class ModelFrames:
+    """A ``WorldModel`` as a frame source: one batched sampling pass for every active world."""
+
+    name = "model"
+
+    def __init__(self, model: WorldModel, device="auto", sample_steps: int | None = None,
+                 guidance: float | None = None, context_noise: float | None = None):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.cfg = model.cfg
+        self.sample_steps, self.guidance = sample_steps, guidance
+        # flow time the context latents are noised to before each pass (model default: its config's)
+        self.context_noise = float(model.cfg.diffusion.context_noise if context_noise is None else context_noise)
+        if not 0.0 <= self.context_noise < 1.0:
+            raise ValueError(f"context_noise must be in [0, 1), got {self.context_noise}")
+        S = self.cfg.frame_size
+        self.frame_size = (S, S)
+        self.frame_stride = int(self.cfg.train.frame_stride)
+        self.frames_per_pass = int(self.cfg.train.target_frames)
+        self.gens: dict = {}           # world -> torch.Generator (sampling noise)
+
+    def reset(self, i: int, seed: int, scene=None):
+        self.gens[i] = torch.Generator(device=self.device).manual_seed(int(seed))
+
+    @torch.no_grad()
+    def make_frames(self, worlds, banks, context, targets: np.ndarray, prompts) -> tuple:
+        """worlds: B world indices; banks: their MemoryBanks; context: B int64 index arrays (oldest
+        first); targets (B, T, 3). -> (uint8 (B, T, S, S, 3), float32 latents (B, T, C, h, w))."""
+        B, T = targets.shape[:2]
+        S = self.cfg.frame_size
+        k = max(len(ix) for ix in context)
+        C, h, w = self.model.latent_shape
+        ctx = torch.zeros(B, k, C, h, w, device=self.device)
+        mask = torch.zeros(B, k, dtype=torch.bool, device=self.device)
+        cext = np.zeros((B, k, 3, 4), np.float32)
+        for b, (bank, idx) in enumerate(zip(banks, context)):
+            n = len(idx)                                   # right-aligned: newest last, padding first
+            ctx[b, k - n:] = self._latents(bank, idx)
+            mask[b, k - n:] = True
+            e = planar_to_extrinsics(bank.poses[idx])
+            cext[b, k - n:] = e
+            cext[b, : k - n] = e[-1]
+        tgt = torch.as_tensor(planar_to_extrinsics(targets), dtype=torch.float32, device=self.device)
+        noise = torch.stack([torch.randn((T, C, h, w), generator=self.gens[i], device=self.device) for i in worlds])
+        ctx_eps = None
+        if self.context_noise > 0:  # each world's own generator: a world's frames never depend on the others
+            ctx_eps = torch.stack([torch.randn((k, C, h, w), generator=self.gens[i], device=self.device)
+                                   for i in worlds])
+        z = self.model.generate(ctx, mask, torch.as_tensor(cext, device=self.device), tgt, list(prompts),
+                                steps=self.sample_steps, guidance=self.guidance, noise=noise, ctx_eps=ctx_eps,
+                                context_noise=self.context_noise)            # (B, T, C, h, w)
+        frames = self.model.decode(z.flatten(0, 1)).reshape(B, T, S, S, 3)
+        return frames, z.float().cpu().numpy()
+
+    def _latents(self, bank, idx: np.ndarray) -> torch.Tensor:
+        """Cached latents for memory indices, encoding (once) the frames that have none yet."""
+        lat, have = bank.get_latents(idx)
+        if not have.all():
+            miss = idx[~have]
+            bank.set_latents(miss, self.model.encode(bank.frames(miss)).float().cpu().numpy())
+            lat, have = bank.get_latents(idx)
+        return torch.as_tensor(np.asarray(lat), dtype=torch.float32, device=self.device)
