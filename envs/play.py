@@ -61,7 +61,7 @@ def key_bindings(pg) -> dict:
 
 
 class _CachedMap:
-    """A scene whose top-down map is rasterised once (``demo.map_panel`` draws on a copy every frame)."""
+    """A scene whose top-down map is rasterised once (``viz.map_panel`` draws on a copy every frame)."""
 
     def __init__(self, scene):
         self.scene, self._img = scene, {}
@@ -229,7 +229,7 @@ class Play:
 
     def draw(self, t: int = -1):
         """Draw frame t of the current segment of every panel."""
-        from camworld.demo import map_panel
+        from camworld.viz import map_panel
 
         d = self.info[self.driving]
         T = len(d["frames"])
