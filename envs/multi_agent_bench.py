@@ -35,16 +35,14 @@ import numpy as np
 from camworld import threads
 from camworld.metrics import mean_ci95, psnr, ssim
 from camworld.retrieval import DEFAULT_STRATEGY
+from camworld.sim.trajectories import turn_in_place
 
 DEG_PER_FRAME = 10.0
 
 
 def _turn(start: np.ndarray, degrees: float) -> np.ndarray:
     """Poses (L, 3) turning in place from ``start`` by ``degrees`` at 10 degrees per frame (start excluded)."""
-    n = int(round(abs(degrees) / DEG_PER_FRAME))
-    out = np.repeat(np.asarray(start, np.float64)[None], n, 0)
-    out[:, 2] = start[2] + np.deg2rad(degrees) * np.arange(1, n + 1) / n
-    return out
+    return turn_in_place(start, np.deg2rad(degrees), DEG_PER_FRAME, min_frames=0)
 
 
 def make_episodes(episodes: int, frame_size: int, theta: float = 120.0, seed: int = 0) -> list:

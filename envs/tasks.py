@@ -15,6 +15,7 @@ from gymnasium import spaces
 from camworld.envs.world_env import CamWorldEnv
 from camworld.geometry import DEFAULT_HFOV_DEG, interpolate_poses, wrap_angle
 from camworld.metrics import psnr
+from camworld.sim.trajectories import turn_in_place
 
 ARRIVAL_DISTANCE_M = 0.5     # "arrived": within max(0.5 m, 0.55 x the discrete move) ...
 ARRIVAL_YAW_DEG = 10.0       # ... and max(10 degrees, 0.55 x the discrete turn) of the goal pose
@@ -55,9 +56,8 @@ def excursion_poses(kind: str, start: np.ndarray, rng: np.random.Generator, scen
 
 
 def _turn(pose: np.ndarray, theta: float) -> np.ndarray:
-    n = max(2, int(round(abs(np.rad2deg(theta)) / EXCURSION_DEG_PER_FRAME)))
-    out = np.repeat(pose[None], n, 0)
-    out[:, 2] = wrap_angle(pose[2] + theta * np.arange(1, n + 1) / n)   # no shortest-arc flip at 180 degrees
+    out = turn_in_place(pose, theta, EXCURSION_DEG_PER_FRAME, min_frames=2)
+    out[:, 2] = wrap_angle(out[:, 2])
     return out
 
 

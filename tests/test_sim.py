@@ -285,3 +285,17 @@ def test_captions_exist_vary_and_are_deterministic():
     scene_caps = {sim.scene_caption(sim.make_scene(6, st)) for st in sim.STYLES}
     assert len(scene_caps) == len(sim.STYLES)
     assert sim.scene_caption(s) == sim.scene_caption(s)
+
+
+def test_turn_in_place():
+    from camworld.sim import turn_in_place
+
+    p = np.array([1.0, -2.0, 3.0])
+    out = turn_in_place(p, np.pi, deg_per_frame=10.0)
+    assert out.shape == (18, 3) and (out[:, :2] == p[:2]).all()
+    assert out[-1, 2] == p[2] + np.pi and np.all(np.diff(out[:, 2]) > 0)     # unwrapped, never the short way
+    np.testing.assert_allclose(out[0, 2], p[2] + np.deg2rad(10.0))           # the start is excluded
+    assert turn_in_place(p, -np.deg2rad(4.0), 10.0, min_frames=2).shape == (2, 3)
+    assert turn_in_place(p, 0.0, 10.0, min_frames=0).shape == (0, 3)
+    with pytest.raises(ValueError, match="theta must be finite"):
+        turn_in_place(p, np.nan)

@@ -176,6 +176,22 @@ def random_trajectory(scene: Scene, n_frames: int, rng: np.random.Generator, sta
     return out
 
 
+def turn_in_place(pose, theta: float, deg_per_frame: float = 10.0, min_frames: int = 1) -> np.ndarray:
+    """Turn in place from ``pose`` by ``theta`` radians (positive = left) at about ``deg_per_frame``.
+
+    Returns float64 (n, 3), the start excluded, n = max(min_frames, round(|theta| / deg_per_frame));
+    the yaw moves linearly and ends turned by exactly theta. Yaw is not wrapped, so a 180-degree
+    turn never flips to the short way round.
+    """
+    p = _check_pose(pose)
+    if not (np.isfinite(theta) and deg_per_frame > 0):
+        raise ValueError(f"theta must be finite and deg_per_frame > 0, got {theta!r}, {deg_per_frame!r}")
+    n = max(int(min_frames), int(round(abs(np.rad2deg(theta)) / deg_per_frame)))
+    out = np.repeat(p[None], n, 0)
+    out[:, 2] = p[2] + theta * np.arange(1, n + 1) / n
+    return out
+
+
 def rotate_away_and_back(pose, theta_deg: float, n_frames_each: int) -> np.ndarray:
     """Turn in place by ``theta_deg`` (positive = left) over ``n_frames_each`` frames, then back.
 
