@@ -64,7 +64,11 @@ def time_batched(world: str, n: int, args) -> tuple:
     """(wall, cpu) seconds per env step of a CamWorldVectorEnv of n envs."""
     from camworld.envs.vector import CamWorldVectorEnv
 
-    venv = CamWorldVectorEnv(num_envs=n, backend=world, **_env_kwargs(args, world))
+    return _time_vector_env(CamWorldVectorEnv(num_envs=n, backend=world, **_env_kwargs(args, world)), args)
+
+
+def _time_vector_env(venv, args) -> tuple:
+    """Reset, warm up, then (wall, cpu) seconds per step of random actions; closes the env."""
     try:
         venv.reset(seed=args.seed)
         venv.action_space.seed(args.seed)
@@ -105,15 +109,8 @@ def time_gym_vector(world: str, n: int, mode: str, args) -> tuple:
     import camworld  # noqa: F401  (registers the ids)
 
     env_id = "ContextAsMemory-v0" if world == "model" else "CamWorld-v0"
-    venv = gym.make_vec(env_id, num_envs=n, vectorization_mode=mode, **_env_kwargs(args, world))
-    try:
-        venv.reset(seed=args.seed)
-        venv.action_space.seed(args.seed)
-        for _ in range(args.warmup):
-            venv.step(venv.action_space.sample())
-        return _timed(lambda: venv.step(venv.action_space.sample()), args.steps)
-    finally:
-        venv.close()
+    return _time_vector_env(gym.make_vec(env_id, num_envs=n, vectorization_mode=mode, **_env_kwargs(args, world)),
+                            args)
 
 
 VECTOR_MODES = (("sync", "sync"), ("async", "async"), ("batched", "vector_entry_point"))
