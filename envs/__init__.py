@@ -16,6 +16,7 @@ import importlib
 _WHERE = {
     "ACTION_TYPES": "actions", "DISCRETE_ACTIONS": "actions", "ActionBounds": "actions",
     "BACKENDS": "backends", "ModelBackend": "backends", "SimBackend": "backends", "make_backend": "backends",
+    "WorldSpec": "backends", "backend_for": "backends",
     "ENV_IDS": "registration", "ENV_TABLE": "registration", "make_env": "registration",
     "register_envs": "registration",
     "TASKS": "tasks", "CoverageGrid": "tasks", "ExploreEnv": "tasks", "GoalViewEnv": "tasks", "ReturnEnv": "tasks",

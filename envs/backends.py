@@ -22,6 +22,8 @@ Letters: B worlds, T frames per step, H/W frame size.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from camworld.envs.actions import DEFAULT_FRAME_STRIDE
@@ -89,14 +91,18 @@ class SimBackend(Backend):
 
     def __init__(self, num_worlds: int = 1, frame_size=(64, 64), retrieval: str = DEFAULT_RETRIEVAL,
                  context_size: int = 8, memory_capacity: int = 100_000, frame_stride: int = DEFAULT_FRAME_STRIDE,
-                 shared_memory: bool = False):
+                 shared_memory: bool = False, world=None):
         from camworld.sim.frames import SimFrames
         from camworld.world import World
 
-        _check_common(num_worlds, retrieval, context_size)
-        self._adopt(World(SimFrames(frame_size, frame_stride), num_worlds=int(num_worlds), retrieval=retrieval,
+        if world is None:
+            _check_common(num_worlds, retrieval, context_size)
+            world = World(SimFrames(frame_size, frame_stride), num_worlds=int(num_worlds), retrieval=retrieval,
                           context_size=int(context_size), memory_capacity=memory_capacity,
-                          shared_memory=bool(shared_memory)))
+                          shared_memory=bool(shared_memory))
+        elif not isinstance(world.source, SimFrames):
+            raise ValueError(f"SimBackend needs a World of SimFrames, got one of {type(world.source).__name__}")
+        self._adopt(world)
 
 
 class ModelBackend(Backend):
@@ -136,25 +142,55 @@ class ModelBackend(Backend):
         self.model = world.model
 
 
-def make_backend(kind: str, num_worlds: int = 1, *, frame_size=None, retrieval: str = DEFAULT_RETRIEVAL,
-                 context_size: int = 8, checkpoint=None, device="auto", memory_capacity: int = 100_000,
-                 sample_steps=None, guidance=None, shared_memory: bool = False, torch_threads: int | None = None):
-    """Build a backend by name. ``frame_size`` None = the backend's native size (sim: 64x64).
-    ``shared_memory=True``: B cameras in one world with one memory bank (the multi-agent env).
-    ``torch_threads``: the learned world's torch threads (None: ``camworld.threads`` policy)."""
-    if kind == "sim":
-        for name, value in (("checkpoint", checkpoint), ("torch_threads", torch_threads)):
-            if value is not None:
-                raise ValueError(f"{name}= only applies to the learned world (ContextAsMemory-v0, backend='model'); "
-                                 "CamWorld-v0 renders the ground-truth sim with numpy")
-        return SimBackend(num_worlds, (64, 64) if frame_size is None else frame_size, retrieval, context_size,
-                          memory_capacity, shared_memory=shared_memory)
-    if kind == "model":
-        be = ModelBackend(num_worlds, checkpoint, device, retrieval, context_size, memory_capacity, sample_steps,
-                          guidance, shared_memory=shared_memory, torch_threads=torch_threads)
-        if frame_size is not None and tuple(frame_size) != be.frame_size:
-            H, W = be.frame_size
-            raise ValueError(f"frame_size={tuple(frame_size)} but this checkpoint generates {H}x{W} frames; "
-                             f"omit frame_size (or pass frame_size={H}), or load a checkpoint trained at that size")
-        return be
-    raise ValueError(f"unknown backend {kind!r}; choose from {BACKENDS}")
+def backend_for(world) -> Backend:
+    """The backend over a ``World`` you built or loaded: ``ModelBackend`` for a learned one,
+    ``SimBackend`` for one of ``SimFrames``."""
+    if world.model is not None:
+        return ModelBackend(world=world, shared_memory=world.shared_memory)
+    return SimBackend(world=world)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldSpec:
+    """Everything that builds an env's world, in one config passed whole (the envs' world keywords)."""
+
+    kind: str = "sim"                   # "sim" (the ground-truth twin) or "model" (the learned world)
+    retrieval: str = DEFAULT_RETRIEVAL  # strategy name (camworld.retrieval.STRATEGIES)
+    context_size: int = 8               # k: the newest frame plus k - 1 retrieved
+    frame_size: tuple | None = None     # (H, W); None = the world's own (sim 64x64, the checkpoint's)
+    checkpoint: str | None = None       # learned world: a checkpoint path; None = the shipped one
+    device: str = "auto"                # learned world: torch device
+    memory_capacity: int = 100_000      # frames per memory bank kept in RAM (more spill to disk)
+    sample_steps: int | None = None     # learned world: sampler steps (None: the checkpoint's)
+    guidance: float | None = None       # learned world: text guidance scale (None: the checkpoint's)
+    torch_threads: int | None = None    # learned world: torch threads (None: the camworld.threads policy)
+
+    FIELDS = ("retrieval", "context_size", "frame_size", "checkpoint", "device", "memory_capacity",
+              "sample_steps", "guidance", "torch_threads")   # the keyword arguments an env passes on
+
+    def build(self, num_worlds: int = 1, shared_memory: bool = False) -> Backend:
+        """The backend of ``num_worlds`` worlds (``shared_memory``: cameras in one world, one bank)."""
+        if self.kind == "sim":
+            for name in ("checkpoint", "torch_threads"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}= only applies to the learned world (ContextAsMemory-v0, "
+                                     "backend='model'); CamWorld-v0 renders the ground-truth sim with numpy")
+            return SimBackend(num_worlds, (64, 64) if self.frame_size is None else self.frame_size, self.retrieval,
+                              self.context_size, self.memory_capacity, shared_memory=shared_memory)
+        if self.kind == "model":
+            be = ModelBackend(num_worlds, self.checkpoint, self.device, self.retrieval, self.context_size,
+                              self.memory_capacity, self.sample_steps, self.guidance, shared_memory=shared_memory,
+                              torch_threads=self.torch_threads)
+            if self.frame_size is not None and tuple(self.frame_size) != be.frame_size:
+                H, W = be.frame_size
+                raise ValueError(f"frame_size={tuple(self.frame_size)} but this checkpoint generates {H}x{W} frames; "
+                                 f"omit frame_size (or pass frame_size={H}), or load a checkpoint trained at that size")
+            return be
+        raise ValueError(f"unknown backend {self.kind!r}; choose from {BACKENDS}")
+
+
+def make_backend(kind: str, num_worlds: int = 1, *, shared_memory: bool = False, **spec):
+    """Build a backend by name: ``WorldSpec(kind, **spec).build(num_worlds, shared_memory)``.
+    ``frame_size`` None = the backend's native size (sim: 64x64); ``shared_memory=True``: B cameras
+    in one world with one memory bank (the multi-agent env)."""
+    return WorldSpec(kind, **spec).build(num_worlds, shared_memory)

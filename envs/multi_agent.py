@@ -25,7 +25,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
-from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, make_backend
+from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, WorldSpec
 from camworld.envs.registration import task_class
 from camworld.envs.tasks import TASKS, CoverageGrid
 from camworld.envs.world_env import _frame_size, run_reset_segments
@@ -140,10 +140,8 @@ class MultiAgentCamWorld(ParallelEnv):
         if isinstance(backend, str):
             if backend not in BACKENDS:
                 raise ValueError(f"backend must be one of {BACKENDS} or a shared backend object, got {backend!r}")
-            backend = make_backend(backend, N, frame_size=_frame_size(frame_size), retrieval=retrieval,
-                                   context_size=context_size, checkpoint=checkpoint, device=device,
-                                   memory_capacity=memory_capacity, sample_steps=sample_steps,
-                                   guidance=guidance, shared_memory=True, torch_threads=torch_threads)
+            backend = WorldSpec(backend, retrieval, context_size, _frame_size(frame_size), checkpoint, device,
+                                memory_capacity, sample_steps, guidance, torch_threads).build(N, shared_memory=True)
         elif not getattr(backend, "shared_memory", False) or backend.num_worlds != N:
             raise ValueError(f"a backend object must be a shared-memory backend of {N} cameras "
                              "(make_backend(..., shared_memory=True)), got "

@@ -22,12 +22,10 @@ import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
-from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, make_backend
+from camworld.envs.backends import BACKENDS, WorldSpec
 from camworld.envs.registration import task_class
 from camworld.envs.world_env import _frame_size, run_reset_segments
 
-BACKEND_KWARGS = ("retrieval", "context_size", "checkpoint", "device", "memory_capacity", "sample_steps", "guidance",
-                  "torch_threads")
 
 
 class CamWorldVectorEnv(gym.vector.VectorEnv):
@@ -55,10 +53,9 @@ class CamWorldVectorEnv(gym.vector.VectorEnv):
         if max_episode_steps is not None and (not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1):
             raise ValueError(f"max_episode_steps must be an int >= 1 or None, got {max_episode_steps!r}")
         cls = task_class(task)
-        bkw = {k: kwargs.pop(k) for k in BACKEND_KWARGS if k in kwargs}
-        bkw.setdefault("retrieval", DEFAULT_RETRIEVAL)
-        size = _frame_size(kwargs.pop("frame_size", None))
-        self.backend = make_backend(backend, int(num_envs), frame_size=size, **bkw)
+        spec = {k: kwargs.pop(k) for k in WorldSpec.FIELDS if k in kwargs}
+        spec["frame_size"] = _frame_size(spec.get("frame_size"))
+        self.backend = WorldSpec(backend, **spec).build(int(num_envs))
         self.envs = [cls(backend=self.backend, slot=i, render_mode=render_mode, **kwargs) for i in range(num_envs)]
         self.num_envs, self.task, self.max_episode_steps = int(num_envs), task, max_episode_steps
         self.render_mode = render_mode

@@ -23,7 +23,7 @@ from gymnasium import spaces
 
 from camworld.envs.actions import (ACTION_TYPES, ActionBounds, action_space, action_table_markdown, end_pose,
                                    segment_poses)
-from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, make_backend
+from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, WorldSpec, backend_for
 from camworld.geometry import planar_to_extrinsics
 
 RESET_OPTIONS = ("scene_seed", "style", "prompt", "pose", "image", "world")
@@ -108,7 +108,10 @@ class CamWorldEnv(gym.Env):
 
     ## Arguments
 
-    ``action_type`` ("discrete", "continuous", "pose"), ``retrieval`` (strategy name, default
+    ``backend``: "sim" (the twin), "model" (the learned world), a ``camworld.world.World`` you built
+    or loaded (``camworld.world_io.load_world``; ``slot`` picks its world), or a backend shared
+    with other envs. The world keywords below are one ``WorldSpec`` (``camworld.envs.backends``).
+    ``action_type ("discrete", "continuous", "pose"), ``retrieval`` (strategy name, default
     "fov+nonadj"), ``context_size`` (k, default 8), ``frames_per_step`` (T, default 4),
     ``frame_size`` (int or (H, W); default the backend's: 64 for the sim, the checkpoint's for the
     learned world), ``checkpoint`` (path; None = the shipped one), ``device`` ("auto"),
@@ -155,12 +158,13 @@ class CamWorldEnv(gym.Env):
                 or not 1 <= frames_per_step <= 64:
             raise ValueError(f"frames_per_step must be an int in [1, 64], got {frames_per_step!r}")
         size = _frame_size(frame_size)
+        if hasattr(backend, "step_result") and hasattr(backend, "memory_of"):   # a World: adopt it (slot = its world)
+            backend = backend_for(backend)
         if isinstance(backend, str):
             if backend not in BACKENDS:
-                raise ValueError(f"backend must be one of {BACKENDS} or a backend object, got {backend!r}")
-            backend = make_backend(backend, 1, frame_size=size, retrieval=retrieval, context_size=context_size,
-                                   checkpoint=checkpoint, device=device, memory_capacity=memory_capacity,
-                                   sample_steps=sample_steps, guidance=guidance, torch_threads=torch_threads)
+                raise ValueError(f"backend must be one of {BACKENDS}, a World or a backend object, got {backend!r}")
+            backend = WorldSpec(backend, retrieval, context_size, size, checkpoint, device, memory_capacity,
+                                sample_steps, guidance, torch_threads).build(1)
             slot = 0
         elif torch_threads is not None:
             raise ValueError("torch_threads= is set where the backend is built; this env shares a backend object "

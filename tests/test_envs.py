@@ -360,6 +360,25 @@ def test_twin_and_learned_world_retrieve_the_same_frames(task, tiny_checkpoint):
     learned.close()
 
 
+def test_env_over_a_world_you_built(tiny_checkpoint, start):
+    from camworld.envs import CamWorldEnv, WorldSpec
+    from camworld.sim.frames import SimFrames
+    from camworld.world import World, load_world_model
+
+    twin = CamWorldEnv(backend=World(SimFrames((32, 32)), num_worlds=2, context_size=4), slot=1)
+    obs, info = twin.reset(seed=0)
+    assert obs.shape == (32, 32, 3) and twin.backend.needs_scene
+    assert twin.step(3)[4]["memory_size"] == 5                  # 1 start frame + 4 frames of a step
+    learned = CamWorldEnv(backend=World(load_world_model(tiny_checkpoint, "cpu"), context_size=4))
+    with pytest.raises(ValueError, match="options\\['image'\\] needs the learned world"):
+        twin.reset(options={"image": start[0]})
+    assert learned.reset(options={"image": start[0]})[0].shape == (32, 32, 3)
+    with pytest.raises(ValueError, match="checkpoint= only applies to the learned world"):
+        WorldSpec("sim", checkpoint=tiny_checkpoint).build()
+    with pytest.raises(ValueError, match="unknown backend"):
+        WorldSpec("gan").build()
+
+
 # ---------------------------------------------------------------- SB3 adapter
 
 
