@@ -21,13 +21,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from camworld.envs.actions import (ACTION_TYPES, ActionBounds, action_space, action_table_markdown, end_pose,
-                                   segment_poses)
+from camworld.envs.actions import (ACTION_TYPES, CLEARANCE_M, ActionBounds, action_space, action_table_markdown,
+                                   end_pose, segment_poses)
 from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, WorldSpec, backend_for
 from camworld.geometry import planar_to_extrinsics
 
 RESET_OPTIONS = ("scene_seed", "style", "prompt", "pose", "image", "world")
-CLEARANCE_M = 0.3          # the camera keeps this far from walls (scene.is_free's default)
 NO_SCENE = -1              # info["scene_seed"] of episodes started from a user's image
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from camworld.motion import DEFAULT_FRAME_STRIDE
 from camworld.sim.render import render
-
-DEFAULT_FRAME_STRIDE = 4        # sim frames per generated frame, as the shipped model (30 fps / 4)
 
 
 class SimFrames:
