@@ -145,7 +145,8 @@ def test_sb3_subproc_vec_env_trains_ppo(tiny_checkpoint):
 
     venv = SubprocVecEnv([_make_tiny(tiny_checkpoint) for _ in range(2)])      # SB3's default: forkserver
     try:
-        assert venv.get_attr("torch_threads") == [threads.fair_share(threads.cores(), 2)] * 2
+        share = threads.fair_share(threads.cores(), 2)          # each worker: at most its share (the policy
+        assert all(1 <= n <= share for n in venv.get_attr("torch_threads"))   # lowers, never raises, threads)
         policy, pkw = policy_for(venv.observation_space, features_dim=16)
         model = PPO(policy, venv, n_steps=16, batch_size=32, n_epochs=1, policy_kwargs=pkw, seed=0)
         model.learn(total_timesteps=256)
