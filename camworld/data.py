@@ -77,41 +77,35 @@ def excursion(scene, start, rng, deg_per_frame=(4.0, 15.0), max_m_per_frame: flo
     return poses, len(poses) // 2 + 1
 
 
-# Agent-like motion (the env's discrete actions, DISCRETE_ACTIONS in camworld.envs.actions, in the same
-# order): (forward, strafe-left, yaw-left) signs and how often a random agent picks each.
-AGENT_ACTIONS = ((0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 0, 1), (0, 0, -1), (0, 1, 0), (0, -1, 0))
+# How often a random agent picks each of the env's discrete actions (camworld.motion.DISCRETE_ACTIONS order:
+# noop, forward, backward, turn left, turn right, strafe left, strafe right).
 AGENT_ACTION_P = (0.06, 0.34, 0.08, 0.17, 0.17, 0.09, 0.09)
 
 
-def action_walk(scene, start, n_frames: int, rng, frames_per_step: int = 4, move: float = 0.25,
-                turn_deg: float = 3.0, sticky: float = 0.6, clearance: float = 0.3) -> np.ndarray:
-    """Poses (n_frames, 3) of a random agent driving the env: one action per ``frames_per_step`` frames
-    (repeated with probability ``sticky``), discrete steps (``move`` m, ``turn_deg`` degrees per frame) or,
-    half the time, continuous ones scaled by U(0.3, 1.25) up to the paper's bounds (0.312 m, 3.12
-    degrees per frame). Translation is in the camera frame at the start of each step; at a wall the
-    camera stops and only keeps turning, as ``envs.actions.segment_poses`` does."""
-    max_move, max_turn = 6.0 / 77 * 4, 60.0 / 77 * 4
+def action_walk(scene, start, n_frames: int, rng, frames_per_step: int = 4, sticky: float = 0.6) -> np.ndarray:
+    """Poses (n_frames, 3) of a random agent driving the env by its own rules (``camworld.motion``): one
+    action per ``frames_per_step`` frames, repeated with probability ``sticky``; half the steps are the
+    discrete action, half the same direction as a continuous action scaled by U(0.3, 1.25) and clipped
+    to the per-step bounds. Walls stop the camera, which keeps turning, exactly as in the env."""
+    from camworld.motion import DISCRETE_ACTIONS, ActionBounds, end_pose, segment_poses
+
+    bounds = ActionBounds(frames_per_step)
+    hi = np.array([bounds.max_move, bounds.max_move, bounds.max_turn_deg])
+    unit = np.array([bounds.discrete_move, bounds.discrete_move, bounds.discrete_turn_deg])
     p = np.asarray(start, np.float64).copy()
-    out, a = [p.copy()], None
-    while len(out) < n_frames:
+    out, a = [p[None]], None
+    while sum(len(o) for o in out) < n_frames:
         if a is None or rng.random() >= sticky:
-            a = AGENT_ACTIONS[int(rng.choice(len(AGENT_ACTIONS), p=AGENT_ACTION_P))]
-        scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(0.3, 1.25))
-        dm, dyaw = min(move * scale, max_move), np.deg2rad(min(turn_deg * scale, max_turn))
-        c, s = np.cos(p[2]), np.sin(p[2])
-        step_xy = np.array([c * a[0] - s * a[1], s * a[0] + c * a[1]]) * dm
-        blocked = False
-        for _ in range(frames_per_step):
-            q = p.copy()
-            q[2] += a[2] * dyaw
-            if not blocked and np.any(step_xy):
-                if scene.segment_free(p[:2], p[:2] + step_xy, clearance):
-                    q[:2] += step_xy
-                else:
-                    blocked = True
-            p = q
-            out.append(p.copy())
-    return np.asarray(out[:n_frames])
+            a = int(rng.choice(len(AGENT_ACTION_P), p=AGENT_ACTION_P))
+        if rng.random() < 0.5:
+            end, _ = end_pose(a, "discrete", p, bounds)
+        else:
+            vec = np.clip(np.array(DISCRETE_ACTIONS[a][1:], np.float64) * unit * rng.uniform(0.3, 1.25), -hi, hi)
+            end, _ = end_pose(vec, "continuous", p, bounds)
+        seg, _ = segment_poses(p, end, frames_per_step, scene)
+        out.append(seg)
+        p = seg[-1]
+    return np.concatenate(out)[:n_frames]
 
 
 TRACK_FRAMES = 2400  # sim frames of the long walk cached per training scene (80 s at 30 fps)

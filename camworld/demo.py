@@ -53,7 +53,7 @@ def run_demo(out="demo.mp4", checkpoint=None, scene_seed=None, theta=180.0, k=10
                 up = lambda im: im.repeat(scale, 0).repeat(scale, 1)  # noqa: E731
                 panels.append(np.concatenate([up(gen[j]), up(ep.gt[j]),
                                               map_panel(scene, ep.poses, j, retrieved[j], mem_poses, S)], 1))
-    write_mp4(out, np.stack(panels), fps=4)
+    write_mp4(out, np.stack(panels), fps=8)  # ~ the 7.5 generated frames per second of the env
     # the same story as a still: start, farthest turn, and the way back to the start (one row each)
     rows = sorted({0, n // 2, n, n + (L - 1 - n) // 2, L - 1})
     sheet = np.concatenate([np.pad(panels[j], ((0, 4), (0, 0), (0, 0)), constant_values=255) for j in rows])[:-4]

@@ -3,7 +3,7 @@
     camworld eval fidelity --episodes 16 --steps 50 --out eval_fidelity
 
 Every episode is a held-out scene driven by a random agent through the env's own action semantics
-(``camworld.envs.actions``: ``end_pose`` + ``segment_poses``, walls included) with the env's default
+(``camworld.motion``: ``end_pose`` + ``segment_poses``, walls included) with the env's default
 settings (``frames_per_step`` 4, generated in chunks of the model's 2 target frames, ``context_size``
 8, the default retrieval). Since an episode that starts in a sim scene keeps that scene's walls, its
 camera path is a function of the actions alone, so the ground truth is the sim rendered on that path.
@@ -85,8 +85,7 @@ def agent_actions(driver: str, poses_now, rng, bounds, state: dict):
 def make_drives(driver: str, n: int, steps: int, frame_size: int, seed: int = 0,
                 frames_per_step: int = FRAMES_PER_STEP) -> list:
     """n held-out episodes of ``steps`` env steps each, driven by ``driver`` (deterministic in seed)."""
-    from camworld.envs.actions import ActionBounds, end_pose, segment_poses
-    from camworld.envs.world_env import CLEARANCE_M
+    from camworld.motion import CLEARANCE_M, ActionBounds, end_pose, segment_poses
     from camworld.sim import EVAL_SEED_OFFSET, make_scene, render, scene_caption
 
     bounds = ActionBounds(frames_per_step)

@@ -103,5 +103,6 @@ def test_shipped_model_remembers_better_with_retrieval_than_recent():
     eps = make_episodes("rot180", 4, model.cfg.frame_size, seed=123)
     ours = score(eps, run_episodes(model, eps, DEFAULT_STRATEGY, 10, "history")[0], "history")["psnr"]
     recent = score(eps, run_episodes(model, eps, "recent", 10, "history")[0], "history")["psnr"]
-    # measured at step 7,000: fov+nonadj 35.9 dB (coverage 34.2) vs recent 25.9 dB; the bar is issue 7's target
+    # at the env's 3 degrees per frame (121 frames): fov+nonadj 37.8 dB vs recent 23.6 dB (at the old 15-degree
+    # stress protocol: 35.9 vs 25.9); the bar is issue 7's target
     assert ours > recent + 3.0 and ours > 25.0, (ours, recent)
