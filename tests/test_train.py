@@ -1,4 +1,5 @@
-"""Training: both stages run on the tiny preset, resume is exact, DDP keeps ranks identical."""
+"""Training: both stages run on the tiny preset, resume is exact, DDP keeps ranks identical, the CLI maps
+arguments to the stage configs."""
 
 import os
 import subprocess
@@ -96,3 +97,26 @@ def test_export_merges_decoder_and_halves(tiny_vae, tmp_path):
     with pytest.raises(SystemExit, match="different encoder"):
         train.main(["--stage", "export", "--dit", str(tmp_path / "d" / "model.safetensors"),
                     "--vae", str(other / "model.safetensors"), "--out", str(tmp_path / "x")])
+
+
+def test_cli_maps_every_argument_to_the_stage_configs(tmp_path):
+    """The CLI only maps arguments to configs: each stage's dataclass gets every field it has a flag for."""
+    import argparse
+    import dataclasses
+
+    p = argparse.ArgumentParser()
+    train.add_arguments(p)
+    args = p.parse_args(["--stage", "dit", "--out", str(tmp_path), "--steps", "7", "--seed", "3", "--resume",
+                         "--init", "a", "--device", "cpu", "--threads", "2", "--log-every", "4", "--save-every", "5",
+                         "--vae", "v", "--workers", "2", "--eval-batch", "6", "--freeze-encoder"])
+    dit = train.dit_run_config(args)
+    assert dataclasses.asdict(dit) == dict(out=tmp_path, steps=7, seed=3, resume=True, init="a", device="cpu",
+                                           threads=2, log_every=4, save_every=5, vae="v", workers=2, eval_batch=6)
+    vae = train.vae_run_config(args)
+    assert vae.freeze_encoder and vae.out == tmp_path and vae.steps == 7 and vae.save_every == 5
+    args = p.parse_args(["--stage", "export", "--out", "o", "--dit", "d", "--half", "--record", '{"x": 1}',
+                         "--set", "diffusion.shift=3.0"])
+    assert train.export_config(args) == train.ExportConfig(dit="d", out="o", vae=None, half=True, record={"x": 1},
+                                                           overrides=("diffusion.shift=3.0",))
+    with pytest.raises(SystemExit, match="needs --steps"):
+        train.main(["--stage", "dit", "--out", str(tmp_path / "x"), "--vae", "v"])

@@ -129,9 +129,6 @@ class WorldModel(nn.Module):
         return model.to(resolve_device(device)).eval()
 
 
-_atomic = atomic_write    # the name camworld.train imports (until it imports camworld.files itself)
-
-
 def read_checkpoint(path=None):
     """-> (WorldModelConfig, dict of tensors). Clear errors for missing, truncated or foreign files."""
     from safetensors import SafetensorError

@@ -1,0 +1,94 @@
+"""``camworld train`` and ``camworld bench train``: argparse arguments -> the stages' config
+dataclasses, then one call. Nothing here trains."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from camworld.model import preset
+from camworld.train.dit import DiTRunConfig, train_dit
+from camworld.train.merge import ExportConfig, export_checkpoint
+from camworld.train.runtime import apply_overrides, session
+from camworld.train.throughput import BenchConfig, measure_throughput
+from camworld.train.vae import VAERunConfig, train_vae
+
+DESCRIPTION = "Training: the VAE stage, then the DiT stage (paper Algorithm 1), on data rendered on the fly."
+
+
+def add_arguments(p: argparse.ArgumentParser):
+    p.add_argument("--stage", choices=["vae", "dit", "export"], required=True,
+                   help="vae, then dit; export merges a DiT run (--dit) with a fine-tuned decoder (--vae)")
+    p.add_argument("--preset", default="cpu", help="model preset: tiny | cpu | gpu")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, samples/); export: file stem")
+    p.add_argument("--vae", help="VAE checkpoint for --stage dit / decoder for --stage export")
+    p.add_argument("--dit", help="--stage export: the DiT run's model.safetensors")
+    p.add_argument("--half", action="store_true", help="--stage export: store float16 weights")
+    p.add_argument("--record", default=None, help="--stage export: extra JSON merged into the record")
+    p.add_argument("--init", help="initialise the stage's network from this checkpoint (fine-tuning)")
+    p.add_argument("--freeze-encoder", action="store_true",
+                   help="--stage vae: train only the decoder (keeps the latent space of --init fixed)")
+    p.add_argument("--steps", type=int, default=None, help="total optimisation steps (vae default: preset)")
+    p.add_argument("--seed", type=int, default=0, help="data seed (scene/trajectory stream)")
+    p.add_argument("--resume", action="store_true", help="continue exactly from the run folder's last save")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--log-every", type=int, default=200)
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--eval-batch", type=int, default=16)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="--stage dit: processes that render batches ahead (0 = inline; same batches either way)")
+    p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override preset fields, e.g. train.batch_size=8 dit.ray_embedding=false")
+
+
+def _common(args) -> dict:
+    return dict(out=args.out, steps=args.steps, seed=args.seed, resume=args.resume, init=args.init,
+                device=args.device, threads=args.threads, log_every=args.log_every, save_every=args.save_every)
+
+
+def vae_run_config(args) -> VAERunConfig:
+    return VAERunConfig(**_common(args), freeze_encoder=args.freeze_encoder)
+
+
+def dit_run_config(args) -> DiTRunConfig:
+    return DiTRunConfig(**_common(args), vae=args.vae, workers=args.workers, eval_batch=args.eval_batch)
+
+
+def export_config(args) -> ExportConfig:
+    return ExportConfig(dit=args.dit, out=args.out, vae=args.vae, half=args.half,
+                        record=json.loads(args.record or "{}"), overrides=tuple(args.set))
+
+
+def run(args):
+    if args.stage == "export":
+        return export(args)
+    run_cfg = (vae_run_config if args.stage == "vae" else dit_run_config)(args)
+    cfg = apply_overrides(preset(args.preset), args.set)
+    with session(run_cfg) as device:
+        (train_vae if args.stage == "vae" else train_dit)(run_cfg, cfg, device)
+    return 0
+
+
+def export(args):
+    export_checkpoint(export_config(args))
+    return 0
+
+
+def bench_arguments(p):
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
+    p.add_argument("--device", default="auto")
+
+
+def bench(args):
+    measure_throughput(BenchConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size,
+                                   device=args.device))
+    return 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="camworld.train", description=DESCRIPTION)
+    add_arguments(p)
+    return run(p.parse_args(argv))

@@ -1,0 +1,209 @@
+"""The DiT stage (paper Algorithm 1): the VAE is frozen, each step renders a batch (context frames
+retrieved from the trajectory, target frames), encodes it and takes one flow-matching step; an EMA
+of the weights is what ships. Every random draw of a step comes from (data seed, step, rank), so a
+resumed run, a run with render workers and an inline run see the very same stream.
+
+Letters: B batch, Fc context frames, Ft target frames, C/h/w latent channels and size.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from camworld.metrics import psnr
+from camworld.model import WorldModel
+from camworld.model.diffusion import flow_loss, noise_context
+from camworld.train.runtime import (BatchStream, CSVLog, RunConfig, check_ranks_identical, dist_info,
+                                    load_train_state, progress, save_train_state, warmup_lr)
+
+
+@dataclass
+class DiTRunConfig(RunConfig):
+    vae: str | None = None           # the VAE checkpoint (from the VAE stage) whose latent space the DiT learns
+    workers: int = 0                 # processes that render batches ahead (0: inline; same batches either way)
+    eval_batch: int = 16             # held-out samples in each evaluation (half of them revisits)
+
+
+class DiTLoss(nn.Module):
+    """Wraps encode_context + flow loss in one forward, so DDP sees a single call. With
+    ``ctx_noise_max`` > 0 each sample's context latents are noised to a flow time drawn from
+    U(0, ctx_noise_max), which the network is told (context noise augmentation)."""
+
+    def __init__(self, dit, ctx_noise_max: float = 0.0):
+        super().__init__()
+        self.dit = dit
+        self.ctx_noise_max = float(ctx_noise_max)
+
+    def forward(self, ctx, ctx_mask, ctx_ext, z0, tgt_ext, prompts, generator):
+        ctx_t = None
+        if self.ctx_noise_max > 0:
+            ctx_t = torch.rand(ctx.shape[0], generator=generator, device=ctx.device) * self.ctx_noise_max
+            ctx = noise_context(ctx, ctx_mask, ctx_t, generator)
+        state = self.dit.encode_context(ctx, ctx_mask, ctx_ext, prompts, ctx_t=ctx_t)
+        return flow_loss(self.dit, z0, tgt_ext, state, generator)
+
+
+# parameters a fine-tune may add to an --init checkpoint: zero-initialised, so the network starts as the old one
+GROWABLE = ("cond_in.",)
+
+
+def load_dit_init(dit: nn.Module, init: nn.Module):
+    """Fine-tuning start: copy ``init``'s DiT weights; parameters the new config adds (``GROWABLE``,
+    zero-initialised) keep their init. Any other mismatch is an error naming the keys."""
+    try:
+        missing, unexpected = dit.load_state_dict(init.state_dict(), strict=False)
+    except RuntimeError as e:  # shapes differ: another width, depth or patch
+        raise SystemExit(f"--init checkpoint does not fit the preset's DiT: {str(e).splitlines()[1:3]}") from e
+    bad = [k for k in missing if not k.startswith(GROWABLE)] + list(unexpected)
+    if bad:
+        raise SystemExit(f"--init checkpoint does not fit the preset's DiT: {bad[:6]}")
+    return missing
+
+
+def encode_batch(model, batch, device):
+    """A ``camworld.data.Batch`` -> (ctx (B, Fc, C, h, w) zero where masked, ctx_mask (B, Fc),
+    ctx_ext (B, Fc, 3, 4), z0 (B, Ft, C, h, w), tgt_ext (B, Ft, 3, 4)) on ``device``."""
+    B, Fc = batch.ctx_mask.shape
+    Ft = batch.tgt_frames.shape[1]
+    with torch.no_grad():
+        frames = np.concatenate([batch.ctx_frames.reshape(-1, *batch.ctx_frames.shape[2:]),
+                                 batch.tgt_frames.reshape(-1, *batch.tgt_frames.shape[2:])])
+        z = model.encode(frames)                                          # (B*Fc + B*Ft, C, h, w)
+    C, h, w = model.latent_shape
+    ctx = z[: B * Fc].view(B, Fc, C, h, w)
+    ctx = ctx * torch.as_tensor(batch.ctx_mask, device=device)[..., None, None, None]
+    z0 = z[B * Fc:].view(B, Ft, C, h, w)
+    t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+    return ctx, t(batch.ctx_mask), t(batch.ctx_ext), z0, t(batch.tgt_ext)
+
+
+def revisit_eval(model, dit, batch, device, seed: int = 0):
+    """PSNR of generated targets vs ground truth on a fixed held-out batch, split by revisit."""
+    ctx, mask, cext, z0, text = encode_batch(model, batch, device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    saved = model.dit
+    model.dit = dit
+    try:
+        z = model.generate(ctx, mask, cext, text, batch.prompts, generator=g)
+    finally:
+        model.dit = saved
+    gen = model.decode(z.flatten(0, 1)).reshape(batch.tgt_frames.shape)
+    scores = np.array([psnr(a, b) for a, b in zip(gen, batch.tgt_frames)])
+    rv = batch.revisit
+    return {"psnr_all": float(scores.mean()),
+            "psnr_revisit": float(scores[rv].mean()) if rv.any() else float("nan"),
+            "psnr_novel": float(scores[~rv].mean()) if (~rv).any() else float("nan")}, gen
+
+
+def _dit_batch(step: int, *, seed: int, rank: int, tc, frame_size: int, text_dropout: float):
+    """Everything random about one DiT step, drawn from the generator of (seed, step, rank): the rendered
+    batch, which captions are dropped (classifier-free guidance) and the seed of the diffusion noise.
+    A pure function of its arguments, so it runs in any process and resume stays exact. Module level,
+    so the spawned render workers of ``BatchStream`` can unpickle it."""
+    from camworld.data import batch_rng, sample_batch
+
+    rng = batch_rng(seed, step, rank)
+    batch = sample_batch(rng, tc, frame_size)
+    prompts = [None if rng.random() < text_dropout else p for p in batch.prompts]
+    return batch, prompts, int(rng.integers(2**62))
+
+
+def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
+    from camworld.data import sample_batch
+
+    if run.steps is None:
+        raise SystemExit("--stage dit needs --steps N")
+    rank, world = dist_info()
+    out = run.out
+    out.mkdir(parents=True, exist_ok=True)
+    if not run.vae:
+        raise SystemExit("--stage dit needs --vae PATH (a checkpoint from --stage vae)")
+    vae_model = WorldModel.load(run.vae, device=device)
+    if vae_model.cfg.vae != cfg.vae:
+        raise SystemExit(f"the VAE checkpoint's config {vae_model.cfg.vae} differs from the preset's {cfg.vae}")
+    cfg.latent_scale = vae_model.cfg.latent_scale
+    model = WorldModel(cfg).to(device)
+    model.vae.load_state_dict(vae_model.vae.state_dict())
+    model.vae.requires_grad_(False).eval()
+    tc = cfg.train
+    opt = torch.optim.AdamW(model.dit.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
+    ema = copy.deepcopy(model.dit).requires_grad_(False)
+    step = 0
+    if run.resume:
+        doc = load_train_state(out, model, opt)
+        step = doc["step"]
+        ema_path = out / "model.safetensors"
+        ema.load_state_dict(WorldModel.load(ema_path, device=device).dit.state_dict())
+    if run.init and not run.resume:
+        load_dit_init(model.dit, WorldModel.load(run.init, device=device).dit)
+        ema.load_state_dict(model.dit.state_dict())
+    loss_mod = DiTLoss(model.dit, tc.ctx_noise_max)
+    net = nn.parallel.DistributedDataParallel(loss_mod) if world > 1 else loss_mod
+    log = CSVLog(out / "log.csv", ["step", "loss", "psnr_all", "psnr_revisit", "psnr_novel", "samples_per_s", "lr", "time"])
+    eval_cfg = copy.deepcopy(tc)
+    eval_cfg.batch_size, eval_cfg.revisit_prob, eval_cfg.recent_only_prob = run.eval_batch, 0.5, 0.0
+    held = sample_batch(np.random.default_rng([run.seed, 10**9]), eval_cfg, cfg.frame_size, heldout=True)
+    total = run.steps
+    bar = progress(total, step, rank != 0)
+    t0, seen, run_loss = time.time(), 0, None
+    make = functools.partial(_dit_batch, seed=run.seed, rank=rank, tc=tc, frame_size=cfg.frame_size,
+                             text_dropout=cfg.diffusion.text_dropout)
+    stream = BatchStream(make, run.workers)
+    for batch, prompts, noise_seed in stream.iterate(step, total):
+        ctx, mask, cext, z0, text = encode_batch(model, batch, device)
+        g = torch.Generator(device=device).manual_seed(noise_seed)
+        for grp in opt.param_groups:
+            grp["lr"] = warmup_lr(step, tc.lr, tc.warmup)
+        loss = net(ctx, mask, cext, z0, text, prompts, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.dit.parameters(), tc.grad_clip)
+        opt.step()
+        decay = min(tc.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), model.dit.parameters()):
+                pe.lerp_(p, 1 - decay)
+        step += 1
+        seen += tc.batch_size * world
+        run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{run_loss:.4f}", sps=f"{seen / (time.time() - t0):.1f}")
+        if rank == 0 and (step % run.log_every == 0 or step == total):
+            metrics, gen = revisit_eval(model, ema, held, device)
+            log.write({"step": step, "loss": f"{run_loss:.5f}", **{k: f"{v:.2f}" for k, v in metrics.items()},
+                       "samples_per_s": f"{seen / (time.time() - t0):.2f}",
+                       "lr": f"{warmup_lr(step, tc.lr, tc.warmup):.2e}", "time": f"{time.time():.0f}"})
+            bar.write(f"step {step}: loss {run_loss:.4f} held-out PSNR all {metrics['psnr_all']:.2f} "
+                      f"revisit {metrics['psnr_revisit']:.2f} novel {metrics['psnr_novel']:.2f}")
+            save_sample_grid(out / "samples" / f"step{step:07d}.png", held, gen)
+        if rank == 0 and (step % run.save_every == 0 or step == total):
+            shipped = copy.deepcopy(model)
+            shipped.dit.load_state_dict(ema.state_dict())
+            shipped.save(out / "model", record={"stage": "dit", "step": step, "seed": run.seed, "world_size": world,
+                                                "vae": str(run.vae), "command": " ".join(sys.argv)})
+            save_train_state(out, model, opt, step, {"stage": "dit", "seed": run.seed})
+    bar.close()
+    stream.close()
+    check_ranks_identical(model.dit)
+    return model
+
+
+def save_sample_grid(path: Path, batch, gen):
+    """Rows: newest context | ground truth targets | generated targets."""
+    from camworld.viz import save_png
+
+    rows = []
+    for b in range(min(8, len(gen))):
+        row = [batch.ctx_frames[b, -1]] + list(batch.tgt_frames[b]) + list(gen[b])
+        rows.append(np.concatenate(row, 1))
+    save_png(path, np.concatenate(rows, 0))

@@ -1,0 +1,106 @@
+"""The VAE stage: reconstruction training on single frames from random scenes and free poses, then
+the latent scale measured from held-out data. With ``freeze_encoder`` (and ``init``) only the decoder
+trains, so the latent space of an existing DiT stays valid."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from camworld.metrics import psnr, ssim
+from camworld.model import WorldModel
+from camworld.model.vae import frames_to_tensor
+from camworld.train.runtime import (CSVLog, RunConfig, check_ranks_identical, dist_info, load_train_state, progress,
+                                    save_train_state)
+
+
+@dataclass
+class VAERunConfig(RunConfig):
+    freeze_encoder: bool = False     # train only the decoder (needs init: the VAE whose latent space to keep)
+
+
+def train_vae(run: VAERunConfig, cfg, device) -> WorldModel:
+    from camworld.data import vae_batch
+
+    rank, world = dist_info()
+    out = run.out
+    out.mkdir(parents=True, exist_ok=True)
+    model = WorldModel(cfg).to(device)
+    if run.init:  # e.g. decoder fine-tuning: start from a trained VAE and keep its latent scale
+        init = WorldModel.load(run.init, device=device)
+        if init.cfg.vae != cfg.vae:
+            raise SystemExit(f"--init VAE config {init.cfg.vae} differs from the preset's {cfg.vae}")
+        model.vae.load_state_dict(init.vae.state_dict())
+        model.cfg.latent_scale = cfg.latent_scale = init.cfg.latent_scale
+    vae = model.vae.to(memory_format=torch.channels_last)
+    if run.freeze_encoder:
+        if not run.init:
+            raise SystemExit("--freeze-encoder needs --init PATH (the VAE whose latent space the DiT uses)")
+        # the latent space stays fixed (a DiT trained on it stays valid); only the decoder improves
+        vae.encoder.requires_grad_(False)
+    net = nn.parallel.DistributedDataParallel(vae) if world > 1 else vae
+    tc = cfg.train
+    opt = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=tc.vae_lr, weight_decay=0.0)
+    step = 0
+    if run.resume:
+        step = load_train_state(out, model, opt)["step"]
+    log = CSVLog(out / "log.csv", ["step", "loss", "psnr_train", "psnr_heldout", "samples_per_s", "time"])
+    total = run.steps or tc.vae_steps
+    held = vae_batch(np.random.default_rng([run.seed, 10**9]), 64, cfg.frame_size, heldout=True)
+    bar = progress(total, step, rank != 0)
+    t0, seen = time.time(), 0
+    while step < total:
+        frames = vae_batch(np.random.default_rng([run.seed, step, rank]), tc.vae_batch_size, cfg.frame_size)
+        x = frames_to_tensor(frames, device).contiguous(memory_format=torch.channels_last)
+        for g in opt.param_groups:
+            g["lr"] = tc.vae_lr * min(1.0, (step + 1) / 100) * (0.1 if step > 0.8 * total else 1.0)
+        loss, recon = net(x)  # VAE.forward is its loss, so DDP syncs gradients
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        seen += len(frames) * world
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", sps=f"{seen / (time.time() - t0):.0f}")
+        if rank == 0 and (step % run.log_every == 0 or step == total):
+            vae.eval()
+            rec = model.decode(model.encode(held))  # both apply the current latent scale
+            vae.train()
+            p_train = psnr(((recon.detach().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy(), frames)
+            p_held = float(np.mean([psnr(a, b) for a, b in zip(rec, held)]))
+            log.write({"step": step, "loss": f"{loss.item():.5f}", "psnr_train": f"{p_train:.2f}",
+                       "psnr_heldout": f"{p_held:.2f}", "samples_per_s": f"{seen / (time.time() - t0):.1f}",
+                       "time": f"{time.time():.0f}"})
+            bar.write(f"step {step}: loss {loss.item():.4f} held-out PSNR {p_held:.2f} dB")
+        if rank == 0 and (step % run.save_every == 0 or step == total):
+            _finish_vae(model, held, device, run, step)
+            save_train_state(out, model, opt, step, {"stage": "vae", "seed": run.seed})
+    bar.close()
+    check_ranks_identical(vae)
+    return model
+
+
+def _finish_vae(model, held, device, run: VAERunConfig, step: int):
+    """Set the latent scale from data and write a loadable checkpoint (the DiT part is untrained)."""
+    with torch.no_grad():
+        model.vae.eval()
+        z = model.vae.encode(frames_to_tensor(held, device))
+        model.vae.train()
+    if not run.freeze_encoder:
+        model.cfg.latent_scale = float(z.std().item())
+    rec = model.decode(z / model.cfg.latent_scale)
+    metrics = reconstruction_metrics(rec, held)
+    model.save(run.out / "model", record={"stage": "vae", "step": step, "seed": run.seed,
+                                          "command": " ".join(sys.argv), "vae_heldout": metrics})
+
+
+def reconstruction_metrics(rec: np.ndarray, ref: np.ndarray) -> dict:
+    return {"psnr": float(np.mean([psnr(a, b) for a, b in zip(rec, ref)])),
+            "ssim": float(np.mean([ssim(a, b) for a, b in zip(rec, ref)]))}
