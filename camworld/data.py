@@ -18,6 +18,7 @@ import numpy as np
 
 from camworld.geometry import planar_to_extrinsics
 from camworld.sim.render import render
+from camworld.sim.trajectories import turn_and_back, walk_and_back
 from camworld.sim.worldgen import EVAL_SEED_OFFSET, make_scene
 
 
@@ -36,35 +37,14 @@ def batch_rng(seed: int, step: int, rank: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, step, rank])
 
 
-def rotate_and_back(start, theta_rad: float, deg_per_frame: float) -> np.ndarray:
-    """Palindrome: rotate in place by theta (no wrap, so 180 degrees turns one way) and retrace.
-    Frame j of the result has the pose of frame L - 1 - j. Returns (2n + 1, 3)."""
-    n = max(1, int(np.ceil(abs(np.rad2deg(theta_rad)) / deg_per_frame - 1e-9)))  # at most deg_per_frame
-    path = np.repeat(np.asarray(start, np.float64)[None], n + 1, 0)
-    path[:, 2] = start[2] + np.linspace(0.0, theta_rad, n + 1)
-    return np.concatenate([path, path[-2::-1]], 0)
-
-
-def walk_and_back(scene, start, metres: float, frames: int, backwards: bool = True):
-    """Palindrome: walk ``metres`` in a straight line (backwards: the camera keeps facing the start)
-    and retrace. Returns (2 * frames + 1, 3), or None when the line is blocked."""
-    sign = -1.0 if backwards else 1.0
-    d = sign * np.array([np.cos(start[2]), np.sin(start[2])])
-    end = start[:2] + metres * d
-    if not scene.segment_free(start[:2], end):
-        return None
-    path = np.repeat(np.asarray(start, np.float64)[None], frames + 1, 0)
-    path[:, :2] = start[:2] + np.linspace(0.0, 1.0, frames + 1)[:, None] * (end - start[:2])
-    return np.concatenate([path, path[-2::-1]], 0)
-
-
 def excursion(scene, start, rng, deg_per_frame=(4.0, 15.0), max_m_per_frame: float = 1.0):
-    """A scripted revisit at model frame rate: rotate away and back (at ``deg_per_frame``, a (lo, hi)
-    range), or walk away and back (forwards or backwards, at most ``max_m_per_frame``).
+    """A scripted revisit at model frame rate: turn away and back (at ``deg_per_frame``, a (lo, hi)
+    range), or walk a line and back (forwards or backwards, at most ``max_m_per_frame``): the path kinds
+    ``turn_and_back`` and ``walk_and_back`` of ``camworld.sim.trajectories``.
     Returns (poses (L, 3) palindrome, index where the return half starts)."""
     if rng.random() < 0.6:
         theta = np.deg2rad(rng.uniform(20.0, 180.0)) * (1 if rng.random() < 0.5 else -1)
-        poses = rotate_and_back(start, theta, float(rng.uniform(*deg_per_frame)))
+        poses = turn_and_back(start, theta, float(rng.uniform(*deg_per_frame)))
         return poses, len(poses) // 2 + 1
     for _ in range(4):
         metres, frames = float(rng.uniform(1.0, 3.5)), int(rng.integers(5, 15))
@@ -73,7 +53,7 @@ def excursion(scene, start, rng, deg_per_frame=(4.0, 15.0), max_m_per_frame: flo
         if poses is not None:
             return poses, len(poses) // 2 + 1
         start = np.array([start[0], start[1], start[2] + rng.uniform(-np.pi, np.pi)])
-    poses = rotate_and_back(start, np.pi, float(np.clip(10.0, *deg_per_frame)))
+    poses = turn_and_back(start, np.pi, float(np.clip(10.0, *deg_per_frame)))
     return poses, len(poses) // 2 + 1
 
 

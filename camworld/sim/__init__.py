@@ -18,13 +18,13 @@ from camworld.sim.captions import scene_caption, segment_captions
 from camworld.sim.render import FAR, MAX_LAYERS, cast_columns, render
 from camworld.sim.scene import DEFAULT_CLEARANCE, Scene
 from camworld.sim.textures import Skin, Sky
-from camworld.sim.trajectories import (loop_trajectory, random_trajectory, rotate_away_and_back, turn_in_place,
-                                       walk_away_and_return)
+from camworld.sim.trajectories import (loop_trajectory, random_trajectory, rotate_away_and_back, there_and_back,
+                                       turn_and_back, turn_in_place, walk_and_back, walk_away_and_return)
 from camworld.sim.worldgen import EVAL_SEED_OFFSET, INDOOR_STYLES, STYLES, is_heldout, make_scene, style_description
 
 __all__ = [
     "STYLES", "INDOOR_STYLES", "EVAL_SEED_OFFSET", "is_heldout", "Scene", "Skin", "Sky", "make_scene",
     "style_description", "render", "cast_columns", "FAR", "MAX_LAYERS", "DEFAULT_CLEARANCE",
     "scene_caption", "segment_captions", "random_trajectory", "rotate_away_and_back",
-    "walk_away_and_return", "loop_trajectory", "turn_in_place",
+    "walk_away_and_return", "loop_trajectory", "turn_in_place", "turn_and_back", "walk_and_back", "there_and_back",
 ]

@@ -1,5 +1,6 @@
-"""Camera trajectories in a scene: smoothed random walks under the paper's limits, and scripted
-memory probes (rotate away and back, walk away and return, loops).
+"""Camera trajectories in a scene: smoothed random walks under the paper's limits, and every scripted
+return-to-start path kind (turn in place, turn away and back, walk a line and back, walk away and
+return, loops). Training, tasks and benchmarks build their probes here.
 
 All return float64 (N, 3) planar poses ``(x, y, yaw)`` in metres and radians. Yaw is continuous
 (unwrapped), so ``np.diff(poses[:, 2])`` is the turn per frame. Positions keep ``clearance`` metres
@@ -192,6 +193,12 @@ def turn_in_place(pose, theta: float, deg_per_frame: float = 10.0, min_frames: i
     return out
 
 
+def there_and_back(path: np.ndarray) -> np.ndarray:
+    """(n + 1, 3) outward path, start first -> (2n + 1, 3) palindrome that retraces it: frame j has
+    the pose of frame L - 1 - j, so the last pose is the first exactly."""
+    return np.concatenate([path, path[-2::-1]], 0)
+
+
 def rotate_away_and_back(pose, theta_deg: float, n_frames_each: int) -> np.ndarray:
     """Turn in place by ``theta_deg`` (positive = left) over ``n_frames_each`` frames, then back.
 
@@ -203,11 +210,37 @@ def rotate_away_and_back(pose, theta_deg: float, n_frames_each: int) -> np.ndarr
     if not np.isfinite(theta_deg):
         raise ValueError(f"theta_deg must be finite, got {theta_deg!r}")
     ease = 0.5 - 0.5 * np.cos(np.pi * np.arange(n + 1) / n)                   # (n+1,) 0 -> 1
-    turn = np.concatenate([ease, ease[-2::-1]]) * np.deg2rad(theta_deg)        # (2n+1,)
-    out = np.repeat(p[None], 2 * n + 1, 0)
-    out[:, 2] = p[2] + turn
-    out[-1] = p
-    return out
+    out = np.repeat(p[None], n + 1, 0)
+    out[:, 2] = p[2] + ease * np.deg2rad(theta_deg)
+    return there_and_back(out)
+
+
+def turn_and_back(pose, theta: float, deg_per_frame: float) -> np.ndarray:
+    """Turn in place by ``theta`` radians (positive = left; not wrapped, so 180 degrees turns one way) at
+    a constant rate of at most ``deg_per_frame``, then retrace. Returns float64 (2n + 1, 3) with
+    n = ceil(|theta| / deg_per_frame) >= 1 (``there_and_back``)."""
+    p = _check_pose(pose)
+    if not (np.isfinite(theta) and deg_per_frame > 0):
+        raise ValueError(f"theta must be finite and deg_per_frame > 0, got {theta!r}, {deg_per_frame!r}")
+    n = max(1, int(np.ceil(abs(np.rad2deg(theta)) / deg_per_frame - 1e-9)))
+    out = np.repeat(p[None], n + 1, 0)
+    out[:, 2] = p[2] + np.linspace(0.0, theta, n + 1)
+    return there_and_back(out)
+
+
+def walk_and_back(scene: Scene, pose, metres: float, frames: int, backwards: bool = True):
+    """Walk ``metres`` in a straight line over ``frames`` frames, yaw fixed (``backwards``: the camera
+    keeps facing the start), then retrace. Returns float64 (2 * frames + 1, 3) (``there_and_back``),
+    or None when the line is not free (``scene.segment_free``)."""
+    p = _check_pose(pose)
+    frames = _check_int("frames", frames)
+    d = (-1.0 if backwards else 1.0) * np.array([np.cos(p[2]), np.sin(p[2])])
+    end = p[:2] + metres * d
+    if not scene.segment_free(p[:2], end):
+        return None
+    out = np.repeat(p[None], frames + 1, 0)
+    out[:, :2] = p[:2] + np.linspace(0.0, 1.0, frames + 1)[:, None] * (end - p[:2])
+    return there_and_back(out)
 
 
 def _lerp(a, b, n):
