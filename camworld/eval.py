@@ -53,10 +53,6 @@ class Episode:
     revisit: np.ndarray | None = None         # (R, 2) scored (frame, earlier frame at the same pose); None = palindrome
 
 
-def _palindrome(path: np.ndarray) -> np.ndarray:
-    return np.concatenate([path, path[-2::-1]], 0)
-
-
 def _walk_kind(kind: str):
     """'walk3m' -> 3.0 metres, else None."""
     if kind.startswith("walk") and kind.endswith("m"):
@@ -108,7 +104,7 @@ def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0, history: in
     that ends at the start pose; its ground-truth frames are in memory before the episode starts, so
     retrieval must pick the relevant frames out of a longer past (the paper's long videos)."""
     from camworld.sim import EVAL_SEED_OFFSET, make_scene, render, scene_caption
-    from camworld.sim.trajectories import random_trajectory
+    from camworld.sim.trajectories import random_trajectory, there_and_back
 
     # zlib.crc32, not hash(): str hashes are salted per process, which made episodes differ run to run
     eps, rng, attempt = [], np.random.default_rng([seed, zlib.crc32(kind.encode())]), 0
@@ -130,7 +126,7 @@ def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0, history: in
             end = start + np.array([0.0, 0.0, theta])
             path = np.concatenate([start[None], interpolate_poses(start, end, steps)])
             path[:, 2] = start[2] + np.linspace(0, theta, steps + 1)  # no shortest-arc wrap for 180
-            poses = _palindrome(path)
+            poses = there_and_back(path)
         elif _walk_kind(kind) is not None:
             # walk backwards out of a free direction (camera keeps looking at the start), then retrace
             metres = _walk_kind(kind)
@@ -140,7 +136,7 @@ def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0, history: in
                 continue
             end = np.array([end_xy[0], end_xy[1], start[2]])
             frames = max(1, int(round(metres / m_per_frame)))
-            poses = _palindrome(np.concatenate([start[None], interpolate_poses(start, end, frames)]))
+            poses = there_and_back(np.concatenate([start[None], interpolate_poses(start, end, frames)]))
         elif kind == "loop":
             made = _loop(scene, start, LOOP_SIDE_M, deg_per_frame, m_per_frame, rng)
             if made is None:

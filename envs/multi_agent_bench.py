@@ -35,7 +35,7 @@ import numpy as np
 from camworld import threads
 from camworld.metrics import mean_ci95, psnr, ssim
 from camworld.retrieval import DEFAULT_STRATEGY
-from camworld.sim.trajectories import turn_in_place
+from camworld.sim.trajectories import there_and_back, turn_in_place
 
 DEG_PER_FRAME = 10.0
 
@@ -59,7 +59,7 @@ def make_episodes(episodes: int, frame_size: int, theta: float = 120.0, seed: in
         far = scene.sample_free_pose(rng)
         ep = {"scene_seed": scene_seed, "prompt": scene_caption(scene, rng), "pa": pa, "pb": pb, "far": far,
               "a_path": _turn(pa, theta), "b_path": _turn(pb, -180.0),
-              "a_return": np.concatenate([_turn(pa, theta), _turn(pa, theta)[-2::-1], pa[None]]),
+              "a_return": np.concatenate([there_and_back(_turn(pa, theta)), pa[None]]),
               "b_elsewhere": _turn(far, 2 * theta * (1 if rng.random() < 0.5 else -1))}
         poses = np.concatenate([pa[None], pb[None], far[None], ep["a_path"], ep["b_path"]])
         rgb, _ = render(scene, poses, frame_size, frame_size)

@@ -64,8 +64,6 @@ RANKS = {
 # known upward imports, each with its reason
 ALLOWED_UP = {
     ("camworld", "camworld.envs"): "import camworld registers the env ids (lazily: only envs.registration)",
-    ("camworld.fidelity", "camworld.envs"): "the fidelity benchmark imports the env's action rules through "
-                                            "envs.actions and envs.world_env; they are camworld.motion now",
 }
 
 
