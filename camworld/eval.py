@@ -63,35 +63,6 @@ def _walk_kind(kind: str):
     return None
 
 
-def _loop(scene, start, side: float, deg_per_frame: float, m_per_frame: float, rng):
-    """A square loop (side metres, turning 90 degrees at each corner at the given rates) that ends at
-    the start pose, then walks its first side again. -> (poses, revisit pairs) or None if blocked."""
-    sign = 1 if rng.random() < 0.5 else -1
-    n_leg = max(1, int(round(side / m_per_frame)))
-    n_turn = max(1, int(round(90.0 / deg_per_frame)))
-    path, p = [np.asarray(start, np.float64)], np.asarray(start, np.float64)
-    first_leg = None
-    for leg in range(5):
-        end = p + np.array([side * np.cos(p[2]), side * np.sin(p[2]), 0.0])
-        if not scene.segment_free(p[:2], end[:2]):
-            return None
-        seg = interpolate_poses(p, end, n_leg)
-        if leg == 0:
-            first_leg = np.arange(1, n_leg + 1)
-        path.append(seg)
-        p = seg[-1]
-        if leg == 4:
-            break
-        turn = np.repeat(p[None], n_turn, 0)
-        turn[:, 2] = p[2] + sign * np.deg2rad(90.0) * np.arange(1, n_turn + 1) / n_turn
-        path.append(turn)
-        p = turn[-1]
-    poses = np.concatenate([np.asarray(x).reshape(-1, 3) for x in path])
-    L = len(poses)
-    again = np.arange(L - n_leg, L)
-    return poses, np.stack([again, first_leg], 1)
-
-
 def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0, history: int = 0,
                   deg_per_frame: float = DEG_PER_FRAME, m_per_frame: float = WALK_M_PER_FRAME) -> list:
     """n held-out episodes of one trajectory kind, each on its own held-out scene.
@@ -104,7 +75,7 @@ def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0, history: in
     that ends at the start pose; its ground-truth frames are in memory before the episode starts, so
     retrieval must pick the relevant frames out of a longer past (the paper's long videos)."""
     from camworld.sim import EVAL_SEED_OFFSET, make_scene, render, scene_caption
-    from camworld.sim.trajectories import random_trajectory, there_and_back
+    from camworld.sim.trajectories import random_trajectory, square_loop, there_and_back
 
     # zlib.crc32, not hash(): str hashes are salted per process, which made episodes differ run to run
     eps, rng, attempt = [], np.random.default_rng([seed, zlib.crc32(kind.encode())]), 0
@@ -138,7 +109,7 @@ def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0, history: in
             frames = max(1, int(round(metres / m_per_frame)))
             poses = there_and_back(np.concatenate([start[None], interpolate_poses(start, end, frames)]))
         elif kind == "loop":
-            made = _loop(scene, start, LOOP_SIDE_M, deg_per_frame, m_per_frame, rng)
+            made = square_loop(scene, start, LOOP_SIDE_M, deg_per_frame, m_per_frame, left=bool(rng.random() < 0.5))
             if made is None:
                 continue
             poses, revisit = made

@@ -336,3 +336,34 @@ def loop_trajectory(scene: Scene, pose, n_frames: int, radius: float = 2.0, rng=
     out[:, 2] = p[2] + phi
     out[-1] = p
     return out
+
+
+def square_loop(scene: Scene, start, side: float, deg_per_frame: float, m_per_frame: float, left: bool = True):
+    """A square loop (``side`` metres a side, turning 90 degrees left or right at each corner, at most
+    ``deg_per_frame`` / ``m_per_frame`` a frame) that ends at the start pose, then walks its first side
+    again. -> (poses (L, 3), revisit pairs (n, 2) of (frame on the second pass, same pose on the first)),
+    or None where a side is blocked."""
+    sign = 1 if left else -1
+    n_leg = max(1, int(round(side / m_per_frame)))
+    n_turn = max(1, int(round(90.0 / deg_per_frame)))
+    path, p = [np.asarray(start, np.float64)], np.asarray(start, np.float64)
+    first_leg = None
+    for leg in range(5):
+        end = p + np.array([side * np.cos(p[2]), side * np.sin(p[2]), 0.0])
+        if not scene.segment_free(p[:2], end[:2]):
+            return None
+        seg = geometry.interpolate_poses(p, end, n_leg)
+        if leg == 0:
+            first_leg = np.arange(1, n_leg + 1)
+        path.append(seg)
+        p = seg[-1]
+        if leg == 4:
+            break
+        turn = np.repeat(p[None], n_turn, 0)
+        turn[:, 2] = p[2] + sign * np.deg2rad(90.0) * np.arange(1, n_turn + 1) / n_turn
+        path.append(turn)
+        p = turn[-1]
+    poses = np.concatenate([np.asarray(x).reshape(-1, 3) for x in path])
+    L = len(poses)
+    again = np.arange(L - n_leg, L)
+    return poses, np.stack([again, first_leg], 1)
