@@ -156,21 +156,19 @@ def teacher_forced(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context
             world.observe(i, d.gt[sl], d.poses[sl])
     gts = np.stack([d.gt for d in drives])
     rec = model.decode(model.encode(gts.reshape((-1,) + gts.shape[2:]))).reshape(gts.shape)
-    newest = np.concatenate([gts[:, :1], gts[:, :-1]], 1)     # copy: frame j predicted by frame j - 1 ...
-    starts = np.arange(1, L, chunk)
-    for s in starts:                                         # ... but within a chunk the newest is before it
-        newest[:, s:s + chunk] = gts[:, s - 1:s]
+    newest = gts.copy()                                      # copy: each chunk repeats the frame before it
+    for j in range(1, L, chunk):
+        newest[:, j:j + chunk] = gts[:, j - 1:j]
     out = {}
+    gt_energy = [sharpness(gts[i, 1:]).sum() for i in range(E)]
     for name, pred in (("model", gen), ("copy_newest", newest), ("vae_ceiling", rec)):
         ps = [psnr(pred[i, 1:], gts[i, 1:]) for i in range(E)]  # pooled MSE: a still camera copies exactly
         ss = [np.mean([ssim(pred[i, j], gts[i, j]) for j in range(1, L)]) for i in range(E)]
-        (pm, pci), (sm, sci) = mean_ci95(ps), mean_ci95(ss)
-        out[name] = {"psnr": pm, "psnr_ci": pci, "ssim": sm, "ssim_ci": sci}
-    gt_energy = [sharpness(gts[i, 1:]).sum() for i in range(E)]
-    for name, pred in (("model", gen), ("copy_newest", newest), ("vae_ceiling", rec)):
         energy = [sharpness(pred[i, 1:]).sum() for i in range(E)]
-        out[name]["sharpness"], out[name]["sharpness_ci"] = sharpness_ratio(energy, gt_energy)
-        out[name]["energy"] = energy
+        (pm, pci), (sm, sci) = mean_ci95(ps), mean_ci95(ss)
+        sh, shci = sharpness_ratio(energy, gt_energy)
+        out[name] = {"psnr": pm, "psnr_ci": pci, "ssim": sm, "ssim_ci": sci, "sharpness": sh, "sharpness_ci": shci,
+                     "energy": energy}
     out["gt_energy"] = gt_energy
     return out
 
@@ -400,13 +398,15 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="flow time the context latents are noised to at inference (default: the checkpoint's)")
     p.add_argument("--sample-steps", type=int, default=None, help="Euler steps (default: the checkpoint's)")
     p.add_argument("--no-memory", action="store_true", help="fidelity: skip the return-to-start section")
+    p.add_argument("--memory-kinds", nargs="*", default=list(MEMORY_KINDS),
+                   help="fidelity: return-to-start kinds (rotN, walkNm, loop) at the env's step sizes")
     p.add_argument("--no-twin", action="store_true", help="fidelity: skip the CamWorld-v0 twin check")
 
 
 def run(args, model):
     res = evaluate(model, args.episodes, args.steps, args.drivers, args.ours, CONTEXT_SIZE if args.k is None else args.k,
                    args.context_noise, args.sample_steps, args.seed, memory=not args.no_memory,
-                   twin=not args.no_twin, out=Path(args.out))
+                   twin=not args.no_twin, out=Path(args.out), memory_kinds=tuple(args.memory_kinds))
     print(markdown(res))
     print(f"wrote {args.out}/results.md, results.json, rollout_curves.png, rollout_*.mp4 ({res['seconds']:.0f} s)")
     return 0
