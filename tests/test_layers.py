@@ -53,7 +53,7 @@ FOLDERS = {"camworld": "camworld", "envs": "camworld.envs", "agents": "camworld.
 RANKS = {
     "camworld": 0, "camworld.geometry": 0, "camworld.threads": 0, "camworld.files": 0, "camworld.metrics": 0,
     "camworld.viz": 0, "camworld.motion": 0,
-    "camworld.sim": 1, "camworld.memory": 1, "camworld.model": 1,
+    "camworld.sim": 1, "camworld.memory": 1, "camworld.model": 1, "camworld.recorded": 1,
     "camworld.retrieval": 2,
     "camworld.world": 3, "camworld.world_io": 3,
     "camworld.data": 4, "camworld.train": 4, "camworld.eval": 4, "camworld.fidelity": 4, "camworld.demo": 4,
