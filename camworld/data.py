@@ -18,7 +18,7 @@ import numpy as np
 
 from camworld.geometry import planar_to_extrinsics
 from camworld.sim.render import render
-from camworld.sim.trajectories import turn_and_back, walk_and_back
+from camworld.sim.excursions import excursion  # noqa: F401  (camworld.data.excursion, as before)
 from camworld.sim.worldgen import EVAL_SEED_OFFSET, make_scene
 
 
@@ -32,29 +32,25 @@ class Batch:
     prompts: list             # B captions
     revisit: np.ndarray       # bool (B,) the segment revisits earlier poses (return half of an excursion)
 
+    @classmethod
+    def empty(cls, B: int, Fc: int, Ft: int, frame_size: int) -> "Batch":
+        S = frame_size
+        return cls(np.zeros((B, Fc, S, S, 3), np.uint8), np.zeros((B, Fc), bool), np.zeros((B, Fc, 3, 4), np.float32),
+                   np.zeros((B, Ft, S, S, 3), np.uint8), np.zeros((B, Ft, 3, 4), np.float32), [], np.zeros(B, bool))
+
+    def put(self, b: int, frames: np.ndarray, ext: np.ndarray, n: int):
+        """Sample b: ``frames`` uint8 (n + Ft, H, W, 3) and ``ext`` (n + Ft, 3, 4), its n context frames
+        (oldest first) then its targets; the context is right-aligned, padding repeats the newest camera."""
+        Fc = self.ctx_mask.shape[1]
+        self.ctx_frames[b, Fc - n:] = frames[:n]
+        self.ctx_mask[b, Fc - n:] = True
+        self.ctx_ext[b, Fc - n:] = ext[:n]
+        self.ctx_ext[b, : Fc - n] = ext[n - 1]
+        self.tgt_frames[b], self.tgt_ext[b] = frames[n:], ext[n:]
+
 
 def batch_rng(seed: int, step: int, rank: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, step, rank])
-
-
-def excursion(scene, start, rng, deg_per_frame=(4.0, 15.0), max_m_per_frame: float = 1.0):
-    """A scripted revisit at model frame rate: turn away and back (at ``deg_per_frame``, a (lo, hi)
-    range), or walk a line and back (forwards or backwards, at most ``max_m_per_frame``): the path kinds
-    ``turn_and_back`` and ``walk_and_back`` of ``camworld.sim.trajectories``.
-    Returns (poses (L, 3) palindrome, index where the return half starts)."""
-    if rng.random() < 0.6:
-        theta = np.deg2rad(rng.uniform(20.0, 180.0)) * (1 if rng.random() < 0.5 else -1)
-        poses = turn_and_back(start, theta, float(rng.uniform(*deg_per_frame)))
-        return poses, len(poses) // 2 + 1
-    for _ in range(4):
-        metres, frames = float(rng.uniform(1.0, 3.5)), int(rng.integers(5, 15))
-        frames = max(frames, int(np.ceil(metres / max_m_per_frame)))
-        poses = walk_and_back(scene, start, metres, frames, backwards=bool(rng.random() < 0.6))
-        if poses is not None:
-            return poses, len(poses) // 2 + 1
-        start = np.array([start[0], start[1], start[2] + rng.uniform(-np.pi, np.pi)])
-    poses = turn_and_back(start, np.pi, float(np.clip(10.0, *deg_per_frame)))
-    return poses, len(poses) // 2 + 1
 
 
 # How often a random agent picks each of the env's discrete actions (camworld.motion.DISCRETE_ACTIONS order:
@@ -139,6 +135,20 @@ def make_sample(scene, rng, cfg, k: int | None = None, strategy: str | None = No
         s = min(int(rng.integers(lo, max(lo + 1, hi - Ft + 1))), L - Ft)
     else:
         s = int(rng.integers(1, L - Ft + 1))
+
+    def pick(mem, times, tgt, k):
+        return retrieve(strategy or cfg.retrieval, poses[mem], times, poses[tgt], k, rng)
+
+    tgt, ctx = segment_context(L, s, rng, cfg, k, pick)
+    return poses, tgt, ctx, revisit_from is not None
+
+
+def segment_context(L: int, s: int, rng, cfg, k: int, pick):
+    """Algorithm 1 line 3 for a target segment starting at frame ``s`` of an L-frame trajectory: the newest
+    context frame (just before the segment, or before a gap), then k - 1 more retrieved from every other
+    frame by ``pick(mem (M,), times (M,), tgt (Ft,), k) -> indices into mem`` (a ``retrieve`` call over
+    the trajectory's poses). -> (target idx (Ft,), context idx (<= k,) oldest..newest)."""
+    Ft = cfg.target_frames
     # A gap between the newest context frame and the targets stands in for the later frames of a long
     # segment (the paper generates 77 frames from one context): the newest frame then shows little of
     # the target, and the model must copy from the retrieved memory instead (measured: without gaps it
@@ -147,15 +157,15 @@ def make_sample(scene, rng, cfg, k: int | None = None, strategy: str | None = No
     tgt = np.arange(s, s + Ft)
     newest = s - 1 - gap
     if rng.random() < cfg.recent_only_prob or k == 1:
-        return poses, tgt, np.array([newest]), revisit_from is not None
+        return tgt, np.array([newest])
     # memory = every frame but the segment (gap included); future frames count as older than the past ones
     mem = np.setdiff1d(np.arange(L), np.arange(newest + 1, s + Ft))
     times = np.where(mem <= newest, mem, mem - 2 * L).astype(np.float64)
-    picked = retrieve(strategy or cfg.retrieval, poses[mem], times, poses[tgt], k, rng)
+    picked = pick(mem, times, tgt, k)
     ctx = mem[picked]
     ctx = ctx[np.argsort(times[picked])]  # oldest .. newest, newest = s - 1
     assert ctx[-1] == newest
-    return poses, tgt, ctx, revisit_from is not None
+    return tgt, ctx
 
 
 # Algorithm 1 retrieves with one strategy; a mix teaches the model to use whatever context a user's
@@ -174,30 +184,19 @@ def sample_batch(rng: np.random.Generator, train_cfg, frame_size: int, heldout: 
     B, Ft = train_cfg.batch_size, train_cfg.target_frames
     Fc = int(rng.integers(min(2, train_cfg.context_frames), train_cfg.context_frames + 1))
     names, probs = zip(*TRAIN_STRATEGIES)
-    ctx_frames = np.zeros((B, Fc, frame_size, frame_size, 3), np.uint8)
-    ctx_mask = np.zeros((B, Fc), bool)
-    ctx_ext = np.zeros((B, Fc, 3, 4), np.float32)
-    tgt_frames = np.zeros((B, Ft, frame_size, frame_size, 3), np.uint8)
-    tgt_ext = np.zeros((B, Ft, 3, 4), np.float32)
-    prompts, revisit = [], np.zeros(B, bool)
+    batch = Batch.empty(B, Fc, Ft, frame_size)
     for b in range(B):
         if heldout:
             scene, track = make_scene(int(EVAL_SEED_OFFSET + rng.integers(0, EVAL_SEED_OFFSET))), None
         else:
             scene, track = scene_track(int(rng.integers(0, train_cfg.scenes)), train_cfg.frame_stride)
         strategy = train_cfg.retrieval if heldout else str(rng.choice(names, p=probs))
-        poses, tgt, ctx, revisit[b] = make_sample(scene, rng, train_cfg, k=Fc, strategy=strategy, track=track)
+        poses, tgt, ctx, batch.revisit[b] = make_sample(scene, rng, train_cfg, k=Fc, strategy=strategy, track=track)
         need = np.concatenate([ctx, tgt])
         rgb, _ = render(scene, poses[need], frame_size, frame_size)
-        n = len(ctx)
-        ext = planar_to_extrinsics(poses[need]).astype(np.float32)
-        ctx_frames[b, Fc - n:] = rgb[:n]
-        ctx_mask[b, Fc - n:] = True
-        ctx_ext[b, Fc - n:] = ext[:n]
-        ctx_ext[b, : Fc - n] = ext[n - 1]
-        tgt_frames[b], tgt_ext[b] = rgb[n:], ext[n:]
-        prompts.append(scene_caption(scene, rng))
-    return Batch(ctx_frames, ctx_mask, ctx_ext, tgt_frames, tgt_ext, prompts, revisit)
+        batch.put(b, rgb, planar_to_extrinsics(poses[need]).astype(np.float32), len(ctx))
+        batch.prompts.append(scene_caption(scene, rng))
+    return batch
 
 
 def vae_batch(rng: np.random.Generator, batch_size: int, frame_size: int, heldout: bool = False, per_scene: int = 8):

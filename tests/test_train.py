@@ -111,12 +111,131 @@ def test_cli_maps_every_argument_to_the_stage_configs(tmp_path):
                          "--vae", "v", "--workers", "2", "--eval-batch", "6", "--freeze-encoder"])
     dit = train.dit_run_config(args)
     assert dataclasses.asdict(dit) == dict(out=tmp_path, steps=7, seed=3, resume=True, init="a", device="cpu",
-                                           threads=2, log_every=4, save_every=5, vae="v", workers=2, eval_batch=6)
+                                           threads=2, log_every=4, save_every=5, vae="v", workers=2, eval_batch=6,
+                                           data=None)
     vae = train.vae_run_config(args)
-    assert vae.freeze_encoder and vae.out == tmp_path and vae.steps == 7 and vae.save_every == 5
+    assert vae.freeze_encoder and vae.out == tmp_path and vae.steps == 7 and vae.save_every == 5 and vae.workers == 2
+    args = p.parse_args(["--stage", "vae", "--out", "o", "--data", "d", "--data-stride", "2", "--data-reverse", "0",
+                         "--skip-bad"])
+    assert train.vae_run_config(args).data == train.DataConfig(root="d", stride=2, reverse_prob=0.0, skip_bad=True)
     args = p.parse_args(["--stage", "export", "--out", "o", "--dit", "d", "--half", "--record", '{"x": 1}',
                          "--set", "diffusion.shift=3.0"])
     assert train.export_config(args) == train.ExportConfig(dit="d", out="o", vae=None, half=True, record={"x": 1},
                                                            overrides=("diffusion.shift=3.0",))
     with pytest.raises(SystemExit, match="needs --steps"):
         train.main(["--stage", "dit", "--out", str(tmp_path / "x"), "--vae", "v"])
+
+
+# ---------------------------------------------------------------- training from recorded videos (--data)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """The sim exported as files: 3 training videos with revisits and 1 held-out one, at the tiny frame size."""
+    from camworld.sim import dataset
+
+    root = tmp_path_factory.mktemp("recorded")
+    dataset.export(root, scenes=3, frames=90, size=32, seed=0, paths="revisits", heldout=1, progress=False)
+    return root
+
+
+def _from_folder(stage, out, data, steps, *extra):
+    argv = ["--stage", stage, "--preset", "tiny", "--out", str(out), "--data", str(data), "--steps", str(steps),
+            "--log-every", "2", "--save-every", "2", "--seed", "4"]
+    train.main(argv + list(extra))
+
+
+def test_both_stages_train_from_a_folder_and_resume_exactly(recorded, tmp_path, monkeypatch):
+    import json
+
+    from camworld.train import vae as vae_stage
+
+    _from_folder("vae", tmp_path / "vae_a", recorded, 4)
+    real = vae_stage._vae_frames
+
+    def crash_at_step_2(step, **kw):   # the VAE's lr schedule depends on --steps: interrupt a 4-step run instead
+        if step == 2:
+            raise KeyboardInterrupt("simulated interruption after the save at step 2")
+        return real(step, **kw)
+
+    monkeypatch.setattr(vae_stage, "_vae_frames", crash_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        _from_folder("vae", tmp_path / "vae_b", recorded, 4)
+    monkeypatch.setattr(vae_stage, "_vae_frames", real)
+    _from_folder("vae", tmp_path / "vae_b", recorded, 4, "--resume")
+    _same_state(tmp_path / "vae_a", tmp_path / "vae_b")
+    vae = tmp_path / "vae_a" / "model.safetensors"
+    assert "recorded" in json.loads(vae.with_suffix(".json").read_text())["record"]["data"]
+    dit = ["--vae", str(vae), "--eval-batch", "4"]
+    _from_folder("dit", tmp_path / "dit_a", recorded, 4, *dit)
+    _from_folder("dit", tmp_path / "dit_b", recorded, 2, *dit)
+    _from_folder("dit", tmp_path / "dit_b", recorded, 4, "--resume", *dit)
+    _same_state(tmp_path / "dit_a", tmp_path / "dit_b")
+    index = json.loads((tmp_path / "dit_a" / "data_index.json").read_text())
+    assert [v["split"] for v in index["videos"]] == ["train"] * 3 + ["heldout"]
+    # the checkpoint is a world model that `camworld eval memory` scores
+    from camworld.eval import evaluate
+
+    res = evaluate(WorldModel.load(tmp_path / "dit_a" / "model.safetensors"), 1, 3, kinds=["rot60"],
+                   strategies=["fov+nonadj"], ks=(3,), progress=False)
+    assert all(r["psnr"] > 5 for r in res["runs"])
+
+
+def test_recorded_workers_give_the_same_run_as_inline(recorded, tiny_vae, tmp_path):
+    dit = ["--vae", str(tiny_vae), "--eval-batch", "2"]
+    _from_folder("dit", tmp_path / "inline", recorded, 3, *dit)
+    _from_folder("dit", tmp_path / "pool", recorded, 3, "--workers", "1", *dit)
+    _same_state(tmp_path / "inline", tmp_path / "pool")
+
+
+def test_recorded_batches_are_a_function_of_seed_step_rank_and_ranks_share_out_videos(recorded, tmp_path):
+    import numpy as np
+
+    from camworld.data import batch_rng
+    from camworld.model import preset
+    from camworld.train.recorded import DataConfig, prepare
+
+    cfg = preset("tiny")
+    data = DataConfig(root=str(recorded))
+    s0 = prepare(data, tmp_path, False, cfg, rank=0, world=2, log=lambda m: None)
+    s1 = prepare(data, tmp_path, False, cfg, rank=1, world=2, log=lambda m: None)
+    v0, v1 = [v.path for v in s0.videos()], [v.path for v in s1.videos()]
+    assert v0 == ["videos/000000", "videos/000002"] and v1 == ["videos/000001"]
+    assert [v.path for v in s0.videos(heldout=True)] == ["videos/heldout-000000"]
+    a, b = (s0.batch(batch_rng(1, 7, 0), cfg.train, 32) for _ in range(2))
+    for x, y in zip((a.ctx_frames, a.ctx_ext, a.tgt_frames, a.tgt_ext, a.ctx_mask), (b.ctx_frames, b.ctx_ext,
+                                                                                    b.tgt_frames, b.tgt_ext, b.ctx_mask)):
+        np.testing.assert_array_equal(x, y)
+    assert a.prompts == b.prompts and a.tgt_frames.shape == (4, 2, 32, 32, 3)
+    c = s0.batch(batch_rng(1, 8, 0), cfg.train, 32)
+    assert not np.array_equal(a.tgt_frames, c.tgt_frames)
+    # rank 1 only ever reads its own video: its frames are all from 000001's cameras
+    from camworld.recorded import load_cameras
+
+    own = load_cameras(recorded / "videos" / "000001")["c2w"][:, :3].astype(np.float32)
+    for step in range(3):
+        batch = s1.batch(batch_rng(1, step, 1), cfg.train, 32)
+        for e in batch.tgt_ext.reshape(-1, 3, 4):
+            assert np.abs(own - e).max((1, 2)).min() < 1e-6
+
+
+def test_bad_videos_stop_training_with_the_file_named_or_are_skipped(recorded, tiny_vae, tmp_path):
+    import json
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(recorded, data)
+    mp4 = data / "videos" / "000001" / "video.mp4"
+    mp4.write_bytes(mp4.read_bytes()[:500])
+    with pytest.raises(SystemExit, match="000001/video.mp4: not a readable video"):
+        _from_folder("vae", tmp_path / "v", data, 2)
+    _from_folder("vae", tmp_path / "v", data, 2, "--skip-bad")
+    index = json.loads((tmp_path / "v" / "data_index.json").read_text())
+    assert len(index["skipped"]) == 1 and index["skipped"][0][0] == "videos/000001"
+    # the data changed under a run: resume refuses
+    shutil.rmtree(data / "videos" / "000002")
+    doc = json.loads((data / "dataset.json").read_text())
+    doc["videos"] = [v for v in doc["videos"] if v["path"] != "videos/000002"]
+    (data / "dataset.json").write_text(json.dumps(doc))
+    with pytest.raises(SystemExit, match="differ from those this run started on"):
+        _from_folder("vae", tmp_path / "v", data, 4, "--skip-bad", "--resume")

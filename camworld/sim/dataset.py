@@ -1,25 +1,23 @@
-"""``camworld dataset``: export long videos with per-frame cameras and captions, resumably.
+"""``camworld dataset``: export long videos of the sim, with per-frame cameras and captions, resumably, in
+the ``camworld.posed-videos`` format (version 2; ``camworld.recorded.schema``, docs/DATA.md) that
+``camworld train --data`` reads and that other tools can write too.
 
-Layout of an export directory (also written into it as ``README.md`` and ``format.json``)::
+    camworld dataset --scenes 8 --frames 600 --out DIR                     # 30 fps random walks (mp4)
+    camworld dataset --scenes 8 --frames 800 --paths revisits --out DIR    # model frame rate, with revisits
+    camworld dataset import realestate10k SRC OUT | import json-images SRC OUT --axes opengl
+    camworld dataset check DIR [--full] [--skip-bad]
 
-    DIR/
-      format.json            export settings + field descriptions (machine-readable)
-      README.md              the same, for people
-      videos/000000/
-        video.mp4            H.264 (CRF 17), 30 fps, frames uint8 (H, W, 3), one per camera
-        cameras.npz          intrinsics (F, 3, 3) float64, extrinsics (F, 3, 4) float64
-                             camera-to-world [R|t] (OpenCV axes: x right, y down, z forward;
-                             world z up), poses (F, 3) float64 planar (x, y, yaw)
-        captions.json        {"every": 77, "scene": str, "segments": [{"start", "end", "text"}]}
-        depth.npz            (with --depth) depth (F, H, W) float32 metres along the optical axis
-        meta.json            seed, style, heldout, frames, fps, size, hfov_deg
-        DONE                 written last: a video without it is incomplete and is redone
-
-Every file is written all-or-nothing (``camworld.files.atomic_write``), and ``DONE``
-comes last, so an interrupted export never leaves a file that looks complete. Rerunning the same
-command resumes: finished videos are skipped, unfinished ones are rendered again from scratch.
-Everything is deterministic in (seed, settings). mp4 is lossy: for exact pixels re-render the
-poses with ``camworld.sim.render`` (same scene seed and style from meta.json).
+Per video (``videos/000000/``): ``video.mp4`` (H.264, CRF 17: lossy) or, with ``--image-frames``, lossless
+``frames/*.png``; ``cameras.npz`` (timestamps, intrinsics, c2w, and the planar ``poses`` (F, 3) as an
+extra); ``captions.json`` (one caption per 77 frames and the scene's); ``depth.npz`` with ``--depth``;
+``meta.json`` (scene seed, style, settings). Paths:
+- ``random``: the sim's smooth random walk at 30 fps, as before.
+- ``revisits``: the training walk at model frame rate (every ``--stride``-th frame of the 30 fps walk,
+  7.5 fps by default), with a turn-away-and-back or walk-away-and-back excursion every 30-90 frames:
+  the revisits that on-the-fly training builds into its samples (``camworld.sim.excursions``).
+Every file is written all-or-nothing, a per-video ``DONE`` marker last, and ``dataset.json`` (which
+publishes the videos) at the very end, so an interrupted export never looks complete. Rerunning the same
+command resumes: finished videos are skipped. Everything is deterministic in (seed, settings).
 """
 
 from __future__ import annotations
@@ -31,177 +29,157 @@ from pathlib import Path
 import numpy as np
 
 from camworld import geometry
-from camworld.files import atomic_write, write_text
+from camworld.files import write_text
+from camworld.recorded import schema
 from camworld.sim.captions import scene_caption, segment_captions
-from camworld.sim.render import render
+from camworld.sim.excursions import revisit_walk
+from camworld.sim.render import FAR, render
 from camworld.sim.trajectories import SEGMENT_FRAMES, random_trajectory
 from camworld.sim.worldgen import EVAL_SEED_OFFSET, STYLES, is_heldout, make_scene
 
-FORMAT_VERSION = 1
-FPS = 30
+SIM_FPS = 30
+PATHS = ("random", "revisits")
 _RENDER_BATCH = 512
-_FIELDS = {
-    "video.mp4": "H.264 video (CRF 17, yuv420p), 30 fps, uint8 RGB frames (H, W, 3); lossy",
-    "cameras.npz:intrinsics": "(F, 3, 3) float64 pinhole K; principal point at the image centre",
-    "cameras.npz:extrinsics": "(F, 3, 4) float64 camera-to-world [R|t], OpenCV camera axes, world z up, metres",
-    "cameras.npz:poses": "(F, 3) float64 planar (x, y, yaw): metres, radians about +z, yaw 0 looks along +x",
-    "captions.json": "{'every': 77, 'scene': caption of the scene, 'segments': [{'start', 'end', 'text'}]}",
-    "depth.npz:depth": "(F, H, W) float32 z-depth in metres (sky and beyond the far limit read FAR)",
-    "meta.json": "seed, style, heldout, frames, fps, size, hfov_deg, camera_height, far",
-    "DONE": "completion marker, written last",
-}
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    p.add_argument("--scenes", type=int, required=True, help="number of videos (one scene each)")
-    p.add_argument("--frames", type=int, required=True, help="frames per video (30 fps)")
-    p.add_argument("--out", required=True, help="export directory (created; rerun to resume)")
+    p.add_argument("--scenes", type=int, help="number of videos (one scene each)")
+    p.add_argument("--frames", type=int, help="frames per video")
+    p.add_argument("--out", help="export directory (created; rerun to resume)")
     p.add_argument("--size", type=int, default=64, help="frame height and width in pixels (even)")
     p.add_argument("--depth", action="store_true", help="also write depth.npz per video")
     p.add_argument("--seed", type=int, default=0,
                    help=f"first scene seed; video i uses seed + i (>= {EVAL_SEED_OFFSET} is the held-out range)")
     p.add_argument("--style", choices=STYLES, default=None, help="one style for all videos (default: by seed)")
+    p.add_argument("--paths", choices=PATHS, default="random",
+                   help="random: 30 fps random walks; revisits: the training walk at model frame rate with "
+                        "excursions (what `camworld train --data` needs to learn memory)")
+    p.add_argument("--stride", type=int, default=4, help="--paths revisits: 30 fps frames per model frame")
+    p.add_argument("--heldout", type=int, default=0,
+                   help=f"also export this many videos of held-out scenes (seeds {EVAL_SEED_OFFSET} + seed + i), "
+                        "split 'heldout': training reports its held-out numbers on them")
+    p.add_argument("--image-frames", action="store_true", help="lossless PNG frames instead of video.mp4")
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    from camworld.recorded import cli
+
+    cli.add_subcommands(sub)
 
 
+def _settings(frames, size, depth, hfov_deg, paths, stride, image_frames) -> dict:
+    fps = SIM_FPS if paths == "random" else SIM_FPS / stride
+    return dict(frames=int(frames), fps=fps, size=int(size), depth=bool(depth), hfov_deg=float(hfov_deg),
+                camera_height=geometry.CAMERA_HEIGHT, caption_every=SEGMENT_FRAMES, paths=paths,
+                stride=int(stride) if paths == "revisits" else 1, frames_as="png" if image_frames else "mp4")
 
 
-def _write_npz(path: Path, **arrays):
-    def w(t):
-        with open(t, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-    atomic_write(path, w)
+def video_poses(scene, seed: int, frames: int, paths: str, stride: int) -> np.ndarray:
+    """The camera path of one exported video: (frames, 3) planar poses."""
+    if paths == "random":
+        return random_trajectory(scene, frames, np.random.default_rng([seed, 1]), fps=SIM_FPS)
+    # the training walk (camworld.data.scene_track for frames * stride = its 2,400 sim frames), with excursions
+    base = random_trajectory(scene, frames * stride, np.random.default_rng([seed, 1]))[::stride]
+    return revisit_walk(scene, base, np.random.default_rng([seed, 3]))[:frames]
 
 
-def _write_mp4(path: Path, frames: np.ndarray, fps: int = FPS):
-    """H.264 (CRF 17, yuv420p) via imageio-ffmpeg. moviepy 2's ``ImageSequenceClip.write_videofile``
-    drops the last frame for some lengths (160 frames at 30 fps come out as 159), which would break
-    the one-camera-per-frame contract, so frames go straight to ffmpeg."""
-    import imageio_ffmpeg
-
-    F, H, W, _ = frames.shape
-
-    def w(t):
-        writer = imageio_ffmpeg.write_frames(str(t), (W, H), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                                             macro_block_size=1, quality=None, output_params=["-crf", "17"],
-                                             ffmpeg_log_level="error")
-        writer.send(None)
-        for f in frames:
-            writer.send(np.ascontiguousarray(f))
-        writer.close()
-    atomic_write(path, w)
-
-
-def read_frames(path) -> np.ndarray:
-    """All frames of an mp4 as uint8 (F, H, W, 3)."""
-    import imageio_ffmpeg
-
-    gen = imageio_ffmpeg.read_frames(str(path))
-    meta = next(gen)
-    W, H = meta["size"]
-    frames = [np.frombuffer(b, np.uint8).reshape(H, W, 3) for b in gen]
-    return np.stack(frames) if frames else np.zeros((0, H, W, 3), np.uint8)
-
-
-def _settings(frames, size, depth, hfov_deg) -> dict:
-    return dict(format_version=FORMAT_VERSION, frames=int(frames), fps=FPS, size=int(size), depth=bool(depth),
-                hfov_deg=float(hfov_deg), camera_height=geometry.CAMERA_HEIGHT, caption_every=SEGMENT_FRAMES)
-
-
-def _readme(settings: dict) -> str:
-    doc = __doc__.split("Layout of an export directory", 1)[1]
-    lines = ["# camworld dataset export", "", "Layout of an export directory" + doc.rstrip(), "",
-             "## Settings", "", "```json", json.dumps(settings, indent=2), "```", "",
-             "## Reading", "", "```python",
-             "from camworld.sim.dataset import read_video",
-             "v = read_video('DIR/videos/000000')   # frames, intrinsics, extrinsics, poses, captions, meta",
-             "```", ""]
-    return "\n".join(lines)
-
-
-def export_video(vdir: Path, seed: int, style, frames: int, size: int, depth: bool, hfov_deg: float):
-    """Render and write one complete video directory (DONE last)."""
+def export_video(vdir: Path, seed: int, style, settings: dict):
+    """Render and write one complete video folder (DONE last)."""
     vdir.mkdir(parents=True, exist_ok=True)
     done = vdir / "DONE"
     if done.exists():
         done.unlink()
+    F, size, hfov = settings["frames"], settings["size"], settings["hfov_deg"]
     scene = make_scene(seed, style)
-    poses = random_trajectory(scene, frames, np.random.default_rng([seed, 1]), fps=FPS)
-    rgb = np.empty((frames, size, size, 3), np.uint8)
-    dep = np.empty((frames, size, size), np.float32) if depth else None
-    for a in range(0, frames, _RENDER_BATCH):
-        r, d = render(scene, poses[a:a + _RENDER_BATCH], size, size, hfov_deg)
+    poses = video_poses(scene, seed, F, settings["paths"], settings["stride"])
+    rgb = np.empty((F, size, size, 3), np.uint8)
+    dep = np.empty((F, size, size), np.float32) if settings["depth"] else None
+    for a in range(0, F, _RENDER_BATCH):
+        r, d = render(scene, poses[a:a + _RENDER_BATCH], size, size, hfov)
         rgb[a:a + len(r)] = r
-        if depth:
+        if dep is not None:
             dep[a:a + len(r)] = d
-    K = np.broadcast_to(geometry.intrinsics(size, size, hfov_deg), (frames, 3, 3)).copy()
-    _write_mp4(vdir / "video.mp4", rgb)
-    _write_npz(vdir / "cameras.npz", intrinsics=K, extrinsics=geometry.planar_to_extrinsics(poses), poses=poses)
-    if depth:
-        _write_npz(vdir / "depth.npz", depth=dep)
     rng = np.random.default_rng([seed, 2])
     caps = segment_captions(scene, poses, rng, SEGMENT_FRAMES)
-    segs = [dict(start=i * SEGMENT_FRAMES, end=min(frames, (i + 1) * SEGMENT_FRAMES), text=c) for i, c in enumerate(caps)]
-    write_text(vdir / "captions.json", json.dumps(dict(every=SEGMENT_FRAMES, scene=scene_caption(scene, rng),
-                                                        segments=segs), indent=1))
-    from camworld.sim.render import FAR
-    meta = dict(seed=int(seed), style=scene.style, heldout=is_heldout(seed), frames=int(frames), fps=FPS,
-                size=int(size), hfov_deg=float(hfov_deg), camera_height=geometry.CAMERA_HEIGHT, far=FAR)
-    write_text(vdir / "meta.json", json.dumps(meta, indent=1))
+    segs = [dict(start=i * SEGMENT_FRAMES, end=min(F, (i + 1) * SEGMENT_FRAMES), text=c) for i, c in enumerate(caps)]
+    captions = dict(every=SEGMENT_FRAMES, scene=scene_caption(scene, rng), segments=segs)
+    meta = dict(seed=int(seed), style=scene.style, heldout=is_heldout(seed), frames=F, fps=settings["fps"],
+                size=size, hfov_deg=hfov, camera_height=geometry.CAMERA_HEIGHT, far=FAR, paths=settings["paths"])
+    K = np.broadcast_to(geometry.intrinsics(size, size, hfov), (F, 3, 3))
+    schema.write_video(vdir, rgb, np.arange(F) / settings["fps"], K, geometry.planar_to_extrinsics(poses),
+                       depth=dep, captions=captions, meta=meta,
+                       image_ext=".png" if settings["frames_as"] == "png" else None, poses=poses)
     write_text(done, "ok\n")
 
 
 def export(out, scenes: int, frames: int, size: int = 64, depth: bool = False, seed: int = 0, style=None,
-           hfov_deg: float = geometry.DEFAULT_HFOV_DEG, progress: bool = True) -> list:
-    """Export ``scenes`` videos of ``frames`` frames into ``out`` (resumable). Returns the video dirs.
+           hfov_deg: float = geometry.DEFAULT_HFOV_DEG, progress: bool = True, paths: str = "random",
+           stride: int = 4, heldout: int = 0, image_frames: bool = False) -> list:
+    """Export ``scenes`` videos (+ ``heldout`` videos of held-out scenes) of ``frames`` frames into ``out``
+    (resumable); ``dataset.json`` last. Returns the video dirs.
 
     Raises:
         ValueError: bad counts or size, or ``out`` holds an export made with other settings.
     """
-    for name, v, lo in (("scenes", scenes, 1), ("frames", frames, 1), ("size", size, 16), ("seed", seed, 0)):
+    for name, v, lo in (("scenes", scenes, 1), ("frames", frames, 1), ("size", size, 16), ("seed", seed, 0),
+                        ("stride", stride, 1), ("heldout", heldout, 0)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
-    if size % 2:
-        raise ValueError(f"size must be even (H.264 needs even frame sizes), got {size}")
+    if size % 2 and not image_frames:
+        raise ValueError(f"size must be even (H.264 needs even frame sizes), got {size}; or pass image_frames")
+    if paths not in PATHS:
+        raise ValueError(f"paths must be one of {PATHS}, got {paths!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = _settings(frames, size, depth, hfov_deg)
-    fmt = out / "format.json"
-    if fmt.exists():
-        old = json.loads(fmt.read_text())["settings"]
+    if (out / "format.json").exists():
+        raise ValueError(f"{out} holds a version-1 export (format.json); export into a new directory")
+    settings = _settings(frames, size, depth, hfov_deg, paths, stride, image_frames)
+    writer = {"tool": "camworld dataset", "settings": settings}
+    ds = out / schema.DATASET_FILE
+    if ds.exists():
+        old = json.loads(ds.read_text()).get("writer", {}).get("settings")
         if old != settings:
             raise ValueError(f"{out} holds an export with other settings {old}; these are {settings}. "
                              "Use a new --out directory or the same settings to resume.")
-    else:
-        write_text(fmt, json.dumps(dict(settings=settings, fields=_FIELDS), indent=1))
-        write_text(out / "README.md", _readme(settings))
-    dirs = [out / "videos" / f"{i:06d}" for i in range(scenes)]
+    else:   # no videos listed yet: a reader calls it unfinished until the end
+        write_text(ds, json.dumps(dict(schema=schema.SCHEMA, version=schema.VERSION, videos=[], writer=writer),
+                                  indent=1))
+    write_text(out / "README.md", _readme(settings))
+    jobs = [(f"{i:06d}", seed + i) for i in range(scenes)]
+    jobs += [(f"heldout-{i:06d}", EVAL_SEED_OFFSET + seed + i) for i in range(heldout)]
+    dirs = [out / "videos" / name for name, _ in jobs]
     todo = [i for i, d in enumerate(dirs) if not (d / "DONE").exists()]
     it = todo
     if progress:
         from tqdm import tqdm
-        it = tqdm(todo, desc="videos", unit="video", initial=scenes - len(todo), total=scenes)
+        it = tqdm(todo, desc="videos", unit="video", initial=len(jobs) - len(todo), total=len(jobs))
     for i in it:
-        export_video(dirs[i], seed + i, style, frames, size, depth, hfov_deg)
+        export_video(dirs[i], jobs[i][1], style, settings)
+    schema.write_dataset(out, [{"path": f"videos/{name}", "split": "heldout" if is_heldout(s) else "train"}
+                               for name, s in jobs], writer)
     return dirs
 
 
-def read_video(vdir) -> dict:
-    """Read one exported video directory: frames uint8 (F, H, W, 3), intrinsics, extrinsics, poses,
-    captions (dict), meta (dict) and depth when present. Raises ValueError if it is incomplete."""
-    vdir = Path(vdir)
-    if not (vdir / "DONE").exists():
-        raise ValueError(f"{vdir} is incomplete (no DONE marker); rerun the export to finish it")
-    frames = read_frames(vdir / "video.mp4")
-    cams = np.load(vdir / "cameras.npz")
-    out = dict(frames=frames, intrinsics=cams["intrinsics"], extrinsics=cams["extrinsics"], poses=cams["poses"],
-               captions=json.loads((vdir / "captions.json").read_text()),
-               meta=json.loads((vdir / "meta.json").read_text()))
-    if (vdir / "depth.npz").exists():
-        out["depth"] = np.load(vdir / "depth.npz")["depth"]
-    return out
+def _readme(settings: dict) -> str:
+    return "\n".join([
+        "# camworld dataset export", "",
+        f"Format: `{schema.SCHEMA}` version {schema.VERSION} (camworld's docs/DATA.md). `dataset.json` lists the "
+        "videos; each folder holds the frames (`video.mp4` or `frames/`), `cameras.npz` (timestamps, intrinsics "
+        "in pixels, camera-to-world `c2w` in OpenCV axes, world z up, metres), `captions.json`, `meta.json` "
+        "and, with --depth, `depth.npz`.", "",
+        "```python", "from camworld.recorded import open_dataset, read_video",
+        "index = open_dataset('DIR')               # validates every video",
+        "v = read_video('DIR/videos/000000')       # frames, timestamps, intrinsics, c2w, captions, meta", "```",
+        "", "## Settings", "", "```json", json.dumps(settings, indent=2), "```", ""])
 
 
 def run(args) -> int:
-    dirs = export(args.out, args.scenes, args.frames, args.size, args.depth, args.seed, args.style)
-    print(f"{len(dirs)} videos in {args.out} (format: {Path(args.out) / 'README.md'})")
+    if args.action:
+        from camworld.recorded import cli
+
+        return cli.run(args)
+    missing = [f"--{n}" for n in ("scenes", "frames", "out") if getattr(args, n) is None]
+    if missing:
+        raise SystemExit(f"camworld dataset: the export needs {' '.join(missing)} (or an action: import, check)")
+    dirs = export(args.out, args.scenes, args.frames, args.size, args.depth, args.seed, args.style,
+                  paths=args.paths, stride=args.stride, heldout=args.heldout, image_frames=args.image_frames)
+    print(f"{len(dirs)} videos in {args.out} ({schema.SCHEMA} v{schema.VERSION}; {Path(args.out) / 'README.md'})")
     return 0

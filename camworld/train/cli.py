@@ -9,11 +9,13 @@ import json
 from camworld.model import preset
 from camworld.train.dit import DiTRunConfig, train_dit
 from camworld.train.merge import ExportConfig, export_checkpoint
+from camworld.train.recorded import DataConfig
 from camworld.train.runtime import apply_overrides, session
 from camworld.train.throughput import BenchConfig, measure_throughput
 from camworld.train.vae import VAERunConfig, train_vae
 
-DESCRIPTION = "Training: the VAE stage, then the DiT stage (paper Algorithm 1), on data rendered on the fly."
+DESCRIPTION = ("Training: the VAE stage, then the DiT stage (paper Algorithm 1), on data rendered on the fly or on "
+               "recorded posed videos (--data DIR).")
 
 
 def add_arguments(p: argparse.ArgumentParser):
@@ -37,14 +39,30 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--eval-batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--workers", type=int, default=0,
-                   help="--stage dit: processes that render batches ahead (0 = inline; same batches either way)")
+                   help="processes that make batches ahead (0 = inline; same batches either way)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="train on recorded posed videos (a camworld.posed-videos folder, docs/DATA.md) instead of "
+                        "rendering on the fly")
+    p.add_argument("--data-stride", type=int, default=0,
+                   help="--data: video frames per model frame (0 = from each video's fps and train.frame_stride)")
+    p.add_argument("--data-reverse", type=float, default=0.5,
+                   help="--data: share of windows played backwards (0 for scenes that move)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="--data: leave corrupt, truncated or inconsistent videos out (counted) instead of stopping")
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
                    help="override preset fields, e.g. train.batch_size=8 dit.ray_embedding=false")
 
 
+def data_config(args):
+    if not args.data:
+        return None
+    return DataConfig(root=args.data, stride=args.data_stride, reverse_prob=args.data_reverse, skip_bad=args.skip_bad)
+
+
 def _common(args) -> dict:
     return dict(out=args.out, steps=args.steps, seed=args.seed, resume=args.resume, init=args.init,
-                device=args.device, threads=args.threads, log_every=args.log_every, save_every=args.save_every)
+                device=args.device, threads=args.threads, log_every=args.log_every, save_every=args.save_every,
+                workers=args.workers, data=data_config(args))
 
 
 def vae_run_config(args) -> VAERunConfig:
@@ -52,7 +70,7 @@ def vae_run_config(args) -> VAERunConfig:
 
 
 def dit_run_config(args) -> DiTRunConfig:
-    return DiTRunConfig(**_common(args), vae=args.vae, workers=args.workers, eval_batch=args.eval_batch)
+    return DiTRunConfig(**_common(args), vae=args.vae, eval_batch=args.eval_batch)
 
 
 def export_config(args) -> ExportConfig:

@@ -1,5 +1,5 @@
 """The DiT stage (paper Algorithm 1): the VAE is frozen, each step renders a batch (context frames
-retrieved from the trajectory, target frames), encodes it and takes one flow-matching step; an EMA
+retrieved from the trajectory, target frames; or reads one from recorded videos, ``recorded.py``), encodes it and takes one flow-matching step; an EMA
 of the weights is what ships. Every random draw of a step comes from (data seed, step, rank), so a
 resumed run, a run with render workers and an inline run see the very same stream.
 
@@ -22,14 +22,13 @@ import torch.nn as nn
 from camworld.metrics import psnr
 from camworld.model import WorldModel
 from camworld.model.diffusion import flow_loss, noise_context
-from camworld.train.runtime import (BatchStream, CSVLog, RunConfig, check_ranks_identical, dist_info,
+from camworld.train.runtime import (BatchStream, CSVLog, RunConfig, check_ranks_identical, data_record, dist_info,
                                     load_train_state, progress, save_train_state, warmup_lr)
 
 
 @dataclass
 class DiTRunConfig(RunConfig):
     vae: str | None = None           # the VAE checkpoint (from the VAE stage) whose latent space the DiT learns
-    workers: int = 0                 # processes that render batches ahead (0: inline; same batches either way)
     eval_batch: int = 16             # held-out samples in each evaluation (half of them revisits)
 
 
@@ -104,21 +103,23 @@ def revisit_eval(model, dit, batch, device, seed: int = 0):
             "psnr_novel": float(scores[~rv].mean()) if (~rv).any() else float("nan")}, gen
 
 
-def _dit_batch(step: int, *, seed: int, rank: int, tc, frame_size: int, text_dropout: float):
-    """Everything random about one DiT step, drawn from the generator of (seed, step, rank): the rendered
-    batch, which captions are dropped (classifier-free guidance) and the seed of the diffusion noise.
-    A pure function of its arguments, so it runs in any process and resume stays exact. Module level,
-    so the spawned render workers of ``BatchStream`` can unpickle it."""
+def _dit_batch(step: int, *, seed: int, rank: int, tc, frame_size: int, text_dropout: float, source=None):
+    """Everything random about one DiT step, drawn from the generator of (seed, step, rank): the batch
+    (rendered by the sim, or read from recorded videos: ``source``, a ``recorded.RecordedSource``), which
+    captions are dropped (classifier-free guidance) and the seed of the diffusion noise. A pure function of
+    its arguments, so it runs in any process and resume stays exact. Module level, so the spawned render
+    workers of ``BatchStream`` can unpickle it."""
     from camworld.data import batch_rng, sample_batch
 
     rng = batch_rng(seed, step, rank)
-    batch = sample_batch(rng, tc, frame_size)
+    batch = sample_batch(rng, tc, frame_size) if source is None else source.batch(rng, tc, frame_size)
     prompts = [None if rng.random() < text_dropout else p for p in batch.prompts]
     return batch, prompts, int(rng.integers(2**62))
 
 
 def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
     from camworld.data import sample_batch
+    from camworld.train.recorded import prepare
 
     if run.steps is None:
         raise SystemExit("--stage dit needs --steps N")
@@ -151,12 +152,15 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
     log = CSVLog(out / "log.csv", ["step", "loss", "psnr_all", "psnr_revisit", "psnr_novel", "samples_per_s", "lr", "time"])
     eval_cfg = copy.deepcopy(tc)
     eval_cfg.batch_size, eval_cfg.revisit_prob, eval_cfg.recent_only_prob = run.eval_batch, 0.5, 0.0
-    held = sample_batch(np.random.default_rng([run.seed, 10**9]), eval_cfg, cfg.frame_size, heldout=True)
+    source = prepare(run.data, out, run.resume, cfg, rank, world) if run.data else None
+    held_rng = np.random.default_rng([run.seed, 10**9])
+    held = (sample_batch(held_rng, eval_cfg, cfg.frame_size, heldout=True) if source is None
+            else source.batch(held_rng, eval_cfg, cfg.frame_size, heldout=True))
     total = run.steps
     bar = progress(total, step, rank != 0)
     t0, seen, run_loss = time.time(), 0, None
     make = functools.partial(_dit_batch, seed=run.seed, rank=rank, tc=tc, frame_size=cfg.frame_size,
-                             text_dropout=cfg.diffusion.text_dropout)
+                             text_dropout=cfg.diffusion.text_dropout, source=source)
     stream = BatchStream(make, run.workers)
     for batch, prompts, noise_seed in stream.iterate(step, total):
         ctx, mask, cext, z0, text = encode_batch(model, batch, device)
@@ -190,7 +194,8 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
             shipped = copy.deepcopy(model)
             shipped.dit.load_state_dict(ema.state_dict())
             shipped.save(out / "model", record={"stage": "dit", "step": step, "seed": run.seed, "world_size": world,
-                                                "vae": str(run.vae), "command": " ".join(sys.argv)})
+                                                "vae": str(run.vae), "data": data_record(run),
+                                                "command": " ".join(sys.argv)})
             save_train_state(out, model, opt, step, {"stage": "dit", "seed": run.seed})
     bar.close()
     stream.close()

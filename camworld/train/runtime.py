@@ -36,6 +36,8 @@ class RunConfig:
     threads: int = 0                 # torch CPU threads (0: torch's default)
     log_every: int = 200             # steps between held-out evaluations (rank 0)
     save_every: int = 200            # steps between checkpoints + training state (rank 0)
+    workers: int = 0                 # processes that make batches ahead (0: inline; same batches either way)
+    data: object = None              # recorded videos to train on (camworld.train.recorded.DataConfig); None: the sim
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -89,6 +91,11 @@ def session(run: RunConfig):
     yield device
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def data_record(run: RunConfig) -> str:
+    """What a checkpoint's record says the stage trained on."""
+    return "sim (rendered on the fly)" if run.data is None else f"recorded: {Path(run.data.root).resolve()}"
 
 
 # ---------------------------------------------------------------- config overrides

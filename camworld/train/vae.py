@@ -1,9 +1,10 @@
-"""The VAE stage: reconstruction training on single frames from random scenes and free poses, then
-the latent scale measured from held-out data. With ``freeze_encoder`` (and ``init``) only the decoder
+"""The VAE stage: reconstruction training on single frames from random scenes and free poses (or from
+recorded videos: ``recorded.py``), then the latent scale measured from held-out data. With ``freeze_encoder`` (and ``init``) only the decoder
 trains, so the latent space of an existing DiT stays valid."""
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ import torch.nn as nn
 from camworld.metrics import psnr, ssim
 from camworld.model import WorldModel
 from camworld.model.vae import frames_to_tensor
-from camworld.train.runtime import (CSVLog, RunConfig, check_ranks_identical, dist_info, load_train_state, progress,
-                                    save_train_state)
+from camworld.train.runtime import (BatchStream, CSVLog, RunConfig, check_ranks_identical, data_record, dist_info,
+                                    load_train_state, progress, save_train_state)
 
 
 @dataclass
@@ -24,8 +25,19 @@ class VAERunConfig(RunConfig):
     freeze_encoder: bool = False     # train only the decoder (needs init: the VAE whose latent space to keep)
 
 
+def _vae_frames(step: int, *, seed: int, rank: int, batch_size: int, frame_size: int, source=None) -> np.ndarray:
+    """One VAE step's frames from the generator of (seed, step, rank): sim frames at random free poses, or
+    frames of recorded videos (``source``, a ``recorded.RecordedSource``). Pure and module level, so the
+    workers of ``BatchStream`` can run it."""
+    from camworld.data import batch_rng, vae_batch
+
+    rng = batch_rng(seed, step, rank)
+    return vae_batch(rng, batch_size, frame_size) if source is None else source.frames(rng, batch_size, frame_size)
+
+
 def train_vae(run: VAERunConfig, cfg, device) -> WorldModel:
     from camworld.data import vae_batch
+    from camworld.train.recorded import prepare
 
     rank, world = dist_info()
     out = run.out
@@ -51,15 +63,21 @@ def train_vae(run: VAERunConfig, cfg, device) -> WorldModel:
         step = load_train_state(out, model, opt)["step"]
     log = CSVLog(out / "log.csv", ["step", "loss", "psnr_train", "psnr_heldout", "samples_per_s", "time"])
     total = run.steps or tc.vae_steps
-    held = vae_batch(np.random.default_rng([run.seed, 10**9]), 64, cfg.frame_size, heldout=True)
+    source = prepare(run.data, out, run.resume, cfg, rank, world) if run.data else None
+    held_rng = np.random.default_rng([run.seed, 10**9])
+    held = (vae_batch(held_rng, 64, cfg.frame_size, heldout=True) if source is None
+            else source.frames(held_rng, 64, cfg.frame_size, heldout=True))
     bar = progress(total, step, rank != 0)
     t0, seen = time.time(), 0
-    while step < total:
-        frames = vae_batch(np.random.default_rng([run.seed, step, rank]), tc.vae_batch_size, cfg.frame_size)
+    stream = BatchStream(functools.partial(_vae_frames, seed=run.seed, rank=rank, batch_size=tc.vae_batch_size,
+                                           frame_size=cfg.frame_size, source=source), run.workers)
+    for frames in stream.iterate(step, total):
         x = frames_to_tensor(frames, device).contiguous(memory_format=torch.channels_last)
         for g in opt.param_groups:
             g["lr"] = tc.vae_lr * min(1.0, (step + 1) / 100) * (0.1 if step > 0.8 * total else 1.0)
-        loss, recon = net(x)  # VAE.forward is its loss, so DDP syncs gradients
+        # the posterior sample's noise from (seed, step, rank) too (not torch's global generator), so resume is exact
+        g = torch.Generator(device=device).manual_seed(int(np.random.default_rng([run.seed, step, rank, 1]).integers(2**62)))
+        loss, recon = net(x, g)  # VAE.forward is its loss, so DDP syncs gradients
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -83,6 +101,7 @@ def train_vae(run: VAERunConfig, cfg, device) -> WorldModel:
             _finish_vae(model, held, device, run, step)
             save_train_state(out, model, opt, step, {"stage": "vae", "seed": run.seed})
     bar.close()
+    stream.close()
     check_ranks_identical(vae)
     return model
 
@@ -97,7 +116,7 @@ def _finish_vae(model, held, device, run: VAERunConfig, step: int):
         model.cfg.latent_scale = float(z.std().item())
     rec = model.decode(z / model.cfg.latent_scale)
     metrics = reconstruction_metrics(rec, held)
-    model.save(run.out / "model", record={"stage": "vae", "step": step, "seed": run.seed,
+    model.save(run.out / "model", record={"stage": "vae", "step": step, "seed": run.seed, "data": data_record(run),
                                           "command": " ".join(sys.argv), "vae_heldout": metrics})
 
 
