@@ -328,3 +328,20 @@ def test_revisit_rule():
     assert not revisit_frames(E, 0.5, 17.0).any()
     still = np.tile(E[:1], (10, 1, 1))
     assert not revisit_frames(still, 0.5, 17.0).any()
+
+
+def test_seeking_reads_the_counted_frames(tmp_path):
+    from camworld.recorded.frames import probe_mp4, seekable
+
+    F = 40
+    schema.write_video(tmp_path / "v", _frames(F, 32, 32), np.arange(F) / 7.5, np.broadcast_to(g.intrinsics(32, 32),
+                       (F, 3, 3)), np.tile(np.eye(4), (F, 1, 1)))
+    mp4 = tmp_path / "v" / "video.mp4"
+    info = probe_mp4(mp4)
+    assert info["frames"] == F and info["cfr_fps"] == 7.5
+    assert seekable(mp4, F, 32, 32, info["cfr_fps"]) == 7.5
+    crop = (0, 0, 32)
+    idx = [31, 25, 39, 25]
+    np.testing.assert_array_equal(decode_mp4(mp4, idx, crop, 16, 32, 32, seek_fps=7.5), decode_mp4(mp4, idx, crop, 16, 32, 32))
+    schema.write_dataset(tmp_path, ["v"])
+    assert open_dataset(tmp_path, progress=False).videos[0].seek_fps == 7.5

@@ -207,6 +207,12 @@ def test_recorded_batches_are_a_function_of_seed_step_rank_and_ranks_share_out_v
                                                                                     b.tgt_frames, b.tgt_ext, b.ctx_mask)):
         np.testing.assert_array_equal(x, y)
     assert a.prompts == b.prompts and a.tgt_frames.shape == (4, 2, 32, 32, 3)
+    import dataclasses
+
+    assert s0.cache        # the fixture fits in memory; decoding windows per sample gives the very same frames
+    d = dataclasses.replace(s0, cache=False).batch(batch_rng(1, 7, 0), cfg.train, 32)
+    np.testing.assert_array_equal(a.ctx_frames, d.ctx_frames)
+    np.testing.assert_array_equal(a.tgt_frames, d.tgt_frames)
     c = s0.batch(batch_rng(1, 8, 0), cfg.train, 32)
     assert not np.array_equal(a.tgt_frames, c.tgt_frames)
     # rank 1 only ever reads its own video: its frames are all from 000001's cameras
@@ -239,3 +245,16 @@ def test_bad_videos_stop_training_with_the_file_named_or_are_skipped(recorded, t
     (data / "dataset.json").write_text(json.dumps(doc))
     with pytest.raises(SystemExit, match="differ from those this run started on"):
         _from_folder("vae", tmp_path / "v", data, 4, "--skip-bad", "--resume")
+
+
+def test_ddp_from_a_folder_shards_videos_and_keeps_identical_weights(recorded, tiny_vae, tmp_path):
+    import json
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
+           "-m", "camworld.train", "--stage", "dit", "--preset", "tiny", "--out", str(tmp_path / "ddp"),
+           "--data", str(recorded), "--vae", str(tiny_vae), "--steps", "3", "--eval-batch", "2", "--threads", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "all 2 ranks hold identical weights" in res.stdout + res.stderr
+    assert len(json.loads((tmp_path / "ddp" / "data_index.json").read_text())["videos"]) == 4

@@ -1,9 +1,10 @@
 """Reading the frames of a posed video: mp4 through the ffmpeg that imageio-ffmpeg ships, image files
 through Pillow; cropping to the model's field of view and resizing to its frame size on the way.
 
-An mp4 is read from its start up to the last frame asked for (frame i is the i-th decoded frame, counted,
-never looked up by timestamp, so variable frame rates and odd start times cannot shift it), with ffmpeg
-doing the crop and the resize, so only model-sized frames cross the pipe. Image frames are read one file
+Frame i of an mp4 is its i-th decoded frame. A read decodes from the start up to the last frame asked for
+(counting frames, so variable frame rates and odd start times cannot shift them), or, for a video that
+``seekable`` has checked (constant frame rate, starting at 0, seeking lands on the counted frames), from the
+first frame asked for. ffmpeg does the crop and the resize, so only model-sized frames cross the pipe. Image frames are read one file
 each. Every failure is a ``DataError`` naming the file.
 
 Letters: F frames, H/W frame height/width, S the model's frame size.
@@ -53,7 +54,11 @@ def probe_mp4(path) -> dict:
     frames = re.findall(r"frame=\s*(\d+)", r.stderr)
     if not size or not frames:
         raise DataError(path, "ffmpeg found no video stream in it")
-    return {"frames": int(frames[-1]), "width": int(size.group(1)), "height": int(size.group(2))}
+    rate = re.search(r"Video:.*?, ([\d.]+) fps, ([\d.]+) tbr", r.stderr)
+    start = re.search(r"start: (-?[\d.]+)", r.stderr)
+    cfr = bool(rate and start and rate.group(1) == rate.group(2) and abs(float(start.group(1))) < 1e-6)
+    return {"frames": int(frames[-1]), "width": int(size.group(1)), "height": int(size.group(2)),
+            "cfr_fps": float(rate.group(1)) if cfr else 0.0}
 
 
 def fov_crop(K, width: int, height: int, hfov_deg: float) -> tuple:
@@ -69,17 +74,21 @@ def fov_crop(K, width: int, height: int, hfov_deg: float) -> tuple:
     return x0, y0, side, float(np.rad2deg(2.0 * np.arctan(side / (2.0 * fx))))
 
 
-def decode_mp4(path, indices, crop=None, size: int | None = None, width: int = 0, height: int = 0) -> np.ndarray:
+def decode_mp4(path, indices, crop=None, size: int | None = None, width: int = 0, height: int = 0,
+               seek_fps: float = 0.0) -> np.ndarray:
     """Frames ``indices`` (any order, repeats allowed) of an mp4 -> uint8 (len(indices), h, w, 3).
 
     Args:
         crop: (x0, y0, side) square in source pixels; None keeps the whole (W, H) frame.
         size: resize the (cropped, square) frames to S x S; None keeps their size. Needs ``crop``.
         width, height: the source frame size W, H (from ``probe_mp4``).
+        seek_fps: > 0 for a constant-frame-rate video whose frame i starts at i / seek_fps (``seekable``):
+            ffmpeg then seeks to the first frame asked for instead of decoding everything before it.
     """
     path = Path(path)
     idx = np.asarray(indices, np.int64)
     last = int(idx.max()) if len(idx) else -1
+    first = int(idx.min()) if (len(idx) and seek_fps > 0) else 0
     filters, (w, h) = [], (width, height)
     if crop is not None:
         if (crop[2], crop[2]) != (width, height):
@@ -90,21 +99,34 @@ def decode_mp4(path, indices, crop=None, size: int | None = None, width: int = 0
             w = h = size
     elif size is not None:
         raise ValueError("decode_mp4: size needs a square crop")
-    cmd = [_ffmpeg(), "-v", "error", "-nostdin", "-threads", "1", "-i", str(path), "-map", "0:v:0",
-           "-frames:v", str(last + 1), "-fps_mode", "passthrough"]
+    seek = ["-ss", f"{(first - 0.5) / seek_fps:.6f}"] if first > 0 else []   # half a frame early: lands on it
+    cmd = [_ffmpeg(), "-v", "error", "-nostdin", "-threads", "1", *seek, "-i", str(path), "-map", "0:v:0",
+           "-frames:v", str(last + 1 - first), "-fps_mode", "passthrough"]
     if filters:
         cmd += ["-vf", ",".join(filters)]
     cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     r = subprocess.run(cmd, capture_output=True)
     err = r.stderr.decode(errors="replace")
     if r.returncode != 0 or err.strip():
-        raise DataError(path, f"cannot decode frames 0..{last} (corrupt?): ffmpeg says '{_first_error(err)}'")
+        raise DataError(path, f"cannot decode frames {first}..{last} (corrupt?): ffmpeg says '{_first_error(err)}'")
     per = w * h * 3
     n = len(r.stdout) // per if per else 0
-    if n < last + 1:
-        raise DataError(path, f"truncated: decoded {n} frames, frame {last} was asked for")
-    frames = np.frombuffer(r.stdout, np.uint8, count=(last + 1) * per).reshape(last + 1, h, w, 3)
-    return frames[idx]
+    if n < last + 1 - first:
+        raise DataError(path, f"truncated: decoded {first + n} frames, frame {last} was asked for")
+    frames = np.frombuffer(r.stdout, np.uint8, count=(last + 1 - first) * per).reshape(last + 1 - first, h, w, 3)
+    return frames[idx - first]
+
+
+def seekable(path, frames: int, width: int, height: int, cfr_fps: float) -> float:
+    """``cfr_fps`` if seeking by time lands on the very frames that counting does (checked on the middle
+    and the last two frames, small), else 0.0 (then reads decode from the start)."""
+    if cfr_fps <= 0 or frames < 3:
+        return 0.0
+    probe = [frames // 2, frames - 2, frames - 1]
+    crop, args = (0, 0, min(width, height)), dict(width=width, height=height)
+    exact = decode_mp4(path, probe, crop, 16, **args)
+    sought = np.concatenate([decode_mp4(path, [i], crop, 16, seek_fps=cfr_fps, **args) for i in probe])
+    return cfr_fps if np.array_equal(exact, sought) else 0.0
 
 
 def read_images(files, crop=None, size: int | None = None) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from camworld.recorded import schema as S
-from camworld.recorded.frames import DataError, decode_mp4, image_size, probe_mp4, verify_image
+from camworld.recorded.frames import DataError, decode_mp4, image_size, probe_mp4, seekable, verify_image
 
 ROT_TOL = 1e-3          # max |R^T R - I| of a rigid rotation (poses stored as text keep ~7 digits)
 LEVEL_DEG = 1.0         # planar cameras: the camera's down axis within this of world -z ...
@@ -40,6 +40,7 @@ class VideoInfo:
     split: str           # "train" | "heldout"
     planar: bool         # level cameras at a constant height: retrieval on (x, y, yaw) is exact
     cameras: str         # "cameras.npz" | "cameras.json"
+    seek_fps: float = 0.0  # mp4 that reads can seek in (frame i at i / seek_fps s, checked); 0: decode from the start
 
 
 @dataclass
@@ -251,12 +252,15 @@ def check_video(root, entry: dict, full: bool = False) -> VideoInfo:
     cams = check_cameras(cam_path, _load_camera_arrays(cam_path))
     F = len(cams["timestamps"])
     source = frame_source(vdir)
+    seek_fps = 0.0
     if source == "mp4":
         info = probe_mp4(vdir / S.VIDEO_FILE)
         n, W, H = info["frames"], info["width"], info["height"]
         where = vdir / S.VIDEO_FILE
         if full and n == F:
             decode_mp4(where, [F - 1], crop=(0, 0, min(W, H)), size=8, width=W, height=H)
+        if n == F:
+            seek_fps = seekable(where, F, W, H, info["cfr_fps"])
     else:
         files = image_files(vdir)
         n, where = len(files), vdir / S.FRAMES_DIR
@@ -285,7 +289,7 @@ def check_video(root, entry: dict, full: bool = False) -> VideoInfo:
     fps = 1.0 / float(np.median(np.diff(ts))) if F > 1 else 0.0
     return VideoInfo(path=Path(entry["path"]).as_posix(), frames=F, source=source, width=int(W), height=int(H),
                      fps=round(fps, 6), split=entry.get("split", "train"), planar=is_planar(cams["c2w"]),
-                     cameras=cam_path.name)
+                     cameras=cam_path.name, seek_fps=seek_fps)
 
 
 def open_dataset(root, skip_bad: bool = False, full: bool = False, progress: bool = True) -> DatasetIndex:

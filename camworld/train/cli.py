@@ -47,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="--data: video frames per model frame (0 = from each video's fps and train.frame_stride)")
     p.add_argument("--data-reverse", type=float, default=0.5,
                    help="--data: share of windows played backwards (0 for scenes that move)")
+    p.add_argument("--data-cache-mb", type=int, default=1024,
+                   help="--data: keep decoded videos in memory when all of them fit in this (per process)")
     p.add_argument("--skip-bad", action="store_true",
                    help="--data: leave corrupt, truncated or inconsistent videos out (counted) instead of stopping")
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
@@ -56,7 +58,8 @@ def add_arguments(p: argparse.ArgumentParser):
 def data_config(args):
     if not args.data:
         return None
-    return DataConfig(root=args.data, stride=args.data_stride, reverse_prob=args.data_reverse, skip_bad=args.skip_bad)
+    return DataConfig(root=args.data, stride=args.data_stride, reverse_prob=args.data_reverse, skip_bad=args.skip_bad,
+                      cache_mb=args.data_cache_mb)
 
 
 def _common(args) -> dict:

@@ -48,6 +48,8 @@ class DataConfig:
     skip_bad: bool = False       # leave bad videos out and count them, instead of stopping with the file's name
     revisit_m: float = 0.5       # a frame revisits when the camera was this near its centre ...
     revisit_deg: float = 17.0    # ... and viewing direction earlier or later, and left in between
+    cache_mb: int = 1024         # when all videos at the model's frame size fit in this, each process decodes each
+    #                              video once and keeps it (same frames, no per-sample decoding); else windows stream
 
 
 def retrieve_context(strategy: str, mem_c2w, mem_times, tgt_c2w, k: int, rng, planar: bool) -> np.ndarray:
@@ -107,6 +109,15 @@ def _open_video(root: str, info, hfov_deg: float) -> _Video:
     return _Video(info, vdir, cams["c2w"], (x0, y0, side), files, caps)
 
 
+@functools.lru_cache(maxsize=None)   # only used when prepare() found that every video fits in cache_mb
+def _decoded(root: str, info, hfov_deg: float, size: int) -> np.ndarray:
+    """All frames of a video at the model's size (the very frames a window read gives)."""
+    v = _open_video(root, info, hfov_deg)
+    if v.files:
+        return read_images(v.files, v.crop, size)
+    return decode_mp4(v.vdir / S.VIDEO_FILE, np.arange(v.info.frames), v.crop, size, v.info.width, v.info.height)
+
+
 def _caption(v: _Video, frame: int):
     for s in v.captions.get("segments", []):
         if s["start"] <= frame < s["end"]:
@@ -136,6 +147,7 @@ class RecordedSource:
     frame_stride: int        # train.frame_stride: the model's frame rate is 30 / frame_stride fps
     rank: int = 0
     world: int = 1
+    cache: bool = False      # keep decoded videos in memory (prepare decides: the data set fits in cache_mb)
 
     def stride(self, info) -> int:
         return self.data.stride or max(1, int(round(info.fps * self.frame_stride / SIM_FPS)))
@@ -158,11 +170,13 @@ class RecordedSource:
         return idx[::-1].copy() if reverse and rng.random() < self.data.reverse_prob else idx
 
     def _read(self, v: _Video, frames: np.ndarray, size: int) -> np.ndarray:
+        if self.cache:
+            return _decoded(_load_index(self.index_path).root, v.info, self.hfov_deg, size)[frames]
         u, inv = np.unique(frames, return_inverse=True)
         if v.files:
             out = read_images([v.files[i] for i in u], v.crop, size)
         else:
-            out = decode_mp4(v.vdir / S.VIDEO_FILE, u, v.crop, size, v.info.width, v.info.height)
+            out = decode_mp4(v.vdir / S.VIDEO_FILE, u, v.crop, size, v.info.width, v.info.height, v.info.seek_fps)
         return out[inv]
 
     def _retry(self, draw, rng):
@@ -270,6 +284,10 @@ def prepare(data: DataConfig, out: Path, resume: bool, cfg, rank: int = 0, world
                                  f"({path}); resume on the same data, or start a new run")
         index.save(path)
         _report(index, data, cfg, log)
+        mb = sum(v.frames for v in index.videos) * cfg.frame_size ** 2 * 3 / 2**20
+        log(f"data: {mb:.0f} MB at {cfg.frame_size}x{cfg.frame_size}: " + (
+            f"each process decodes each video once and keeps it (--data-cache-mb {data.cache_mb})" if mb <= data.cache_mb
+            else f"windows are decoded per sample (over --data-cache-mb {data.cache_mb})"))
     if world > 1 and dist.is_initialized():
         dist.barrier()
     index = DatasetIndex.load(path)
@@ -277,7 +295,9 @@ def prepare(data: DataConfig, out: Path, resume: bool, cfg, rank: int = 0, world
     if n_train < world:
         raise SystemExit(f"camworld train --data: {n_train} training videos cannot be shared by {world} ranks "
                          "(each rank samples its own videos): use fewer ranks or more videos")
-    return RecordedSource(str(path), data, float(cfg.hfov_deg), int(tc.frame_stride), rank, world)
+    mb = sum(v.frames for v in index.videos) * cfg.frame_size ** 2 * 3 / 2**20
+    return RecordedSource(str(path), data, float(cfg.hfov_deg), int(tc.frame_stride), rank, world,
+                          cache=mb <= data.cache_mb)
 
 
 def _usable(index: DatasetIndex, data: DataConfig, tc, log) -> DatasetIndex:
