@@ -122,12 +122,16 @@ def make_episodes(kind: str, n: int, frame_size: int, seed: int = 0, history: in
     return eps
 
 
-def run_episodes(model, episodes, strategy: str, k: int, mode: str, frames_per_step: int = 2, seed: int = 0):
-    """Run all episodes batched in one World. Returns (frames uint8 (E, L, H, W, 3), seconds generating)."""
+def run_episodes(model, episodes, strategy: str, k: int, mode: str, frames_per_step: int | None = None, seed: int = 0,
+                 sampler: dict | None = None):
+    """Run all episodes batched in one World. Returns (frames uint8 (E, L, H, W, 3), seconds generating).
+    frames_per_step: frames per ``World.step`` (default: one sampling pass, ``World.frames_per_pass``, as the env
+    makes them); sampler: more settings of the learned World (``sample_steps``, ``dtype``, ``frames_per_pass``)."""
     from camworld.world import World
 
     E, L = len(episodes), len(episodes[0].poses)
-    world = World(model, num_worlds=E, retrieval=strategy, context_size=k, device=model.device)
+    world = World(model, num_worlds=E, retrieval=strategy, context_size=k, device=model.device, **(sampler or {}))
+    frames_per_step = frames_per_step or world.frames_per_pass
     for i, ep in enumerate(episodes):
         if ep.history_poses is None:
             world.reset(i, ep.gt[0], ep.poses[0], prompt=ep.prompt, seed=seed + i)
@@ -190,8 +194,10 @@ def plan_runs(strategies, kinds, ks, k, ours, plot_strategies=PLOT_STRATEGIES, t
 
 def evaluate(model, episodes_per_kind: int = 32, k: int = 10, kinds=None, strategies=None, ks=KS,
              ours: str | None = None, frame_size=None, seed: int = 0, out: Path | None = None, progress=True,
-             history: int = 0, deg_per_frame: float = DEG_PER_FRAME, m_per_frame: float = WALK_M_PER_FRAME):
-    """Run the benchmark; returns a results dict (and writes files under ``out`` if given)."""
+             history: int = 0, deg_per_frame: float = DEG_PER_FRAME, m_per_frame: float = WALK_M_PER_FRAME,
+             sampler: dict | None = None):
+    """Run the benchmark; returns a results dict (and writes files under ``out`` if given).
+    sampler: more settings of the learned World (``sample_steps``, ``dtype``, ``frames_per_pass``)."""
     from tqdm import tqdm
 
     from camworld.retrieval import DEFAULT_STRATEGY
@@ -206,11 +212,12 @@ def evaluate(model, episodes_per_kind: int = 32, k: int = 10, kinds=None, strate
     results = {"k": k, "ours": ours, "episodes_per_kind": episodes_per_kind, "kinds": kinds, "history": history,
                "deg_per_frame": deg_per_frame, "m_per_frame": m_per_frame, "runs": [],
                "vae_ceiling": vae_ceiling(model, episodes.get("rot180", next(iter(episodes.values()))))}
+    results["sampler"] = {k_: v for k_, v in (sampler or {}).items() if v is not None}
     videos = {}
     t_start = time.perf_counter()
     for strategy, kk, kind, mode in tqdm(runs, desc="memory benchmark", disable=not progress):
         eps = episodes[kind]
-        frames, spent = run_episodes(model, eps, strategy, kk, mode, seed=seed)
+        frames, spent = run_episodes(model, eps, strategy, kk, mode, seed=seed, sampler=sampler)
         n_gen = sum(len(ep.poses) - 1 for ep in eps)
         row = {"strategy": strategy, "k": kk, "kind": kind, "mode": mode, **score(eps, frames, mode),
                "fps": n_gen / spent}
@@ -316,8 +323,9 @@ def plot_psnr_vs_theta(results, path: Path):
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    p.add_argument("what", choices=["memory", "fidelity"],
-                   help="memory: return-to-start tables; fidelity: what the world makes up under env motion")
+    p.add_argument("what", choices=["memory", "fidelity", "agents"],
+                   help="memory: return-to-start tables; fidelity: what the world makes up under env motion; "
+                        "agents: PPO trained in the generated world, scored in the twin (camworld eval agents --help)")
     p.add_argument("--checkpoint", default=None, help="world-model checkpoint (default: shipped)")
     p.add_argument("--episodes", type=int, default=None,
                    help="episodes per trajectory kind (memory: 32) / per driver (fidelity: 16)")
@@ -344,6 +352,7 @@ def add_arguments(p: argparse.ArgumentParser):
 
 
 def run(args):
+    from camworld.fidelity import sampler_settings as fidelity_sampler
     from camworld.world import load_world_model
 
     model = load_world_model(args.checkpoint, device=args.device)
@@ -358,7 +367,8 @@ def run(args):
     args.k = 10 if args.k is None else args.k
     res = evaluate(model, args.episodes, args.k, args.kinds, args.strategies, tuple(args.ks), args.ours,
                    seed=args.seed, out=Path(args.out), history=args.history, deg_per_frame=args.deg_per_frame,
-                   m_per_frame=args.m_per_frame)
+                   m_per_frame=args.m_per_frame,
+                   sampler={**fidelity_sampler(args), "sample_steps": args.sample_steps})
     print(markdown(res))
     print(f"\nwrote {args.out}/results.md, results.json, psnr_vs_theta.png and mp4s")
     return 0

@@ -132,19 +132,23 @@ def sharpness_ratio(gen_energy, gt_energy, seed: int = 0, resamples: int = 400) 
     return ratio, float((hi - lo) / 2)
 
 
-def _world(model, n, retrieval, k, context_noise, sample_steps):
+def _world(model, n, retrieval, k, context_noise, sample_steps, sampler=None):
     from camworld.world import World
 
-    return World(model, num_worlds=n, retrieval=retrieval, context_size=k, device=model.device,
-                 context_noise=context_noise, sample_steps=sample_steps)
+    kw = dict(sampler or {})
+    kw.setdefault("context_noise", context_noise)
+    kw.setdefault("sample_steps", sample_steps)
+    return World(model, num_worlds=n, retrieval=retrieval, context_size=k, device=model.device, **kw)
 
 
 def teacher_forced(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context_noise=None, sample_steps=None,
-                   seed: int = 0) -> dict:
-    """Ground truth in memory; predict each next chunk. -> per-episode means and the baselines."""
+                   seed: int = 0, sampler: dict | None = None) -> dict:
+    """Ground truth in memory; predict each next chunk (one sampling pass: ``World.frames_per_pass`` frames).
+    ``sampler``: more ``World`` settings of the learned world (``dtype``, ``frames_per_pass``, ...).
+    -> per-episode means and the baselines."""
     E, L = len(drives), len(drives[0].poses)
-    chunk = model.cfg.train.target_frames
-    world = _world(model, E, retrieval, k, context_noise, sample_steps)
+    world = _world(model, E, retrieval, k, context_noise, sample_steps, sampler)
+    chunk = world.frames_per_pass
     for i, d in enumerate(drives):
         world.reset(i, d.gt[0], d.poses[0], prompt=d.prompt, seed=seed + i)
     poses = np.stack([d.poses for d in drives])
@@ -174,12 +178,12 @@ def teacher_forced(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context
 
 
 def free_rollout(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context_noise=None, sample_steps=None,
-                 seed: int = 0, frames_per_step: int = FRAMES_PER_STEP):
+                 seed: int = 0, frames_per_step: int = FRAMES_PER_STEP, sampler: dict | None = None):
     """Everything generated from the start frame on. -> (per-step curves dict, frames (E, L, H, W, 3), s/step)."""
     E, L = len(drives), len(drives[0].poses)
     T = frames_per_step
     steps = (L - 1) // T
-    world = _world(model, E, retrieval, k, context_noise, sample_steps)
+    world = _world(model, E, retrieval, k, context_noise, sample_steps, sampler)
     for i, d in enumerate(drives):
         world.reset(i, d.gt[0], d.poses[0], prompt=d.prompt, seed=seed + i)
     poses = np.stack([d.poses for d in drives])
@@ -229,7 +233,7 @@ def twin_check(drives, frames_per_step: int = FRAMES_PER_STEP) -> dict:
 
 
 def memory_under_env_motion(model, n: int, retrieval: str, k: int = CONTEXT_SIZE, seed: int = 0,
-                            kinds=MEMORY_KINDS) -> list:
+                            kinds=MEMORY_KINDS, sampler: dict | None = None) -> list:
     """Return-to-start at the env's step sizes: rows of (kind, strategy, mode, psnr, ...)."""
     from camworld.eval import make_episodes, run_episodes, score
 
@@ -238,7 +242,7 @@ def memory_under_env_motion(model, n: int, retrieval: str, k: int = CONTEXT_SIZE
         eps = make_episodes(kind, n, model.cfg.frame_size, seed)
         for strategy in dict.fromkeys((retrieval, "recent")):
             for mode in ("history", "gt"):
-                frames, _ = run_episodes(model, eps, strategy, k, mode, seed=seed)  # 2-frame chunks, as the env
+                frames, _ = run_episodes(model, eps, strategy, k, mode, seed=seed, sampler=sampler)
                 rows.append({"kind": kind, "strategy": strategy, "mode": mode, "frames": len(eps[0].poses),
                              **score(eps, frames, mode)})
     return rows
@@ -246,8 +250,10 @@ def memory_under_env_motion(model, n: int, retrieval: str, k: int = CONTEXT_SIZE
 
 def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrieval: str | None = None,
              k: int = CONTEXT_SIZE, context_noise=None, sample_steps=None, seed: int = 0, memory: bool = True,
-             twin: bool = True, out: Path | None = None, progress: bool = True, memory_kinds=MEMORY_KINDS) -> dict:
-    """Run the whole benchmark; returns a results dict and writes the report under ``out``."""
+             twin: bool = True, out: Path | None = None, progress: bool = True, memory_kinds=MEMORY_KINDS,
+             sampler: dict | None = None) -> dict:
+    """Run the whole benchmark; returns a results dict and writes the report under ``out``.
+    ``sampler``: more settings of the learned ``World`` (``dtype``, ``frames_per_pass``)."""
     from tqdm import tqdm
 
     from camworld.retrieval import DEFAULT_STRATEGY
@@ -259,15 +265,18 @@ def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrie
            "frames_per_step": FRAMES_PER_STEP, "context_noise": model.cfg.diffusion.context_noise
            if context_noise is None else context_noise,
            "sample_steps": sample_steps or model.cfg.diffusion.sample_steps, "drivers": {}, "memory": []}
+    probe = _world(model, 1, retrieval, k, context_noise, sample_steps, sampler)   # what the settings resolve to
+    res["dtype"], res["frames_per_pass"] = str(probe.dtype).replace("torch.", ""), probe.frames_per_pass
     videos = {}
     t0 = time.perf_counter()
     bar = tqdm(total=len(drivers) * (3 if twin else 2) + (1 if memory else 0), desc="fidelity benchmark",
                disable=not progress)
     for driver in drivers:
         drives = make_drives(driver, episodes, steps, model.cfg.frame_size, seed)
-        row = {"teacher_forced": teacher_forced(model, drives, retrieval, k, context_noise, sample_steps, seed)}
+        row = {"teacher_forced": teacher_forced(model, drives, retrieval, k, context_noise, sample_steps, seed, sampler)}
         bar.update()
-        curves, gen, s_per_step = free_rollout(model, drives, retrieval, k, context_noise, sample_steps, seed)
+        curves, gen, s_per_step = free_rollout(model, drives, retrieval, k, context_noise, sample_steps, seed,
+                                               sampler=sampler)
         row["rollout"] = curves
         row["seconds_per_batched_step"] = s_per_step
         bar.update()
@@ -277,7 +286,7 @@ def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrie
         res["drivers"][driver] = row
         videos[driver] = (gen[:2], np.stack([d.gt for d in drives[:2]]))
     if memory:
-        res["memory"] = memory_under_env_motion(model, episodes, retrieval, k, seed, memory_kinds)
+        res["memory"] = memory_under_env_motion(model, episodes, retrieval, k, seed, memory_kinds, sampler)
         bar.update()
     bar.close()
     res["seconds"] = time.perf_counter() - t0
@@ -302,7 +311,8 @@ def stability(curves) -> float:
 
 def markdown(res) -> str:
     lines = [f"Held-out scenes, {res['episodes']} episodes per driver, env defaults: {res['frames_per_step']} frames "
-             f"per step, k = {res['k']}, retrieval `{res['retrieval']}`, {res['sample_steps']} sampler steps, "
+             f"per step, k = {res['k']}, retrieval `{res['retrieval']}`, {res['sample_steps']} sampler steps "
+             f"({res.get('dtype', 'float32')}, {res.get('frames_per_pass', 2)} frames per pass), "
              f"context noise {res['context_noise']:g}. Mean ± 95% interval over episodes.", "",
              "### Teacher-forced next chunk (ground truth in memory)", "",
              "| driver | model PSNR | model SSIM | sharpness | copy newest PSNR | VAE ceiling PSNR | VAE ceiling SSIM "
@@ -397,16 +407,26 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--context-noise", type=float, default=None,
                    help="flow time the context latents are noised to at inference (default: the checkpoint's)")
     p.add_argument("--sample-steps", type=int, default=None, help="Euler steps (default: the checkpoint's)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="the DiT's sampling dtype (auto: bfloat16 on CUDA and on CPUs with AMX, else float32)")
+    p.add_argument("--frames-per-pass", type=int, default=None,
+                   help="frames generated per sampling pass (default: the checkpoint's training target length)")
     p.add_argument("--no-memory", action="store_true", help="fidelity: skip the return-to-start section")
     p.add_argument("--memory-kinds", nargs="*", default=list(MEMORY_KINDS),
                    help="fidelity: return-to-start kinds (rotN, walkNm, loop) at the env's step sizes")
     p.add_argument("--no-twin", action="store_true", help="fidelity: skip the CamWorld-v0 twin check")
 
 
+def sampler_settings(args) -> dict:
+    """The learned World's sampler settings from the CLI flags above (for ``World(**settings)``)."""
+    return {"dtype": args.dtype, "frames_per_pass": args.frames_per_pass}
+
+
 def run(args, model):
     res = evaluate(model, args.episodes, args.steps, args.drivers, args.ours, CONTEXT_SIZE if args.k is None else args.k,
                    args.context_noise, args.sample_steps, args.seed, memory=not args.no_memory,
-                   twin=not args.no_twin, out=Path(args.out), memory_kinds=tuple(args.memory_kinds))
+                   twin=not args.no_twin, out=Path(args.out), memory_kinds=tuple(args.memory_kinds),
+                   sampler=sampler_settings(args))
     print(markdown(res))
     print(f"wrote {args.out}/results.md, results.json, rollout_curves.png, rollout_*.mp4 ({res['seconds']:.0f} s)")
     return 0

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from camworld import threads
+from camworld.profile import section
 from camworld.geometry import batch_target_poses
 from camworld.memory import MemoryBank
 from camworld.retrieval import DEFAULT_STRATEGY as DEFAULT_RETRIEVAL
@@ -77,14 +78,16 @@ class World:
     """B worlds (or B cameras in one shared world) stepped in one batched call of a frame source.
 
     ``World(model, ...)`` is the learned world (``sample_steps``, ``guidance``, ``context_noise``,
-    ``device`` go to its ``ModelFrames``); ``World(SimFrames(...), ...)`` is the ground-truth twin.
+    ``device``, ``dtype`` (the DiT's sampling dtype, ``model.world_model.inference_dtype``) and
+    ``frames_per_pass`` go to its ``ModelFrames``); ``World(SimFrames(...), ...)`` is the ground-truth twin.
     ``torch_threads``: torch intra-op threads for this process (``torch.set_num_threads``); None = the
     thread policy of ``camworld.threads`` (a worker process takes its fair share of the cores)."""
 
     def __init__(self, model, *, num_worlds: int = 1, retrieval: str = DEFAULT_RETRIEVAL,
                  context_size: int = 8, sample_steps: int | None = None, guidance: float | None = None,
                  memory_capacity: int = 100_000, shared_memory: bool = False, device="auto",
-                 context_noise: float | None = None, torch_threads: int | None = None):
+                 context_noise: float | None = None, torch_threads: int | None = None, dtype="auto",
+                 frames_per_pass: int | None = None):
         if retrieval not in STRATEGIES:
             raise ValueError(f"unknown retrieval strategy '{retrieval}'; choose from {sorted(STRATEGIES)}")
         if int(num_worlds) < 1:
@@ -93,7 +96,9 @@ class World:
             raise ValueError(f"context_size must be >= 1 (it includes the newest frame), got {context_size}")
         if hasattr(model, "make_frames"):             # a frame source (the sim twin, or your own)
             learned = ((k, v) for k, v in (("sample_steps", sample_steps), ("guidance", guidance),
-                                           ("context_noise", context_noise), ("torch_threads", torch_threads)))
+                                           ("context_noise", context_noise), ("torch_threads", torch_threads),
+                                           ("dtype", None if dtype == "auto" else dtype),
+                                           ("frames_per_pass", frames_per_pass)))
             given = [k for k, v in learned if v is not None]
             if given and not hasattr(model, "model"):
                 raise ValueError(f"{given} only apply to the learned world; this frame source is "
@@ -104,7 +109,7 @@ class World:
             self.torch_threads = threads.apply(torch_threads)   # the process's fair share (camworld.threads)
             from camworld.model.frames import ModelFrames
 
-            self.source = ModelFrames(model, device, sample_steps, guidance, context_noise)
+            self.source = ModelFrames(model, device, sample_steps, guidance, context_noise, dtype, frames_per_pass)
         self.num_worlds = int(num_worlds)
         self.retrieval, self.context_size = retrieval, int(context_size)
         self.shared_memory = bool(shared_memory)
@@ -124,6 +129,8 @@ class World:
     sample_steps = property(lambda self: getattr(self.source, "sample_steps", None))
     guidance = property(lambda self: getattr(self.source, "guidance", None))
     context_noise = property(lambda self: getattr(self.source, "context_noise", None))
+    dtype = property(lambda self: getattr(self.source, "dtype", None))
+    frames_per_pass = property(lambda self: getattr(self.source, "frames_per_pass", None))
 
     @property
     def frame_size(self) -> tuple:
@@ -264,21 +271,23 @@ class World:
         retrieved = [np.zeros(0, np.int64) for _ in range(B)]
         if len(worlds) == 0:
             return StepResult(out, retrieved)
-        ctx = [self._context(i, tp[i]) for i in worlds]            # every retrieval first, then the appends
+        with section("retrieval"):
+            ctx = [self._context(i, tp[i]) for i in worlds]        # every retrieval first, then the appends
         frames, latents = self.source.make_frames(worlds, [self.memory_of(i) for i in worlds], ctx, tp[worlds],
                                                   [self.prompts[i] for i in worlds])
-        for b, i in enumerate(worlds):
-            out[i] = frames[b]
-            retrieved[i] = self.last_retrieved[i] = ctx[b]
-            if not append:
-                continue
-            bank = self._bank(i)
-            times = self._clock[bank] + np.arange(T)
-            self._clock[bank] += T
-            idx = self.memory_of(i).append(frames[b], tp[i], times=times, source=i)
-            if latents is not None:
-                self.memory_of(i).set_latents(idx, latents[b])
-            self._last[i] = int(idx[-1])
+        with section("memory"):
+            for b, i in enumerate(worlds):
+                out[i] = frames[b]
+                retrieved[i] = self.last_retrieved[i] = ctx[b]
+                if not append:
+                    continue
+                bank = self._bank(i)
+                times = self._clock[bank] + np.arange(T)
+                self._clock[bank] += T
+                idx = self.memory_of(i).append(frames[b], tp[i], times=times, source=i)
+                if latents is not None:
+                    self.memory_of(i).set_latents(idx, latents[b])
+                self._last[i] = int(idx[-1])
         return StepResult(out, retrieved)
 
     def close(self):

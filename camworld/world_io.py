@@ -56,7 +56,7 @@ WORLD_ATTRIBUTES = frozenset({"source", "num_worlds", "retrieval", "context_size
                               "prompts", "_rng", "_last", "_clock", "last_retrieved", "torch_threads"})
 # ... and of its learned frame source (camworld.model.frames.ModelFrames; ``gens`` via camera_state)
 SOURCE_ATTRIBUTES = frozenset({"device", "model", "cfg", "sample_steps", "guidance", "context_noise", "frame_size",
-                               "frame_stride", "frames_per_pass", "gens"})
+                               "frame_stride", "frames_per_pass", "gens", "dtype", "dit"})   # dit: model.dit in dtype
 
 
 # ---------------------------------------------------------------------- save
@@ -94,6 +94,7 @@ def save_world(world, path, extra: dict | None = None, worlds=None) -> Path:
         "world": {"num_worlds": len(sel), "shared_memory": world.shared_memory, "retrieval": world.retrieval,
                   "context_size": world.context_size, "sample_steps": world.sample_steps,
                   "guidance": world.guidance, "context_noise": world.context_noise,
+                  "dtype": str(world.dtype).replace("torch.", ""), "frames_per_pass": world.frames_per_pass,
                   "memory_capacity": banks[0].capacity},
         "cameras": [_camera_state(world, i) for i in sel],
         "clocks": [world.bank_clock(0)] if world.shared_memory else [world.bank_clock(i) for i in sel],
@@ -250,6 +251,8 @@ def load_world(path, model, device=None):
                       context_size=int(w["context_size"]), sample_steps=w["sample_steps"], guidance=w["guidance"],
                       memory_capacity=int(w["memory_capacity"]), shared_memory=bool(w["shared_memory"]),
                       context_noise=w.get("context_noise"),     # None (saved before it existed): the model's
+                      dtype=w.get("dtype", "float32"),            # files from before the fast path sampled in float32
+                      frames_per_pass=w.get("frames_per_pass"),
                       device=model.device if device is None else device)
         n_banks = 1 if world.shared_memory else world.num_worlds
         if len(cams) != world.num_worlds or len(clocks) != n_banks or len(names) != n_banks:

@@ -42,13 +42,29 @@ def bench_arguments(p: argparse.ArgumentParser):
                    help="also time Gymnasium's vectorisations for these N (e.g. 2 4): sync (N envs, one process), "
                         "async (N worker processes, one env each) and the batched default, as ratios against sync")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="learned world: the DiT's sampling dtype (default: the env's, auto)")
+    p.add_argument("--sample-steps", type=int, default=None, help="learned world: Euler steps (default: the env's)")
+    p.add_argument("--frames-per-pass", type=int, default=None,
+                   help="learned world: frames per sampling pass (default: the env's)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="learned world: where a batched step's time goes (retrieval, encode, context, denoise per "
+                        "sampler step, decode, memory, the rest), per N")
+    p.add_argument("--reference", action="store_true",
+                   help="learned world: also time the reference sampler (float32, 8 Euler steps, 2 frames per "
+                        "pass: the settings before the fast path) in the same run, as a ratio")
     threads.add_argument(p)
 
 
-def _env_kwargs(args, world: str) -> dict:
+REFERENCE_SAMPLER = {"dtype": "float32", "sample_steps": 8, "frames_per_pass": 2}
+
+
+def _env_kwargs(args, world: str, sampler: dict | None = None) -> dict:
     kw = dict(frames_per_step=args.frames_per_step, context_size=args.context_size, retrieval=args.retrieval)
     if world == "model":
-        kw.update(checkpoint=args.checkpoint, device=args.device)
+        kw.update(checkpoint=args.checkpoint, device=args.device, dtype=args.dtype, sample_steps=args.sample_steps,
+                  frames_per_pass=args.frames_per_pass)
+        kw.update(sampler or {})
     return kw
 
 
@@ -60,11 +76,58 @@ def _timed(step, steps: int) -> tuple:
     return (time.perf_counter() - w0) / steps, (time.process_time() - c0) / steps
 
 
-def time_batched(world: str, n: int, args) -> tuple:
+def time_batched(world: str, n: int, args, sampler: dict | None = None) -> tuple:
     """(wall, cpu) seconds per env step of a CamWorldVectorEnv of n envs."""
     from camworld.envs.vector import CamWorldVectorEnv
 
-    return _time_vector_env(CamWorldVectorEnv(num_envs=n, backend=world, **_env_kwargs(args, world)), args)
+    return _time_vector_env(CamWorldVectorEnv(num_envs=n, backend=world, **_env_kwargs(args, world, sampler)), args)
+
+
+SECTIONS = ("retrieval", "encode", "context", "denoise", "decode", "memory")
+
+
+def breakdown(n: int, args, sampler: dict | None = None) -> dict:
+    """Seconds per batched env step of n learned-world envs, split by ``camworld.profile`` sections."""
+    from camworld.envs.vector import CamWorldVectorEnv
+    from camworld.profile import Timings
+
+    venv = CamWorldVectorEnv(num_envs=n, backend="model", **_env_kwargs(args, "model", sampler))
+    try:
+        venv.reset(seed=args.seed)
+        venv.action_space.seed(args.seed)
+        for _ in range(args.warmup):
+            venv.step(venv.action_space.sample())
+        world = venv.backend.world
+        with Timings() as tm:
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                venv.step(venv.action_space.sample())
+            total = (time.perf_counter() - t0) / args.steps
+        out = {name: tm.seconds.get(name, 0.0) / args.steps for name in SECTIONS}
+        out["other"] = total - sum(out.values())
+        out["total"] = total
+        out["passes"] = tm.calls.get("denoise", 0) / args.steps
+        out["sample_steps"] = world.sample_steps or world.cfg.diffusion.sample_steps
+        out["dtype"] = str(world.dtype).replace("torch.", "")
+        out["frames_per_pass"] = world.frames_per_pass
+        return out
+    finally:
+        venv.close()
+
+
+def bench_breakdown(args, T: int):
+    print(f"\n| N | sampler | ms per step | " + " | ".join(SECTIONS[:3]) + " | denoise (per sampler step) | "
+          + " | ".join(SECTIONS[4:]) + " | other (env, Python) |")
+    print("|---|---|---|" + "---|" * (len(SECTIONS) + 1))
+    for n in args.num_envs:
+        for sampler in ([REFERENCE_SAMPLER] if args.reference else []) + [None]:
+            b = breakdown(n, args, sampler)
+            per = b["denoise"] / max(b["passes"] * b["sample_steps"], 1)
+            cells = [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[:3]]
+            cells.append(f"{1e3 * b['denoise']:.0f} ({100 * b['denoise'] / b['total']:.0f}%; {1e3 * per:.1f})")
+            cells += [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[4:] + ("other",)]
+            label = f"{b['dtype']}, {b['sample_steps']} steps, {b['frames_per_pass']}/pass, {b['passes']:.0f} passes"
+            print(f"| {n} | {label} | {1e3 * b['total']:.0f} | " + " | ".join(cells) + " |", flush=True)
 
 
 def _time_vector_env(venv, args) -> tuple:
@@ -147,15 +210,24 @@ def bench(args) -> int:
         base = None
         for n in args.num_envs:
             modes = [("batched", time_batched)] + ([] if args.no_separate or n == 1 else [("separate", time_separate)])
+            if world == "model" and args.reference:   # the reference sampler first: the ratio's baseline
+                modes.insert(0, ("batched, reference sampler",
+                                 lambda w, n_, a: time_batched(w, n_, a, REFERENCE_SAMPLER)))
+            ref = None
             for mode, fn in modes:
                 sec, cpu = fn(world, n, args)
                 sps, fps = n / sec, n * T / sec
                 base = fps if (base is None and mode == "batched" and n == min(args.num_envs)) else base
+                ref = sps if mode.startswith("batched, reference") else ref
                 rows.append((world, n, mode, sps, fps))
-                print(f"| {world} | {n} | {mode} | {sps:.2f} | {fps:.1f} | {n * T / cpu:.1f} | {fps / base:.2f}x |",
-                      flush=True)
+                vs_ref = f" ({sps / ref:.2f}x the reference sampler)" if ref and mode == "batched" else ""
+                print(f"| {world} | {n} | {mode} | {sps:.2f}{vs_ref} | {fps:.1f} | {n * T / cpu:.1f} | "
+                      f"{fps / base:.2f}x |" if base else f"| {world} | {n} | {mode} | {sps:.2f} | {fps:.1f} | "
+                      f"{n * T / cpu:.1f} | - |", flush=True)
     if args.vectorization:
         bench_vectorization(args, T)
+    if args.breakdown and "model" in args.worlds:
+        bench_breakdown(args, T)
     return 0
 
 

@@ -116,7 +116,9 @@ class CamWorldEnv(gym.Env):
     learned world), ``checkpoint`` (path; None = the shipped one), ``device`` ("auto"),
     ``render_mode`` ("rgb_array": ``render()`` returns the last frame; "human": a pygame window),
     ``sample_steps``/``guidance`` (sampler overrides), ``memory_capacity``, ``torch_threads`` (learned
-    world: torch threads of this process; None = the thread policy below).
+    world: torch threads of this process; None = the thread policy below), ``dtype`` (learned world: the
+    DiT's sampling dtype; "auto" = bfloat16 on CUDA and on CPUs with AMX, else "float32"),
+    ``frames_per_pass`` (learned world: frames per sampling pass; None = the checkpoint's).
 
     ## Running envs in parallel
 
@@ -148,7 +150,7 @@ class CamWorldEnv(gym.Env):
                  context_size: int = 8, frames_per_step: int = 4, frame_size=None, checkpoint=None,
                  device="auto", render_mode: str | None = None, sample_steps: int | None = None,
                  guidance: float | None = None, memory_capacity: int = 100_000, slot: int = 0,
-                 torch_threads: int | None = None):
+                 torch_threads: int | None = None, dtype: str = "auto", frames_per_pass: int | None = None):
         if action_type not in ACTION_TYPES:
             raise ValueError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -163,7 +165,7 @@ class CamWorldEnv(gym.Env):
             if backend not in BACKENDS:
                 raise ValueError(f"backend must be one of {BACKENDS}, a World or a backend object, got {backend!r}")
             backend = WorldSpec(backend, retrieval, context_size, size, checkpoint, device, memory_capacity,
-                                sample_steps, guidance, torch_threads).build(1)
+                                sample_steps, guidance, torch_threads, dtype, frames_per_pass).build(1)
             slot = 0
         elif torch_threads is not None:
             raise ValueError("torch_threads= is set where the backend is built; this env shares a backend object "

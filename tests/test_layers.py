@@ -52,7 +52,7 @@ FOLDERS = {"camworld": "camworld", "envs": "camworld.envs", "agents": "camworld.
 # rank of each top-level piece: a module may import its own rank or lower ones, never higher ones
 RANKS = {
     "camworld": 0, "camworld.geometry": 0, "camworld.threads": 0, "camworld.files": 0, "camworld.metrics": 0,
-    "camworld.viz": 0, "camworld.motion": 0,
+    "camworld.viz": 0, "camworld.motion": 0, "camworld.profile": 0,
     "camworld.sim": 1, "camworld.memory": 1, "camworld.model": 1, "camworld.recorded": 1,
     "camworld.retrieval": 2,
     "camworld.world": 3, "camworld.world_io": 3,

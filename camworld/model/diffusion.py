@@ -62,11 +62,16 @@ def sample(dit, shape, tgt_ext, state, state_uncond=None, steps: int = 8, guidan
     z = torch.randn(shape, generator=generator, device=device) if noise is None else noise.reshape(shape).clone()
     ts = timesteps(steps, shift, device)
     B = shape[0]
+    use_u = state_uncond is not None and guidance != 1.0
+    prep = prep_u = None
+    if getattr(state, "kv", None) is not None and hasattr(dit, "prepare_targets"):  # the same at every step
+        prep = dit.prepare_targets(tgt_ext, state)
+        prep_u = dit.prepare_targets(tgt_ext, state_uncond) if use_u else None
     for i in range(steps):
         t = ts[i].expand(B)
-        v = dit(z, t, tgt_ext, state)
-        if state_uncond is not None and guidance != 1.0:
-            v_u = dit(z, t, tgt_ext, state_uncond)
+        v = dit(z, t, tgt_ext, state, prep=prep).float()   # the network may run in bfloat16; z stays float32
+        if use_u:
+            v_u = dit(z, t, tgt_ext, state_uncond, prep=prep_u).float()
             v = v_u + guidance * (v - v_u)
         z = z + (ts[i + 1] - ts[i]) * v
     return z

@@ -61,7 +61,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 def modulate(x, shift, scale):
-    return x * (1 + scale) + shift
+    return torch.addcmul(shift, x, 1 + scale)      # x * (1 + scale) + shift in one pass over x
 
 
 class Attention(nn.Module):
@@ -111,13 +111,16 @@ class Block(nn.Module):
         self.ada_bias = nn.Parameter(torch.zeros(12, dim))
 
     def forward(self, x, c, cam, rope_s, rope_st, text, text_mask, key_mask, prefix=None, prefix_mask=None,
-                attn_mask=None):
+                attn_mask=None, cam_add=None, text_kv=None, kv_buf=None):
         """
         x (B, F, N, D) tokens; c (B, F, 12, D) shared adaLN modulation; cam (B, F, N, D) camera features;
         rope_s: cos/sin (N, hd/2) spatial; rope_st: cos/sin (B, 1, F*N, hd/2);
         text (B, L, D), text_mask (B, L); key_mask (B, F) valid frames of x;
         prefix: cached (k, v) each (B, heads, P, hd) with prefix_mask (B, P), or None;
-        attn_mask: optional full (B, 1, F*N, F*N) bool mask replacing the key mask.
+        attn_mask: optional full (B, 1, F*N, F*N) bool mask replacing the key mask;
+        cam_add: precomputed ``self.cam(cam)`` and text_kv: precomputed text (k, v) (``DiT.prepare_targets``:
+        the same at every sampler step), else computed here; kv_buf: (k, v, mask) buffers holding the prefix
+        followed by room for this call's keys/values, and the full key mask (no concatenation per step).
         Returns (x_out, (k, v)) where (k, v) are this block's spatio-temporal keys/values of x.
         """
         B, Fr, N, D = x.shape
@@ -127,32 +130,45 @@ class Block(nn.Module):
         # spatial attention within each frame
         h = modulate(self.n1(x), s1, sc1).reshape(B * Fr, N, D)
         q, k, v = self.spatial.qkv(h, rope=rope_s)
-        x = x + g1 * self.spatial.attend(q, k, v).view(B, Fr, N, D)
+        x = torch.addcmul(x, g1, self.spatial.attend(q, k, v).view(B, Fr, N, D))
 
         # camera embedding added before the 3D attention (paper Eq. 2)
-        x = x + self.cam(cam)
+        x = x + (self.cam(cam) if cam_add is None else cam_add)
 
         # spatio-temporal attention over all frames (+ cached context prefix)
         h = modulate(self.n2(x), s2, sc2).reshape(B, Fr * N, D)
         q, k, v = self.st.qkv(h, rope=rope_st)
-        kmask = key_mask.repeat_interleave(N, dim=1)                       # (B, F*N)
-        if prefix is not None:
+        if kv_buf is not None:                                             # prefix already in place
+            k_all, v_all, kmask = kv_buf
+            P = k_all.shape[2] - k.shape[2]
+            k_all[:, :, P:], v_all[:, :, P:] = k, v
+        elif prefix is not None:
+            kmask = key_mask.repeat_interleave(N, dim=1)                   # (B, F*N)
             k_all, v_all = torch.cat([prefix[0], k], 2), torch.cat([prefix[1], v], 2)
             kmask = torch.cat([prefix_mask, kmask], 1)
         else:
             k_all, v_all = k, v
-        o = self.st.attend(q, k_all, v_all, mask=kmask[:, None, None, :] if attn_mask is None else attn_mask)
-        x = x + g2 * o.view(B, Fr, N, D)
+            kmask = key_mask.repeat_interleave(N, dim=1)
+        if attn_mask is None:
+            attn_mask = kmask if kmask.dim() == 4 else kmask[:, None, None, :]
+        o = self.st.attend(q, k_all, v_all, mask=attn_mask)
+        x = torch.addcmul(x, g2, o.view(B, Fr, N, D))
 
         # text cross-attention
         h = modulate(self.n3(x), s3, sc3).reshape(B, Fr * N, D)
-        q, kt, vt = self.cross.qkv(h, ctx=text)
+        kt, vt = self.text_kv(text) if text_kv is None else text_kv
+        q = self.cross.split(self.cross.q(h))
         o = self.cross.attend(q, kt, vt, mask=text_mask[:, None, None, :])
-        x = x + g3 * o.view(B, Fr, N, D)
+        x = torch.addcmul(x, g3, o.view(B, Fr, N, D))
 
         # feed-forward
-        x = x + g4 * self.mlp(modulate(self.n4(x), s4, sc4))
+        x = torch.addcmul(x, g4, self.mlp(modulate(self.n4(x), s4, sc4)))
         return x, (k, v)
+
+    def text_kv(self, text):
+        """The cross-attention's keys and values of the text tokens (B, L, D) -> each (B, heads, L, hd)."""
+        k, v = self.cross.kv(text).chunk(2, -1)
+        return self.cross.split(k), self.cross.split(v)
 
 
 class TimestepEmbedder(nn.Module):
@@ -165,7 +181,7 @@ class TimestepEmbedder(nn.Module):
         half = self.freq_dim // 2
         freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
         args = (t.float() * 1000.0)[..., None] * freqs
-        return self.mlp(torch.cat([args.cos(), args.sin()], -1))
+        return self.mlp(torch.cat([args.cos(), args.sin()], -1).to(self.mlp[0].weight.dtype))
 
 
 # ---------------------------------------------------------------- the network
@@ -183,6 +199,20 @@ class ContextState:
     text: tuple              # (text tokens (B, L, D), text mask (B, L), pooled (B, D))
     t: torch.Tensor | None = None  # (B,) flow time of the context latents (context noise level); None = 0
     newest: torch.Tensor | None = None  # (B, 1, N, C*p*p) patches of the newest context latent (newest_concat)
+
+
+@dataclass
+class TargetState:
+    """What the denoising passes of one segment share (``DiT.prepare_targets``): computed once per segment
+    instead of at every sampler step. Cached-context path only."""
+    cam: torch.Tensor         # (B, Ft, N, D) target camera features
+    cam_add: list             # per block: its camera projection of ``cam``
+    text_kv: list             # per block: the text (k, v) of its cross-attention
+    rope_s: tuple             # spatial RoPE cos/sin
+    rope_st: tuple            # spatio-temporal RoPE cos/sin of the target frames
+    ones: torch.Tensor        # (B, Ft) all-valid target frame mask
+    kv_buf: list              # per block: (k, v) buffers (B, heads, P + Ft*N, hd) with the context prefix in
+                              # place, and the key mask (B, 1, 1, P + Ft*N)
 
 
 def relative_cameras(ext: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -250,6 +280,11 @@ class DiT(nn.Module):
 
     # -- pieces ------------------------------------------------------------------------------------
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype: inputs are cast to it, and float32 inference is the reference."""
+        return self.patch_in.weight.dtype
+
     def patchify(self, z):  # (B, F, C, h, w) -> (B, F, N, C*p*p)
         B, Fr, C, h, w = z.shape
         p, g = self.p, self.g
@@ -264,14 +299,14 @@ class DiT(nn.Module):
 
     def camera_features(self, ext, ref):
         """ext (B, F, 3, 4) world cameras, ref (B, 3, 4) -> (B, F, N, D) camera features."""
-        rel = relative_cameras(ext, ref)                                   # (B, F, 3, 4)
+        rel = relative_cameras(ext.float(), ref.float())                   # (B, F, 3, 4), geometry in float32
         rel = torch.cat([rel[..., :3], rel[..., 3:] * self.cfg.dit.translation_scale], -1)
-        feat = self.cam_frame(rel.flatten(-2))[:, :, None]                  # (B, F, 1, D)
+        feat = self.cam_frame(rel.flatten(-2).to(self.dtype))[:, :, None]   # (B, F, 1, D)
         if self.cam_ray is not None:
-            d = torch.einsum("bfij,nj->bfni", rel[..., :3], self.token_dirs)  # (B, F, N, 3)
+            d = torch.einsum("bfij,nj->bfni", rel[..., :3], self.token_dirs.float())  # (B, F, N, 3)
             o = rel[..., 3][:, :, None].expand_as(d)
             plucker = torch.cat([d, torch.cross(o, d, dim=-1)], -1)          # (B, F, N, 6)
-            feat = feat + self.cam_ray(plucker)
+            feat = feat + self.cam_ray(plucker.to(self.dtype))
         else:
             feat = feat.expand(-1, -1, self.N, -1)
         return feat
@@ -282,11 +317,12 @@ class DiT(nn.Module):
         pos = torch.cat([frame_pos[:, :, None, None].expand(B, Fr, self.N, 1),
                          self.grid_pos[None, None].expand(B, Fr, self.N, 2)], -1).reshape(B, Fr * self.N, 3)
         cos, sin = rope_tables(pos, self.cfg.dit.width // self.cfg.dit.heads)
-        return cos[:, None], sin[:, None]
+        return cos[:, None].to(self.dtype), sin[:, None].to(self.dtype)
 
     def rope_spatial(self):
         pos = torch.cat([torch.zeros_like(self.grid_pos[:, :1]), self.grid_pos], -1)
-        return rope_tables(pos, self.cfg.dit.width // self.cfg.dit.heads)
+        cos, sin = rope_tables(pos, self.cfg.dit.width // self.cfg.dit.heads)
+        return cos.to(self.dtype), sin.to(self.dtype)
 
     def context_positions(self, B: int, Fc: int, device) -> torch.Tensor:
         """RoPE frame positions of the context (B, Fc): their own, apart from the targets' 0..Ft-1.
@@ -324,10 +360,10 @@ class DiT(nn.Module):
             raise ValueError("the newest context frame (index -1) must be valid for every sample")
         ref = ctx_ext[:, -1]
         text = self.encode_text(prompts)
-        tokens = self.patch_in(self.patchify(ctx))                         # (B, Fc, N, D)
+        tokens = self.patch_in(self.patchify(ctx.to(self.dtype)))          # (B, Fc, N, D)
         cam = self.camera_features(ctx_ext, ref)
         tok_mask = ctx_mask.repeat_interleave(self.N, dim=1)
-        newest = self.patchify(ctx[:, -1:]) if self.cond_in is not None else None
+        newest = self.patchify(ctx[:, -1:].to(self.dtype)) if self.cond_in is not None else None
         state = ContextState(None, tok_mask, ctx_mask, tokens, cam, ref, text, ctx_t, newest)
         if not cache:
             return state  # joint attention: context is re-run with the targets at every step
@@ -341,26 +377,44 @@ class DiT(nn.Module):
         state.kv = kvs
         return state
 
-    def forward(self, zt, t, tgt_ext, state: ContextState):
+    def prepare_targets(self, tgt_ext, state: ContextState) -> TargetState:
+        """Everything of the target frames that no denoising step changes (cached-context path)."""
+        if state.kv is None:
+            raise ValueError("prepare_targets needs a cached context (encode_context with cache=True)")
+        B, Ft = tgt_ext.shape[:2]
+        dev = tgt_ext.device
+        cam = self.camera_features(tgt_ext, state.ref)
+        tpos = torch.arange(Ft, device=dev)[None].expand(B, Ft)
+        kmask = torch.cat([state.mask, torch.ones(B, Ft * self.N, dtype=torch.bool, device=dev)], 1)[:, None, None]
+        bufs = []
+        for k, v in state.kv:
+            room = (B, k.shape[1], Ft * self.N, k.shape[3])
+            bufs.append((torch.cat([k, k.new_empty(room)], 2), torch.cat([v, v.new_empty(room)], 2), kmask))
+        return TargetState(cam, [blk.cam(cam) for blk in self.blocks], [blk.text_kv(state.text[0]) for blk in self.blocks],
+                           self.rope_spatial(), self.rope_st(tpos), torch.ones(B, Ft, dtype=torch.bool, device=dev), bufs)
+
+    def forward(self, zt, t, tgt_ext, state: ContextState, prep: TargetState | None = None):
         """Predict the flow velocity. zt (B, Ft, C, h, w) noisy target latents, t (B,) in [0, 1],
-        tgt_ext (B, Ft, 3, 4) target cameras. Returns (B, Ft, C, h, w)."""
+        tgt_ext (B, Ft, 3, 4) target cameras; prep: ``prepare_targets(tgt_ext, state)`` to reuse across
+        sampler steps (same result, less work). Returns (B, Ft, C, h, w) in the weights' dtype."""
         B, Ft = zt.shape[:2]
         Fc = state.frame_mask.shape[1]
         text_tok, text_mask, pooled = state.text
-        x = self.patch_in(self.patchify(zt))                               # (B, Ft, N, D)
+        x = self.patch_in(self.patchify(zt.to(self.dtype)))                # (B, Ft, N, D)
         if self.cond_in is not None:                                       # newest context frame, per patch
             x = x + self.cond_in(state.newest)
-        cam = self.camera_features(tgt_ext, state.ref)
         c = self.t_embed(t)[:, None].expand(B, Ft, -1) + pooled[:, None]  # (B, Ft, D)
-        tpos = torch.arange(Ft, device=zt.device)[None].expand(B, Ft)
-        rope_s = self.rope_spatial()
-        ones = torch.ones(B, Ft, dtype=torch.bool, device=zt.device)
         if state.kv is not None:  # cached context prefix
-            rope_st = self.rope_st(tpos)
+            p = self.prepare_targets(tgt_ext, state) if prep is None else prep
             m = self.ada(c).unflatten(-1, (12, -1))
-            for blk, kv in zip(self.blocks, state.kv):
-                x, _ = blk(x, m, cam, rope_s, rope_st, text_tok, text_mask, ones, prefix=kv, prefix_mask=state.mask)
+            for blk, kv, cam_add, tkv, buf in zip(self.blocks, state.kv, p.cam_add, p.text_kv, p.kv_buf):
+                x, _ = blk(x, m, p.cam, p.rope_s, p.rope_st, text_tok, text_mask, p.ones, prefix=kv,
+                           prefix_mask=state.mask, cam_add=cam_add, text_kv=tkv, kv_buf=buf)
         else:  # joint: context and targets attend to each other
+            cam = self.camera_features(tgt_ext, state.ref)
+            tpos = torch.arange(Ft, device=zt.device)[None].expand(B, Ft)
+            rope_s = self.rope_spatial()
+            ones = torch.ones(B, Ft, dtype=torch.bool, device=zt.device)
             cpos = self.context_positions(B, Fc, zt.device)
             cc = self.t_embed(self._context_times(state, B, Fc, zt.device)) + pooled[:, None]
             x = torch.cat([state.tokens, x], 1)

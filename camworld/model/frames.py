@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from camworld.geometry import planar_to_extrinsics
-from camworld.model.world_model import WorldModel, resolve_device
+from camworld.profile import section
+from camworld.model.world_model import WorldModel, cast_dit, inference_dtype, resolve_device
 
 
 class ModelFrames:
@@ -23,10 +24,13 @@ class ModelFrames:
     name = "model"
 
     def __init__(self, model: WorldModel, device="auto", sample_steps: int | None = None,
-                 guidance: float | None = None, context_noise: float | None = None):
+                 guidance: float | None = None, context_noise: float | None = None, dtype="auto",
+                 frames_per_pass: int | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
+        self.dtype = inference_dtype(self.device, dtype)       # the DiT's sampling dtype (model.world_model)
+        self.dit = cast_dit(self.model.dit, self.dtype)
         self.sample_steps, self.guidance = sample_steps, guidance
         # flow time the context latents are noised to before each pass (model default: its config's)
         self.context_noise = float(model.cfg.diffusion.context_noise if context_noise is None else context_noise)
@@ -35,7 +39,12 @@ class ModelFrames:
         S = self.cfg.frame_size
         self.frame_size = (S, S)
         self.frame_stride = int(self.cfg.train.frame_stride)
-        self.frames_per_pass = int(self.cfg.train.target_frames)
+        # frames per sampling pass: the training target length unless told (each pass retrieves anew)
+        self.frames_per_pass = int(self.cfg.train.target_frames if frames_per_pass is None else frames_per_pass)
+        if self.frames_per_pass < 1:
+            raise ValueError(f"frames_per_pass must be >= 1, got {frames_per_pass}")
+        if sample_steps is not None and int(sample_steps) < 1:
+            raise ValueError(f"sample_steps must be >= 1, got {sample_steps}")
         self.gens: dict = {}           # world -> torch.Generator (sampling noise)
 
     def reset(self, i: int, seed: int, scene=None):
@@ -54,7 +63,8 @@ class ModelFrames:
         cext = np.zeros((B, k, 3, 4), np.float32)
         for b, (bank, idx) in enumerate(zip(banks, context)):
             n = len(idx)                                   # right-aligned: newest last, padding first
-            ctx[b, k - n:] = self._latents(bank, idx)
+            with section("encode"):                        # cached latents; frames never encoded are encoded
+                ctx[b, k - n:] = self._latents(bank, idx)
             mask[b, k - n:] = True
             e = planar_to_extrinsics(bank.poses[idx])
             cext[b, k - n:] = e
@@ -67,9 +77,11 @@ class ModelFrames:
                                    for i in worlds])
         z = self.model.generate(ctx, mask, torch.as_tensor(cext, device=self.device), tgt, list(prompts),
                                 steps=self.sample_steps, guidance=self.guidance, noise=noise, ctx_eps=ctx_eps,
-                                context_noise=self.context_noise)            # (B, T, C, h, w)
-        frames = self.model.decode(z.flatten(0, 1)).reshape(B, T, S, S, 3)
-        return frames, z.float().cpu().numpy()
+                                context_noise=self.context_noise, dit=self.dit)  # (B, T, C, h, w)
+        with section("decode"):
+            frames = self.model.decode(z.flatten(0, 1)).reshape(B, T, S, S, 3)
+            lat = z.float().cpu().numpy()
+        return frames, lat
 
     def _latents(self, bank, idx: np.ndarray) -> torch.Tensor:
         """Cached latents for memory indices, encoding (once) the frames that have none yet."""

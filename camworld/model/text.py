@@ -58,7 +58,7 @@ class TextEncoder(nn.Module):
         if self.layers is not None:
             x = self.layers(x, src_key_padding_mask=~mask)
         x = self.norm(x)
-        m = mask.unsqueeze(-1).float()
+        m = mask.unsqueeze(-1).to(x.dtype)
         pooled = (x * m).sum(1) / m.sum(1).clamp(min=1.0)               # (B, E)
         return x, mask, pooled
 

@@ -7,7 +7,9 @@ config) and ``NAME.json`` (``{"format": "camworld-world-model", "version": 1, "c
 
 from __future__ import annotations
 
+import copy
 import json
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from camworld.model.config import WorldModelConfig
 from camworld.model.diffusion import noise_context, sample
 from camworld.model.dit import DiT
 from camworld.model.vae import VAE, frames_to_tensor, tensor_to_frames
+from camworld.profile import section
 
 FORMAT, VERSION = "camworld-world-model", 1
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default.safetensors"
@@ -31,6 +34,44 @@ def resolve_device(device="auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was requested but CUDA is not available; use device='auto' or 'cpu'")
     return dev
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def inference_dtype(device, dtype="auto") -> torch.dtype:
+    """The dtype the DiT runs in for sampling. ``"auto"``: bfloat16 where the hardware multiplies it fast
+    (CUDA with bf16 support; CPUs with AMX tiles, where oneDNN runs bf16 matmuls ~4-10x faster than
+    float32), else float32. Latents, the Euler update and the VAE stay float32 in every case."""
+    if isinstance(dtype, torch.dtype):
+        dt = dtype
+    elif dtype in (None, "auto"):
+        dev = torch.device(device)
+        if dev.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return torch.bfloat16 if dev.type == "cpu" and amx is not None and amx() else torch.float32
+    elif dtype in DTYPES:
+        dt = DTYPES[dtype]
+    else:
+        raise ValueError(f"dtype must be 'auto' or one of {sorted(DTYPES)}, got {dtype!r}")
+    if dt == torch.float16 and torch.device(device).type == "cpu":
+        raise ValueError("float16 sampling is for CUDA; on CPU use 'bfloat16' or 'float32'")
+    return dt
+
+
+_CAST: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def cast_dit(dit: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """The DiT in ``dtype`` for inference: itself if it already is, else one cached copy per (module, dtype),
+    so many envs on one loaded model share the converted weights."""
+    if dit.patch_in.weight.dtype == dtype:
+        return dit
+    copies = _CAST.setdefault(dit, {})
+    if dtype not in copies:
+        copies[dtype] = copy.deepcopy(dit).to(dtype).eval()
+    return copies[dtype]
 
 
 class WorldModel(nn.Module):
@@ -67,7 +108,7 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, ctx, ctx_mask, ctx_ext, tgt_ext, prompts, generator=None, steps=None, guidance=None,
-                 noise=None, ctx_eps=None, context_noise=None):
+                 noise=None, ctx_eps=None, context_noise=None, dit=None):
         """Sample target latents.
 
         ctx (B, Fc, C, h, w) scaled latents, right-aligned (newest last, always valid); ctx_mask (B, Fc)
@@ -75,9 +116,11 @@ class WorldModel(nn.Module):
         str/None; noise: optional initial noise (B, Ft, C, h, w), else drawn from ``generator``.
         context_noise: flow time the context latents are noised to, told to the network (default
         ``cfg.diffusion.context_noise``; 0 = clean context); ctx_eps: its noise (ctx's shape), else drawn.
-        Returns latents (B, Ft, C, h, w).
+        dit: the network to sample with (default ``self.dit``; e.g. a bfloat16 copy from ``cast_dit``).
+        Returns float32 latents (B, Ft, C, h, w).
         """
         d = self.cfg.diffusion
+        dit = self.dit if dit is None else dit
         steps = d.sample_steps if steps is None else steps
         guidance = d.guidance if guidance is None else guidance
         level = d.context_noise if context_noise is None else float(context_noise)
@@ -85,13 +128,15 @@ class WorldModel(nn.Module):
         if level > 0:
             ctx_t = torch.full((ctx.shape[0],), level, device=ctx.device)
             ctx = noise_context(ctx, ctx_mask, ctx_t, generator, eps=ctx_eps)
-        state = self.dit.encode_context(ctx, ctx_mask, ctx_ext, prompts, ctx_t=ctx_t)
-        uncond = None
-        if guidance != 1.0:
-            uncond = self.dit.encode_context(ctx, ctx_mask, ctx_ext, [None] * len(prompts), ctx_t=ctx_t)
+        with section("context"):
+            state = dit.encode_context(ctx, ctx_mask, ctx_ext, prompts, ctx_t=ctx_t)
+            uncond = None
+            if guidance != 1.0:
+                uncond = dit.encode_context(ctx, ctx_mask, ctx_ext, [None] * len(prompts), ctx_t=ctx_t)
         B, Ft = tgt_ext.shape[:2]
-        return sample(self.dit, (B, Ft) + self.latent_shape, tgt_ext, state, uncond, steps=steps,
-                      guidance=guidance, shift=d.shift, generator=generator, device=self.device, noise=noise)
+        with section("denoise"):
+            return sample(dit, (B, Ft) + self.latent_shape, tgt_ext, state, uncond, steps=steps,
+                          guidance=guidance, shift=d.shift, generator=generator, device=self.device, noise=noise)
 
     # ---------------------------------------------------------------- checkpoints
 
