@@ -16,10 +16,13 @@ COMMANDS = {
     "dataset": ("camworld.sim.dataset", "export long videos with camera poses and captions"),
     "preview": ("camworld.sim.preview", "PNG contact sheet of every scene style with top-down maps"),
     "train": ("camworld.train", "train the VAE or the DiT world model (Algorithm 1)"),
-    "eval": ("camworld.eval", "memory benchmark: return-to-start on held-out scenes"),
+    "eval": ("camworld.eval", "benchmarks: memory (return-to-start), fidelity, agents (train in the world, score in the twin)"),
     "play": ("camworld.envs.play", "interactive play in a pygame window"),
     "retrieval": ("camworld.retrieval.show", "retrieval tools: `camworld retrieval show`"),
 }
+
+# `camworld <command> <what>` served by another module than the command's: (command, what) -> module
+ROUTES = {("eval", "agents"): "camworld.agents.benchmark"}
 
 # `camworld bench <what>`: what -> (module, help); each module defines bench_arguments(p) and bench(args)
 BENCHES = {
@@ -50,6 +53,8 @@ def build_parser(argv) -> argparse.ArgumentParser:
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_)
         if name == chosen:
+            rest = [a for a in argv[argv.index(name) + 1:] if not a.startswith("-")]
+            module = ROUTES.get((name, rest[0]), module) if rest else module
             _lazy(module).add_arguments(p)
             p.set_defaults(_run=_lazy(module).run)
     pb = sub.add_parser("bench", help="benchmarks (ratios against a baseline in the same run)")

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from camworld import threads
+
 from camworld.geometry import interpolate_poses
 from camworld.metrics import mean_ci95, psnr, ssim
 
@@ -346,6 +348,7 @@ def add_arguments(p: argparse.ArgumentParser):
                    help=f"memory: walking speed of walkNm kinds (default {WALK_M_PER_FRAME:g}, the env's discrete step; "
                         "0.375 reproduces the old 3 m in 8 frames stress row)")
     p.add_argument("--device", default="auto")
+    threads.add_argument(p)
     from camworld import fidelity
 
     fidelity.add_arguments(p)
@@ -355,6 +358,7 @@ def run(args):
     from camworld.fidelity import sampler_settings as fidelity_sampler
     from camworld.world import load_world_model
 
+    threads.apply(args.threads)
     model = load_world_model(args.checkpoint, device=args.device)
     if args.what == "fidelity":
         from camworld import fidelity

@@ -56,7 +56,8 @@ WORLD_ATTRIBUTES = frozenset({"source", "num_worlds", "retrieval", "context_size
                               "prompts", "_rng", "_last", "_clock", "last_retrieved", "torch_threads"})
 # ... and of its learned frame source (camworld.model.frames.ModelFrames; ``gens`` via camera_state)
 SOURCE_ATTRIBUTES = frozenset({"device", "model", "cfg", "sample_steps", "guidance", "context_noise", "frame_size",
-                               "frame_stride", "frames_per_pass", "gens", "dtype", "dit"})   # dit: model.dit in dtype
+                               "frame_stride", "frames_per_pass", "gens", "dtype", "dit",
+                               "decoder"})   # dit, decoder: the model's, in dtype (rebuilt from it)
 
 
 # ---------------------------------------------------------------------- save

@@ -53,10 +53,35 @@ def bench_arguments(p: argparse.ArgumentParser):
     p.add_argument("--reference", action="store_true",
                    help="learned world: also time the reference sampler (float32, 8 Euler steps, 2 frames per "
                         "pass: the settings before the fast path) in the same run, as a ratio")
+    p.add_argument("--samplers", nargs="*", default=[], metavar="DTYPE:STEPS:PASS",
+                   help="learned world: more sampler settings to time in the same run, e.g. bfloat16:4:4 "
+                        "(dtype, Euler steps, frames per pass; an empty field keeps the default)")
     threads.add_argument(p)
 
 
 REFERENCE_SAMPLER = {"dtype": "float32", "sample_steps": 8, "frames_per_pass": 2}
+
+
+def parse_sampler(spec: str) -> dict:
+    """'bfloat16:4:4' -> {"dtype": "bfloat16", "sample_steps": 4, "frames_per_pass": 4}; empty fields are left out."""
+    parts = spec.split(":")
+    if len(parts) != 3:
+        raise SystemExit(f"--samplers: expected DTYPE:STEPS:PASS (e.g. bfloat16:4:4), got {spec!r}")
+    out = {}
+    try:
+        if parts[0]:
+            out["dtype"] = parts[0]
+        if parts[1]:
+            out["sample_steps"] = int(parts[1])
+        if parts[2]:
+            out["frames_per_pass"] = int(parts[2])
+    except ValueError:
+        raise SystemExit(f"--samplers: STEPS and PASS must be integers, got {spec!r}") from None
+    return out
+
+
+def _sampler_label(sampler: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sampler.items())
 
 
 def _env_kwargs(args, world: str, sampler: dict | None = None) -> dict:
@@ -120,7 +145,7 @@ def bench_breakdown(args, T: int):
           + " | ".join(SECTIONS[4:]) + " | other (env, Python) |")
     print("|---|---|---|" + "---|" * (len(SECTIONS) + 1))
     for n in args.num_envs:
-        for sampler in ([REFERENCE_SAMPLER] if args.reference else []) + [None]:
+        for sampler in ([REFERENCE_SAMPLER] if args.reference else []) + [parse_sampler(x) for x in args.samplers] + [None]:
             b = breakdown(n, args, sampler)
             per = b["denoise"] / max(b["passes"] * b["sample_steps"], 1)
             cells = [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[:3]]
@@ -210,20 +235,27 @@ def bench(args) -> int:
         base = None
         for n in args.num_envs:
             modes = [("batched", time_batched)] + ([] if args.no_separate or n == 1 else [("separate", time_separate)])
-            if world == "model" and args.reference:   # the reference sampler first: the ratio's baseline
-                modes.insert(0, ("batched, reference sampler",
-                                 lambda w, n_, a: time_batched(w, n_, a, REFERENCE_SAMPLER)))
+            if world == "model":
+                for spec in args.samplers[::-1]:
+                    smp = parse_sampler(spec)
+                    modes.insert(0, (f"batched, {_sampler_label(smp)}",
+                                     lambda w, n_, a, smp=smp: time_batched(w, n_, a, smp)))
+                if args.reference:   # the reference sampler first: the ratios' baseline
+                    modes.insert(0, ("batched, reference sampler",
+                                     lambda w, n_, a: time_batched(w, n_, a, REFERENCE_SAMPLER)))
             ref = None
             for mode, fn in modes:
                 sec, cpu = fn(world, n, args)
                 sps, fps = n / sec, n * T / sec
                 base = fps if (base is None and mode == "batched" and n == min(args.num_envs)) else base
-                ref = sps if mode.startswith("batched, reference") else ref
+                if mode == "batched, reference sampler":
+                    ref = sps
                 rows.append((world, n, mode, sps, fps))
-                vs_ref = f" ({sps / ref:.2f}x the reference sampler)" if ref and mode == "batched" else ""
-                print(f"| {world} | {n} | {mode} | {sps:.2f}{vs_ref} | {fps:.1f} | {n * T / cpu:.1f} | "
-                      f"{fps / base:.2f}x |" if base else f"| {world} | {n} | {mode} | {sps:.2f} | {fps:.1f} | "
-                      f"{n * T / cpu:.1f} | - |", flush=True)
+                vs_ref = f" ({sps / ref:.2f}x the reference sampler)" if ref and mode != "batched, reference sampler" \
+                    and mode != "separate" else ""
+                vs_base = f"{fps / base:.2f}x" if base else "-"
+                print(f"| {world} | {n} | {mode} | {sps:.2f}{vs_ref} | {fps:.1f} | {n * T / cpu:.1f} | {vs_base} |",
+                      flush=True)
     if args.vectorization:
         bench_vectorization(args, T)
     if args.breakdown and "model" in args.worlds:

@@ -15,6 +15,8 @@ CASES = {
     "ppo_explore.py": (["--timesteps", "32", "--num-envs", "2"], ""),
     "goal_view.py": (["--timesteps", "32", "--num-envs", "2", "--episodes", "1"], ""),
     "multi_agent.py": (["--agents", "2", "--steps", "2"], "shared memory holds"),
+    "train_in_generated_world.py": (["--timesteps", "16", "--num-envs", "2", "--episodes", "1",
+                                     "--max-episode-steps", "4", "--save", "{tmp}/agent.zip"], "twin return"),
 }
 
 

@@ -15,7 +15,7 @@ import torch
 
 from camworld.geometry import planar_to_extrinsics
 from camworld.profile import section
-from camworld.model.world_model import WorldModel, cast_dit, inference_dtype, resolve_device
+from camworld.model.world_model import WorldModel, cast_decoder, cast_dit, inference_dtype, resolve_device
 
 
 class ModelFrames:
@@ -31,6 +31,7 @@ class ModelFrames:
         self.cfg = model.cfg
         self.dtype = inference_dtype(self.device, dtype)       # the DiT's sampling dtype (model.world_model)
         self.dit = cast_dit(self.model.dit, self.dtype)
+        self.decoder = cast_decoder(self.model.vae.decoder, self.dtype)
         self.sample_steps, self.guidance = sample_steps, guidance
         # flow time the context latents are noised to before each pass (model default: its config's)
         self.context_noise = float(model.cfg.diffusion.context_noise if context_noise is None else context_noise)
@@ -79,7 +80,7 @@ class ModelFrames:
                                 steps=self.sample_steps, guidance=self.guidance, noise=noise, ctx_eps=ctx_eps,
                                 context_noise=self.context_noise, dit=self.dit)  # (B, T, C, h, w)
         with section("decode"):
-            frames = self.model.decode(z.flatten(0, 1)).reshape(B, T, S, S, 3)
+            frames = self.model.decode(z.flatten(0, 1), decoder=self.decoder).reshape(B, T, S, S, 3)
             lat = z.float().cpu().numpy()
         return frames, lat
 

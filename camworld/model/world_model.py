@@ -68,9 +68,21 @@ def cast_dit(dit: nn.Module, dtype: torch.dtype) -> nn.Module:
     so many envs on one loaded model share the converted weights."""
     if dit.patch_in.weight.dtype == dtype:
         return dit
-    copies = _CAST.setdefault(dit, {})
+    return _cached_copy(dit, dtype, lambda m: m.to(dtype))
+
+
+def cast_decoder(decoder: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """The VAE decoder for inference in ``dtype``, channels-last (oneDNN's fast convolution layout): a cached
+    copy, or the decoder itself for float32. Frames decoded in bfloat16 differ from float32 ones by ~56 dB PSNR."""
+    if dtype == torch.float32:
+        return decoder
+    return _cached_copy(decoder, dtype, lambda m: m.to(dtype).to(memory_format=torch.channels_last))
+
+
+def _cached_copy(module: nn.Module, dtype: torch.dtype, convert) -> nn.Module:
+    copies = _CAST.setdefault(module, {})
     if dtype not in copies:
-        copies[dtype] = copy.deepcopy(dit).to(dtype).eval()
+        copies[dtype] = convert(copy.deepcopy(module)).eval()
     return copies[dtype]
 
 
@@ -101,9 +113,15 @@ class WorldModel(nn.Module):
         return torch.cat(out) / self.cfg.latent_scale
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, batch: int = 256) -> np.ndarray:
-        """Scaled latents (N, C, h, w) -> uint8 (N, H, W, 3)."""
-        out = [self.vae.decode(z[i:i + batch] * self.cfg.latent_scale) for i in range(0, len(z), batch)]
+    def decode(self, z: torch.Tensor, batch: int = 256, decoder: nn.Module | None = None) -> np.ndarray:
+        """Scaled latents (N, C, h, w) -> uint8 (N, H, W, 3). ``decoder``: e.g. ``cast_decoder(vae.decoder,
+        torch.bfloat16)``; its input is cast to its dtype and layout."""
+        if decoder is None:
+            out = [self.vae.decode(z[i:i + batch] * self.cfg.latent_scale) for i in range(0, len(z), batch)]
+        else:
+            dt = next(decoder.parameters()).dtype
+            out = [decoder((z[i:i + batch] * self.cfg.latent_scale).to(dt).contiguous(memory_format=torch.channels_last))
+                   .float() for i in range(0, len(z), batch)]
         return tensor_to_frames(torch.cat(out))
 
     @torch.no_grad()

@@ -1,0 +1,385 @@
+"""``camworld eval agents``: agents trained inside the generated world, scored in the real one.
+
+    camworld eval agents --quick                       # CI: every piece, tiny budget (about a minute)
+    camworld eval agents                               # the full setting (wall time in BENCHMARKS.md)
+    camworld eval agents --task goal-view --budget 12000 --seeds 0 1 2 --resume
+
+For one task, the same algorithm (PPO, ``camworld.agents.training.PPO_DEFAULTS``), the same seeds and
+the same env-step budget train three agents:
+
+- ``learned``: inside ``ContextAsMemory-<Task>-v0``, the learned world with the default retrieval;
+- ``learned-recent``: the same world with ``retrieval="recent"`` (a world without long-term memory);
+- ``twin``: inside ``CamWorld-<Task>-v0``, the ground-truth sim (the upper bound).
+
+Every agent, a random policy and the task's scripted oracle (it steers with the true goal pose) are
+scored in the twin on held-out scenes (fixed evaluation seeds, disjoint from the training seeds):
+mean return, success rate, and a 95% t-interval over training seeds. The transfer ratio is
+(learned-world agent - random) / (twin agent - random). During training, each agent is scored in the
+twin every ``--eval-every`` env steps: the learning curves.
+
+Writes ``OUT/results.md``, ``results.json``, ``curves.png`` and one SB3 zip per agent
+(``OUT/agents/<condition>_s<seed>.zip``). ``--resume`` continues from what ``OUT`` holds: finished
+agents are kept, an unfinished one restarts from its last saved chunk (the policy and the optimiser's
+state are restored; the rollout in flight when it stopped is lost, so a resumed run is not bitwise
+the uninterrupted one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from camworld import threads
+from camworld.files import atomic_write, write_text
+
+CONDITIONS = ("learned", "learned-recent", "twin")
+TASK_IDS = {"goal-view": "GoalView", "return": "Return", "explore": "Explore"}
+EVAL_SEED = 100_000          # evaluation episodes use reset seeds EVAL_SEED + i; training envs use the run's seed
+# Student t quantiles (two-sided 95%) for n - 1 degrees of freedom; normal beyond the table
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+QUICK = dict(budget=128, seeds=[0, 1], num_envs=4, n_steps=16, episodes=2, eval_every=64, eval_episodes=1,
+             max_episode_steps=12)
+FULL = dict(budget=12_000, seeds=[0, 1, 2], num_envs=16, n_steps=64, episodes=32, eval_every=3_000,
+            eval_episodes=12, max_episode_steps=None)
+
+
+def env_id(condition: str, task: str) -> str:
+    name = TASK_IDS[task]
+    return f"CamWorld-{name}-v0" if condition == "twin" else f"ContextAsMemory-{name}-v0"
+
+
+def env_kwargs(condition: str, args) -> dict:
+    kw = {}
+    if condition == "learned-recent":
+        kw["retrieval"] = "recent"
+    if condition != "twin":
+        if args.checkpoint:
+            kw["checkpoint"] = args.checkpoint
+        kw["device"] = args.device
+    elif getattr(args, "frame_size", None):
+        kw["frame_size"] = args.frame_size       # the twin renders at the learned world's size
+    if args.max_episode_steps:
+        kw["max_episode_steps"] = args.max_episode_steps
+    return kw
+
+
+def learned_frame_size(checkpoint) -> int:
+    """The frame size of a learned-world checkpoint (what the twin must render for the same agents)."""
+    from camworld.model.world_model import read_checkpoint
+
+    return int(read_checkpoint(checkpoint)[0].frame_size)
+
+
+def t_interval(values) -> tuple:
+    """Mean and half-width of a two-sided 95% Student-t interval (nan for fewer than 2 values)."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    if len(v) < 2:
+        return float(v.mean()), float("nan")
+    t = _T95.get(len(v) - 1, 1.96)
+    return float(v.mean()), float(t * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def transfer_ratio(agent: float, twin: float, random: float) -> float:
+    """(agent - random) / (twin - random); nan when the twin agent does not beat random."""
+    gap = twin - random
+    return float((agent - random) / gap) if gap > 1e-9 else float("nan")
+
+
+# ---------------------------------------------------------------- policies scored in the twin
+
+
+class GoalPoseOracle:
+    """Steers to ``info["goal_pose"]`` with the env's own actions: what a perfect vision policy could do."""
+
+    def __init__(self, env):
+        from camworld.agents.scripted import WaypointFollower
+
+        self._follow = WaypointFollower(env)
+
+    def reset(self, obs, info):
+        self._follow.set_waypoints(np.asarray(info["goal_pose"], np.float64)[None])
+
+    def act(self, obs, info):
+        return self._follow.act(obs, info)
+
+
+class RandomPolicy:
+    """Uniform random actions from the env's action space (seeded; ``random_policy(seed)`` binds a seed)."""
+
+    SEED = 0
+
+    def __init__(self, env, seed: int | None = None):
+        self.space = env.action_space
+        self.space.seed(int(self.SEED if seed is None else seed))
+
+    def reset(self, obs, info):
+        pass
+
+    def act(self, obs, info):
+        return self.space.sample()
+
+
+def random_policy(seed: int) -> type:
+    """A ``RandomPolicy`` class with its seed bound (``evaluate`` builds a class per env)."""
+    return type(f"RandomPolicy_s{seed}", (RandomPolicy,), {"SEED": int(seed)})
+
+
+def oracle_for(task: str):
+    """The task's scripted oracle class, or None."""
+    if task in ("goal-view", "return"):
+        return GoalPoseOracle
+    return None
+
+
+def score(agent, args, episodes: int, seed: int = EVAL_SEED) -> dict:
+    """An agent's mean return and success rate on ``episodes`` held-out twin episodes."""
+    from camworld.agents.training import evaluate
+
+    return evaluate(agent, env_id("twin", args.task), episodes=episodes, seed=seed,
+                    env_kwargs=env_kwargs("twin", args))
+
+
+# ---------------------------------------------------------------- one training run (resumable)
+
+
+class _Progress:
+    """SB3 callback: a tqdm bar over all runs' env steps."""
+
+    def __new__(cls, bar):
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        class Callback(BaseCallback):
+            def _on_step(self) -> bool:
+                bar.update(self.training_env.num_envs)
+                return True
+
+        return Callback()
+
+
+def _state_path(out: Path, condition: str, seed: int) -> Path:
+    return out / "agents" / f"{condition}_s{seed}.json"
+
+
+def _save_state(path: Path, state: dict):
+    write_text(path, json.dumps(state, indent=2))
+
+
+def train_one(condition: str, seed: int, args, out: Path, bar) -> dict:
+    """Train (or resume) one agent; score it in the twin every ``eval_every`` steps and at the end."""
+    from stable_baselines3 import PPO
+
+    from camworld.agents.training import PPO_DEFAULTS, policy_for
+    from camworld.envs import make_sb3_vec_env
+
+    spath = _state_path(out, condition, seed)
+    zpath = spath.with_suffix(".zip")
+    state = {"condition": condition, "seed": seed, "env_id": env_id(condition, args.task), "steps": 0,
+             "curve": [], "train_seconds": 0.0, "final": None}
+    if args.resume and spath.exists() and zpath.exists():
+        state = json.loads(spath.read_text())
+        if state.get("final") is not None and state["steps"] >= args.budget:
+            bar.update(args.budget)
+            return state
+    bar.update(state["steps"])
+    venv = make_sb3_vec_env(env_id(condition, args.task), num_envs=args.num_envs, seed=seed,
+                            **env_kwargs(condition, args))
+    try:
+        if state["steps"] > 0:
+            model = PPO.load(str(zpath), env=venv, device="cpu")
+        else:
+            policy, policy_kwargs = policy_for(venv.observation_space)
+            kw = dict(PPO_DEFAULTS, n_steps=args.n_steps)
+            kw["batch_size"] = min(kw["batch_size"], kw["n_steps"] * args.num_envs)
+            model = PPO(policy, venv, policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **kw)
+        rollout = args.n_steps * args.num_envs
+        while state["steps"] < args.budget:
+            chunk = min(max(args.eval_every, rollout), args.budget - state["steps"])
+            t0 = time.perf_counter()
+            model.learn(chunk, reset_num_timesteps=False, callback=_Progress(bar))
+            state["train_seconds"] += time.perf_counter() - t0
+            state["steps"] = int(model.num_timesteps)
+            atomic_write(zpath, lambda tmp: model.save(str(tmp)))
+            last = state["steps"] >= args.budget
+            res = score(model, args, args.episodes if last else args.eval_episodes)
+            state["curve"].append({"steps": state["steps"], **res})
+            if last:
+                state["final"] = res
+            _save_state(spath, state)
+    finally:
+        venv.close()
+    return state
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+def run_benchmark(args) -> dict:
+    from tqdm import tqdm
+
+    out = Path(args.out)
+    (out / "agents").mkdir(parents=True, exist_ok=True)
+    args.frame_size = learned_frame_size(args.checkpoint)
+    t0 = time.perf_counter()
+    runs = [(c, s) for c in args.conditions for s in args.seeds]
+    bar = tqdm(total=args.budget * len(runs), desc="eval agents (env steps)", unit="step",
+               disable=not args.progress)
+    states = [train_one(c, s, args, out, bar) for c, s in runs]
+    bar.close()
+    baselines = {"random": [score(random_policy(s), args, args.episodes) for s in args.seeds]}
+    oracle = oracle_for(args.task)
+    if oracle is not None:
+        baselines["oracle"] = [score(oracle, args, args.episodes)]
+    res = summarise(args, states, baselines)
+    res["seconds"] = time.perf_counter() - t0
+    write_report(res, out)
+    return res
+
+
+def summarise(args, states, baselines) -> dict:
+    rows = {}
+    for c in args.conditions:
+        finals = [s["final"] for s in states if s["condition"] == c]
+        rows[c] = _row(finals)
+        rows[c]["train_steps_per_s"] = float(np.mean([s["steps"] / max(s["train_seconds"], 1e-9)
+                                                      for s in states if s["condition"] == c]))
+    for name, finals in baselines.items():
+        rows[name] = _row(finals)
+    transfer = {}
+    if "twin" in rows and "random" in rows:
+        for c in args.conditions:
+            if c != "twin":
+                transfer[c] = {m: transfer_ratio(rows[c][m], rows["twin"][m], rows["random"][m])
+                               for m in ("mean_return", "success_rate")}
+    return {"task": args.task, "budget": args.budget, "seeds": list(args.seeds), "num_envs": args.num_envs,
+            "frame_size": args.frame_size, "checkpoint": args.checkpoint or "shipped default",
+            "n_steps": args.n_steps, "episodes": args.episodes, "eval_every": args.eval_every,
+            "max_episode_steps": args.max_episode_steps, "rows": rows, "transfer": transfer,
+            "runs": states}
+
+
+def _row(finals) -> dict:
+    ret, ret_ci = t_interval([f["mean_return"] for f in finals])
+    suc, suc_ci = t_interval([f["success_rate"] for f in finals])
+    return {"mean_return": ret, "mean_return_ci": ret_ci, "success_rate": suc, "success_rate_ci": suc_ci,
+            "n": len(finals)}
+
+
+def _fmt(v, ci, nd=2) -> str:
+    if not np.isfinite(v):
+        return "n/a"
+    return f"{v:.{nd}f}" + (f" ± {ci:.{nd}f}" if np.isfinite(ci) else "")
+
+
+def markdown(res) -> str:
+    lines = [f"Task `{res['task']}`: PPO, {res['budget']} env steps per agent, seeds {res['seeds']}, "
+             f"{res['num_envs']} envs x {res['n_steps']} steps per rollout; every agent scored in "
+             f"`{env_id('twin', res['task'])}` on {res['episodes']} held-out episodes (reset seeds from "
+             f"{EVAL_SEED}). Mean ± 95% t-interval over seeds.", "",
+             "| agent | trained in | twin return | twin success rate | train env-steps/s |", "|---|---|---|---|---|"]
+    where = {"learned": "ContextAsMemory (default retrieval)", "learned-recent": "ContextAsMemory (`recent`)",
+             "twin": "CamWorld twin", "random": "-", "oracle": "- (scripted, true goal pose)"}
+    for name, r in res["rows"].items():
+        sps = f"{r['train_steps_per_s']:.1f}" if "train_steps_per_s" in r else "-"
+        lines.append(f"| {name} | {where.get(name, name)} | {_fmt(r['mean_return'], r['mean_return_ci'])} | "
+                     f"{_fmt(r['success_rate'], r['success_rate_ci'])} | {sps} |")
+    if res["transfer"]:
+        lines += ["", "Transfer ratio (agent - random) / (twin agent - random), n/a where the twin agent does not "
+                      "beat random:", "", "| agent | on return | on success rate |", "|---|---|---|"]
+        for c, t in res["transfer"].items():
+            lines.append(f"| {c} | {_fmt(t['mean_return'], float('nan'))} | {_fmt(t['success_rate'], float('nan'))} |")
+    lines += ["", f"Wall time {res['seconds']:.0f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(res, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for c in dict.fromkeys(s["condition"] for s in res["runs"]):
+        curves = [s["curve"] for s in res["runs"] if s["condition"] == c]
+        n = min(len(cv) for cv in curves)
+        if n == 0:
+            continue
+        x = [curves[0][i]["steps"] for i in range(n)]
+        for ax, key in zip(axes, ("mean_return", "success_rate")):
+            y = np.array([[cv[i][key] for i in range(n)] for cv in curves], np.float64)
+            m = np.nanmean(y, 0)
+            ax.plot(x, m, marker="o", label=c)
+            if len(curves) > 1:
+                ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), alpha=0.2)
+    for ax, key in zip(axes, ("mean_return", "success_rate")):
+        for name, ls in (("random", ":"), ("oracle", "--")):
+            if name in res["rows"] and np.isfinite(res["rows"][name][key]):
+                ax.axhline(res["rows"][name][key], color="gray", ls=ls, label=name)
+        ax.set_xlabel("env steps of training")
+        ax.set_ylabel(f"twin {key.replace('_', ' ')}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{res['task']}: agents scored in the twin while they train (mean over seeds, band = min..max)",
+                 fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def write_report(res, out: Path):
+    write_text(out / "results.md", markdown(res))
+    write_text(out / "results.json", json.dumps(res, indent=2, default=float))
+    plot_curves(res, out / "curves.png")
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def add_arguments(p: argparse.ArgumentParser):
+    p.add_argument("what", choices=["agents"], help="agents: train in the generated world, score in the twin")
+    p.add_argument("--task", default="goal-view", choices=sorted(TASK_IDS))
+    p.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    p.add_argument("--quick", action="store_true", help="tiny settings for CI (every piece, about a minute)")
+    p.add_argument("--budget", type=int, default=None, help=f"env steps per agent (full: {FULL['budget']})")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help=f"training seeds (full: {FULL['seeds']})")
+    p.add_argument("--num-envs", type=int, default=None, help=f"envs per agent, one batched world (full: {FULL['num_envs']})")
+    p.add_argument("--n-steps", type=int, default=None, help=f"PPO rollout steps per env (full: {FULL['n_steps']})")
+    p.add_argument("--episodes", type=int, default=None, help=f"final twin episodes per agent (full: {FULL['episodes']})")
+    p.add_argument("--eval-every", type=int, default=None, help=f"env steps between curve points (full: {FULL['eval_every']})")
+    p.add_argument("--eval-episodes", type=int, default=None, help="twin episodes per curve point")
+    p.add_argument("--max-episode-steps", type=int, default=None, help="episode cap (default: the task's registered one)")
+    p.add_argument("--checkpoint", default=None, help="learned-world checkpoint (default: the shipped one)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="eval_agents")
+    p.add_argument("--resume", action="store_true", help="continue from what --out holds")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    threads.add_argument(p)
+
+
+def resolve(args):
+    """Fill unset settings from --quick or the full setting; validate."""
+    base = QUICK if args.quick else FULL
+    for k, v in base.items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, v)
+    for k in ("budget", "num_envs", "n_steps", "episodes", "eval_every", "eval_episodes"):
+        if int(getattr(args, k)) < 1:
+            raise SystemExit(f"camworld eval agents: --{k.replace('_', '-')} must be >= 1, got {getattr(args, k)}")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise SystemExit(f"camworld eval agents: --seeds must be distinct, got {args.seeds}")
+    return args
+
+
+def run(args) -> int:
+    threads.apply(args.threads)
+    res = run_benchmark(resolve(args))
+    print(markdown(res))
+    print(f"wrote {args.out}/results.md, results.json, curves.png and agents/*.zip")
+    return 0

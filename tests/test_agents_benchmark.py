@@ -1,0 +1,101 @@
+"""``camworld eval agents``: train in the generated world, score in the twin (tiny settings)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from camworld.agents import benchmark as B
+
+
+def test_t_interval_and_transfer_ratio():
+    m, h = B.t_interval([1.0, 2.0, 3.0])
+    assert m == pytest.approx(2.0) and h == pytest.approx(4.303 * 1.0 / np.sqrt(3))
+    assert np.isnan(B.t_interval([5.0])[1]) and B.t_interval([5.0])[0] == 5.0
+    assert np.isnan(B.t_interval([])[0])
+    assert B.transfer_ratio(0.5, 1.0, 0.0) == pytest.approx(0.5)
+    assert B.transfer_ratio(0.0, 1.0, 0.0) == 0.0
+    assert np.isnan(B.transfer_ratio(0.3, 0.1, 0.2))          # the twin agent does not beat random
+
+
+def test_env_ids_and_conditions():
+    assert B.env_id("twin", "goal-view") == "CamWorld-GoalView-v0"
+    assert B.env_id("learned", "goal-view") == B.env_id("learned-recent", "goal-view") == "ContextAsMemory-GoalView-v0"
+    args = B.resolve(_args(["agents", "--quick"]))
+    assert B.env_kwargs("learned-recent", args)["retrieval"] == "recent"
+    assert "retrieval" not in B.env_kwargs("learned", args)      # the default retrieval
+    assert "checkpoint" not in B.env_kwargs("twin", args)
+
+
+def _args(argv):
+    import argparse
+
+    p = argparse.ArgumentParser()
+    B.add_arguments(p)
+    return p.parse_args(argv)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(SystemExit, match="--budget must be >= 1"):
+        B.resolve(_args(["agents", "--quick", "--budget", "0"]))
+    with pytest.raises(SystemExit, match="distinct"):
+        B.resolve(_args(["agents", "--quick", "--seeds", "1", "1"]))
+
+
+def test_oracle_beats_random_in_the_twin():
+    """The scripted oracle steers to the true goal pose: it must reach it where random does not."""
+    args = B.resolve(_args(["agents", "--quick", "--max-episode-steps", "30"]))
+    args.frame_size = 32
+    oracle = B.score(B.GoalPoseOracle, args, episodes=3)
+    rand = B.score(B.random_policy(0), args, episodes=3)
+    assert oracle["success_rate"] == 1.0 and oracle["mean_return"] > rand["mean_return"]
+
+
+def test_quick_benchmark_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsys):
+    from camworld.cli import main
+
+    argv = ["eval", "agents", "--quick", "--checkpoint", tiny_checkpoint, "--out", str(tmp_path), "--budget", "16",
+            "--num-envs", "2", "--n-steps", "4", "--eval-every", "8", "--max-episode-steps", "6", "--threads", "1",
+            "--no-progress"]
+    assert main(argv) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert set(res["rows"]) == {"learned", "learned-recent", "twin", "random", "oracle"}
+    for c in B.CONDITIONS:
+        for s in (0, 1):
+            assert (tmp_path / "agents" / f"{c}_s{s}.zip").stat().st_size > 0
+        assert res["rows"][c]["n"] == 2 and np.isfinite(res["rows"][c]["mean_return"])
+    assert set(res["transfer"]) == {"learned", "learned-recent"}
+    run = next(r for r in res["runs"] if r["condition"] == "learned")
+    assert [p["steps"] for p in run["curve"]] == [8, 16]
+    assert {k: run["curve"][-1][k] for k in run["final"]} == run["final"]     # the final score is the last point
+    assert res["frame_size"] == 32                                  # the twin rendered at the learned world's size
+    md = (tmp_path / "results.md").read_text()
+    assert "| learned | ContextAsMemory (default retrieval) |" in md and "Transfer ratio" in md
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+
+    # resume: finished agents are kept as they are (no retraining: same curves, same zip)
+    before = (tmp_path / "agents" / "twin_s0.zip").read_bytes()
+    assert main(argv + ["--resume"]) == 0
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert (tmp_path / "agents" / "twin_s0.zip").read_bytes() == before
+    assert [r["curve"] for r in again["runs"]] == [r["curve"] for r in res["runs"]]
+
+
+def test_resume_continues_an_unfinished_agent(tiny_checkpoint, tmp_path):
+    """Stopped after its first chunk (as a crash would leave it), an agent resumes from its zip and
+    finishes the budget: the curve keeps the first point and adds the rest."""
+    args = B.resolve(_args(["agents", "--quick", "--checkpoint", tiny_checkpoint, "--out", str(tmp_path),
+                            "--budget", "8", "--num-envs", "2", "--n-steps", "4", "--eval-every", "8",
+                            "--max-episode-steps", "4", "--conditions", "twin", "--seeds", "0", "--no-progress"]))
+    args.frame_size = 32
+    from tqdm import tqdm
+
+    bar = tqdm(disable=True)
+    (tmp_path / "agents").mkdir(parents=True)
+    first = B.train_one("twin", 0, args, tmp_path, bar)
+    assert first["steps"] == 8 and first["final"] is not None
+    args.budget, args.resume = 16, True
+    second = B.train_one("twin", 0, args, tmp_path, bar)
+    assert second["steps"] == 16 and [p["steps"] for p in second["curve"]] == [8, 16]
+    assert second["curve"][0] == first["curve"][0]
