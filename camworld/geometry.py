@@ -6,11 +6,13 @@ Conventions (DESIGN.md §4, a contract):
     positive yaw turns left (counter-clockwise seen from above).
   * Extrinsics are camera-to-world ``[R|t]`` (3x4) with OpenCV camera axes:
     x right, y down, z forward. The camera centre sits at height ``CAMERA_HEIGHT``.
+  * Full 6-DoF poses are the same camera-to-world [R|t] with any rotation and height: build them
+    with ``euler_to_extrinsics`` (yaw, then pitch up, then roll), check them with ``as_extrinsics``.
   * Intrinsics come from the horizontal FOV (default 52.67 degrees, as in the paper) and
     the frame size; pixels are square, the principal point is the image centre, and pixel
     ``(u, v)`` has its centre at ``(u + 0.5, v + 0.5)``.
 
-Letters: P poses, H/W frame height/width.
+Letters: P poses, H/W frame height/width, N points.
 All functions are pure numpy and vectorised over leading pose dimensions.
 """
 
@@ -64,13 +66,66 @@ def planar_to_extrinsics(poses, height: float = CAMERA_HEIGHT) -> np.ndarray:
 
 
 def extrinsics_to_planar(ext) -> np.ndarray:
-    """Camera-to-world [R|t] (..., 3, 4) -> planar poses (..., 3). Inverse of planar_to_extrinsics."""
+    """Camera-to-world [R|t] (..., 3, 4) -> planar poses (..., 3). Inverse of planar_to_extrinsics.
+
+    For a 6-DoF pose: its ground position and the heading of its optical axis (height, pitch and roll
+    are dropped; a camera looking straight up or down gets yaw 0)."""
     E = np.asarray(ext, dtype=np.float64)
     if E.shape[-2:] != (3, 4):
         raise ValueError(f"extrinsics must have shape (..., 3, 4), got {E.shape}")
     fwd = E[..., :, 2]
     yaw = np.arctan2(fwd[..., 1], fwd[..., 0])
     return np.stack([E[..., 0, 3], E[..., 1, 3], yaw], -1)
+
+
+def as_extrinsics(ext, name: str = "extrinsics", tol: float = 1e-6) -> np.ndarray:
+    """Validate camera-to-world poses (..., 3, 4) or (..., 4, 4) -> float64 (..., 3, 4).
+
+    Checks: finite, R orthonormal with det +1 (within ``tol``), and a 4x4's last row [0, 0, 0, 1].
+    """
+    E = np.asarray(ext, dtype=np.float64)
+    if E.ndim < 2 or E.shape[-2:] not in ((3, 4), (4, 4)):
+        raise ValueError(f"{name} must be camera-to-world [R|t] of shape (..., 3, 4) or (..., 4, 4), got {E.shape}")
+    if not np.all(np.isfinite(E)):
+        raise ValueError(f"{name} contain NaN or inf: every [R|t] entry must be finite")
+    if E.shape[-2] == 4:
+        if np.abs(E[..., 3, :] - [0.0, 0.0, 0.0, 1.0]).max(initial=0.0) > tol:
+            raise ValueError(f"{name}: the last row of a 4x4 camera-to-world matrix must be [0, 0, 0, 1]")
+        E = E[..., :3, :]
+    R = E[..., :3, :3]
+    err = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max(initial=0.0)
+    if err > tol or (E.size and np.linalg.det(R).min() < 0):
+        raise ValueError(f"{name}: each rotation R must be orthonormal with det +1 (max |R^T R - I| = {err:.2g}); "
+                         "build poses with camworld.geometry.euler_to_extrinsics or planar_to_extrinsics")
+    return np.ascontiguousarray(E)
+
+
+def euler_to_extrinsics(x, y, z, yaw, pitch=0.0, roll=0.0) -> np.ndarray:
+    """Camera-to-world [R|t] (..., 3, 4) of a camera at (x, y, z) metres, turned by yaw (about +z, as the
+    planar pose), then pitched by ``pitch`` (radians, positive looks up), then rolled by ``roll``
+    (about its own optical axis, positive turns the image clockwise as the camera sees it).
+
+    Zero pitch and roll at z = CAMERA_HEIGHT gives ``planar_to_extrinsics((x, y, yaw))``.
+    """
+    x, y, z, yaw, pitch, roll = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (x, y, z, yaw, pitch, roll)))
+    base = planar_to_extrinsics(np.stack([x, y, yaw], -1))[..., :3]           # (..., 3, 3) level camera
+    cp, sp, cr, sr = np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    zero, one = np.zeros_like(cp), np.ones_like(cp)
+    # pitch up = rotate about camera +x so that forward (+z) tilts towards up (-y)
+    Rp = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1), np.stack([zero, sp, cp], -1)], -2)
+    Rr = np.stack([np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1), np.stack([zero, zero, one], -1)], -2)
+    R = base @ Rp @ Rr
+    return np.concatenate([R, np.stack([x, y, z], -1)[..., None]], -1)
+
+
+def frustum_tans(hfov_deg: float = DEFAULT_HFOV_DEG, aspect: float = 1.0) -> tuple:
+    """(tan of half the horizontal FOV, tan of half the vertical FOV) for frames of width / height ``aspect``."""
+    if not (0.0 < hfov_deg < 180.0):
+        raise ValueError(f"hfov_deg must be in (0, 180), got {hfov_deg}")
+    if not aspect > 0.0:
+        raise ValueError(f"aspect (width / height) must be > 0, got {aspect}")
+    th = float(np.tan(np.deg2rad(hfov_deg) / 2.0))
+    return th, th / float(aspect)
 
 
 def to_homogeneous(ext) -> np.ndarray:

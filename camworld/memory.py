@@ -3,11 +3,18 @@
 The paper stores context *as frames* (§3, "storage format"), retrieves by camera pose (§3.3) and
 encodes the retrieved frames (Algorithm 2, line 4). The bank keeps what those steps need:
 
-* frames ``uint8 (H, W, 3)``; planar poses ``(x, y, yaw)`` float64; timestamps float64 (a step
-  counter or seconds; float64 holds integers exactly up to 2**53); an optional ``source`` tag
-  (int64, -1 = none; e.g. the agent id in a shared multi-agent world);
-* camera-to-world extrinsics ``[R|t]`` (3, 4) are *derived* from the planar poses on request
-  (``geometry.planar_to_extrinsics``), so they cannot disagree with them;
+* frames ``uint8 (H, W, 3)``; timestamps float64 (a step counter or seconds; float64 holds integers
+  exactly up to 2**53); an optional ``source`` tag (int64, -1 = none; e.g. the agent id in a shared
+  multi-agent world);
+* every frame's pose twice: full camera-to-world extrinsics ``[R|t]`` (3, 4) float64 (OpenCV axes,
+  ``geometry``) and the planar pose ``(x, y, yaw)`` float64 that the paper's FOV rule reads. Append
+  either one: planar poses are stored as given and their extrinsics derived
+  (``geometry.planar_to_extrinsics``, camera at ``CAMERA_HEIGHT``); 6-DoF extrinsics (pitched,
+  rolled, at any height) are stored as given and their planar pose derived (ground position and
+  heading, ``geometry.extrinsics_to_planar``). The two never disagree;
+* ``index``: a ``PoseGrid`` over the camera positions and headings, kept up to date lazily (it
+  catches up with new frames when asked for), that retrieval uses to touch only nearby frames
+  facing the right way (``camworld.retrieval.index``);
 * a latent cache: ``set_latents`` stores the model's latents of a frame (numpy float32; torch
   tensors are converted with ``.detach().cpu().numpy()``), all of one shape fixed by the first
   write; ``get_latents`` says which frames have one, so no frame is ever encoded twice;
@@ -18,16 +25,20 @@ amortised O(1) per frame. ``capacity`` bounds the frames (and their latents) hel
 it is exceeded, the oldest half of the RAM frames is *spilled* to ``np.memmap`` files in a private
 temporary directory (removed by ``close``/``clear``/garbage collection). Indices never change and
 spilled frames stay readable and their latents writable, so retrieval and the world's bookkeeping
-are unaffected; only reads of old frames get slower. Poses, times, sources and the latent mask
-(~40 bytes per frame) always stay in RAM because retrieval scans all poses.
+are unaffected; only reads of old frames get slower. Poses, extrinsics, times, sources, the latent
+mask and the index (about 160 bytes per frame: 24 planar pose, 96 extrinsics, 8 time, 8 source, 1
+mask, 16-32 index) always stay in RAM because retrieval may read any pose.
 
 Files. ``save(path)`` writes one uncompressed zip (``.npz``-compatible: ``np.load`` opens it with
 ``allow_pickle=False``) holding ``header.json`` (magic, version, shapes, meta) and ``.npy``
 members, streamed in chunks so a spilled bank never has to fit in RAM; it is written to a temp
 file and moved into place (``camworld.files.atomic_write``). ``MemoryBank.load`` checks magic, version
-and shapes and says clearly when a file is truncated or foreign. No pickle anywhere.
+and shapes and says clearly when a file is truncated or foreign. No pickle anywhere. Version 2 adds
+the ``extrinsics`` member; version 1 files (planar poses only) still load, their extrinsics derived
+as they were then.
 
-Letters: N frames in the bank, T frames appended at once, H/W frame size, L frames with latents.
+Letters: N frames in the bank, T frames appended at once, H/W frame size, L frames with latents,
+K occupied cells of the index.
 """
 
 from __future__ import annotations
@@ -45,7 +56,8 @@ from camworld import geometry
 from camworld.files import atomic_write
 
 MAGIC = "camworld.MemoryBank"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)            # file versions load() understands (1: planar poses only, extrinsics derived)
 _CHUNK_BYTES = 64 << 20   # streaming chunk for save/load
 
 
@@ -126,10 +138,157 @@ class _Store:
             yield self.get(np.arange(j, min(j + rows, self.n)))
 
 
+def _poses_and_extrinsics(poses, T: int):
+    """Appended poses -> (planar (T, 3), extrinsics (T, 3, 4)), the missing one derived (module doc)."""
+    shape = np.shape(poses)
+    if len(shape) >= 2 and shape[-2:] in ((3, 4), (4, 4)):
+        e = geometry.as_extrinsics(poses, "poses").reshape(-1, 3, 4)
+        if len(e) != T:
+            raise ValueError(f"poses must be ({T}, 3, 4) extrinsics to match {T} frames, got shape {shape}")
+        return geometry.extrinsics_to_planar(e), e
+    p = np.asarray(poses, np.float64).reshape(-1, 3) if np.size(poses) == 3 * T else None
+    if p is None or len(p) != T:
+        raise ValueError(f"poses must be ({T}, 3) planar poses or ({T}, 3, 4) extrinsics to match {T} frames, "
+                         f"got shape {shape}")
+    if not np.isfinite(p).all():
+        raise ValueError("poses contain NaN or inf: every (x, y, yaw) must be finite")
+    return p, geometry.planar_to_extrinsics(p)
+
+
 def _to_numpy(x) -> np.ndarray:
     if hasattr(x, "detach"):  # a torch tensor; torch itself is not imported here
         x = x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+class PoseGrid:
+    """Camera poses bucketed by ground cell and heading bin: the index retrieval queries.
+
+    A frame's bucket is its cell ``(floor(x / cell), floor(y / cell))`` (clamped to +-2**20 cells) and
+    its heading bin: ``n_bins`` equal bins of the yaw, or the extra bin ``n_bins`` for a camera whose
+    optical axis is steeper than 30 degrees (|forward z| > ``STEEP_SIN``), whose heading says little
+    about what it sees. Bucket key = ``cell_id * (n_bins + 1) + bin``, so the buckets of one cell are
+    contiguous. Frames ``[0, n_sorted)`` are held sorted by (key, frame index), with the list of
+    occupied cells and where each starts; newer frames wait in an unsorted tail of at most
+    ``tail_max`` frames, which queries scan directly, and are then merged in (O(N), so O(N / tail_max)
+    per frame). Append-only: frames are never moved or removed (``MemoryBank.clear`` starts a new grid).
+
+    It knows nothing of FOV rules: ``camworld.retrieval.index`` decides which buckets a query needs.
+    """
+
+    STEEP_SIN = 0.5      # |forward z| above this (pitch beyond 30 degrees): the steep bin
+    OFFSET = 1 << 20     # cells per half axis; farther positions share the border cells
+
+    def __init__(self, cell: float = 1.0, n_bins: int = 64, tail_max: int = 2048):
+        if not cell > 0.0 or int(n_bins) < 1 or int(tail_max) < 1:
+            raise ValueError(f"PoseGrid needs cell > 0 metres, n_bins >= 1, tail_max >= 1; got {cell}, {n_bins}, "
+                             f"{tail_max}")
+        self.cell, self.n_bins, self.tail_max = float(cell), int(n_bins), int(tail_max)
+        self.bins_per_cell = self.n_bins + 1
+        self.n = self.n_sorted = self.n_steep = 0
+        self.keys = np.zeros(0, np.int64)        # (n_sorted,) bucket keys, sorted
+        self.order = np.zeros(0, np.int64)       # (n_sorted,) frame index of each, increasing within a key
+        self.cells = np.zeros(0, np.int64)       # (K,) occupied cell ids, sorted
+        self.cell_start = np.zeros(1, np.int64)  # (K + 1,) where each cell's frames start in keys/order
+        self._tail = np.zeros(self.tail_max, np.int64)
+
+    def cell_index(self, v) -> np.ndarray:
+        """Cell coordinate (offset to >= 0) of positions v (metres) along one axis."""
+        c = np.floor(np.asarray(v, np.float64) / self.cell)
+        return (np.clip(c, -self.OFFSET, self.OFFSET - 1) + self.OFFSET).astype(np.int64)
+
+    def cell_id(self, ix, iy) -> np.ndarray:
+        return np.asarray(ix, np.int64) * (2 * self.OFFSET) + np.asarray(iy, np.int64)
+
+    def bin_of(self, yaw) -> np.ndarray:
+        """Heading bin of yaws (radians, any branch): bin j holds wrapped yaws in [j, j + 1) * 2 pi / n_bins."""
+        b = np.floor((np.asarray(yaw, np.float64) % (2 * np.pi)) * (self.n_bins / (2 * np.pi))).astype(np.int64)
+        return np.minimum(b, self.n_bins - 1)
+
+    def keys_of(self, xy: np.ndarray, yaw: np.ndarray, steep: np.ndarray | None = None) -> np.ndarray:
+        b = self.bin_of(yaw)
+        if steep is not None:
+            b = np.where(steep, self.n_bins, b)
+        return self.cell_id(self.cell_index(xy[:, 0]), self.cell_index(xy[:, 1])) * self.bins_per_cell + b
+
+    def add(self, xy, yaw, steep=None):
+        """Index the next frames: positions (T, 2), headings (T,), steep flags (T,) bool or None."""
+        xy = np.asarray(xy, np.float64).reshape(-1, 2)
+        k = self.keys_of(xy, np.asarray(yaw, np.float64).reshape(-1), steep)
+        if steep is not None:
+            self.n_steep += int(np.count_nonzero(steep))
+        j = 0
+        while j < len(k):
+            room = self.tail_max - (self.n - self.n_sorted)
+            take = k[j:j + room]
+            self._tail[self.n - self.n_sorted:self.n - self.n_sorted + len(take)] = take
+            self.n += len(take)
+            j += len(take)
+            if self.n - self.n_sorted >= self.tail_max:
+                self._merge()
+
+    def _merge(self):
+        """Sort the tail in: one O(N) insert of T keys (np.insert keeps equal positions in value order)."""
+        tail = self._tail[: self.n - self.n_sorted]
+        o = np.argsort(tail, kind="stable")
+        at = np.searchsorted(self.keys, tail[o], side="right")     # after equal keys: older frames first
+        self.keys = np.insert(self.keys, at, tail[o])
+        self.order = np.insert(self.order, at, o + self.n_sorted)
+        cells = self.keys // self.bins_per_cell
+        starts = np.flatnonzero(np.concatenate([[True], cells[1:] != cells[:-1]]))
+        self.cells, self.cell_start = cells[starts], np.append(starts, len(cells))
+        self.n_sorted = self.n
+
+    def occupied(self, ix0: int, ix1: int, iy0: int, iy1: int):
+        """Occupied cells of the sorted part with ix0 <= ix <= ix1, iy0 <= iy <= iy1 (offset coordinates).
+
+        Returns (positions into ``cells`` int64 (C,), row start flags bool (C,): True where a new ix row
+        begins), rows in increasing ix, cells in increasing iy within a row.
+        """
+        ix = np.arange(ix0, ix1 + 1, dtype=np.int64)
+        lo = np.searchsorted(self.cells, self.cell_id(ix, iy0), side="left")
+        hi = np.searchsorted(self.cells, self.cell_id(ix, iy1), side="right")
+        counts = hi - lo
+        pos = ranges(lo, counts)
+        first = np.zeros(len(pos), bool)
+        first[np.cumsum(counts)[counts > 0] - counts[counts > 0]] = True
+        return pos, first
+
+    def frames_in(self, key_lo: np.ndarray, key_hi: np.ndarray) -> np.ndarray:
+        """Frame indices of the sorted part with a key in any [key_lo, key_hi] (disjoint, increasing)."""
+        lo = np.searchsorted(self.keys, key_lo, side="left")
+        hi = np.searchsorted(self.keys, key_hi, side="right")
+        return self.order[ranges(lo, hi - lo)]
+
+    def holds(self, rows: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Is frame rows[i] filed under keys[i]? bool (len(rows),) (a consistency check, O(log N) each)."""
+        rows, keys = np.asarray(rows, np.int64), np.asarray(keys, np.int64)
+        out = np.zeros(len(rows), bool)
+        tail = rows >= self.n_sorted
+        out[tail] = self._tail[rows[tail] - self.n_sorted] == keys[tail]
+        for i in np.flatnonzero(~tail & (rows >= 0)):
+            lo, hi = np.searchsorted(self.keys, keys[i], "left"), np.searchsorted(self.keys, keys[i], "right")
+            j = lo + np.searchsorted(self.order[lo:hi], rows[i])
+            out[i] = j < hi and self.order[j] == rows[i]
+        return out
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.keys, self.order, self.cells, self.cell_start, self._tail))
+
+
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenate arange(s, s + c) for every (s, c): int64 (sum(counts),)."""
+    starts, counts = np.asarray(starts, np.int64), np.asarray(counts, np.int64)
+    keep = counts > 0
+    starts, counts = starts[keep], counts[keep]
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    step = np.ones(total, np.int64)
+    head = np.cumsum(counts)[:-1]                         # where each range after the first begins
+    step[0] = starts[0]
+    step[head] = starts[1:] - (starts[:-1] + counts[:-1] - 1)
+    return np.cumsum(step)
 
 
 class MemoryBank:
@@ -161,12 +320,14 @@ class MemoryBank:
     def _reset(self):
         self._n = 0
         self._poses = np.zeros((16, 3))
+        self._ext = np.zeros((16, 3, 4))
         self._times = np.zeros(16)
         self._sources = np.full(16, -1, np.int64)
         self._has_lat = np.zeros(16, bool)
         self._frames = _Store(self.frame_shape, np.uint8, lambda: self._spill_path("frames"))
         self._lat: _Store | None = None
         self.latent_shape: tuple | None = None
+        self._grid = PoseGrid()
 
     def _spill_path(self, name: str) -> str:
         if self._tmp is None:
@@ -224,9 +385,18 @@ class MemoryBank:
         return self._ro(self._has_lat)
 
     def extrinsics(self, idx=None) -> np.ndarray:
-        """Camera-to-world [R|t] float64 (len(idx), 3, 4) derived from the poses (all when idx is None)."""
-        p = self.poses if idx is None else self.poses[self._index(idx)]
-        return geometry.planar_to_extrinsics(p)
+        """Camera-to-world [R|t] float64: all (N, 3, 4) as a read-only view when idx is None, else a copy
+        (len(idx), 3, 4)."""
+        return self._ro(self._ext) if idx is None else self._ext[self._index(idx)]
+
+    @property
+    def index(self) -> PoseGrid:
+        """The pose index (``PoseGrid``) over every frame, brought up to date first (O(new frames))."""
+        g = self._grid
+        if g.n < self._n:
+            a, b = g.n, self._n
+            g.add(self._poses[a:b, :2], self._poses[a:b, 2], np.abs(self._ext[a:b, 2, 2]) > PoseGrid.STEEP_SIN)
+        return g
 
     # ------------------------------------------------------------------ writing
 
@@ -234,7 +404,7 @@ class MemoryBank:
         if n <= len(self._poses):
             return
         new = max(n, 2 * len(self._poses))
-        for name, fillv in (("_poses", 0.0), ("_times", 0.0), ("_sources", -1), ("_has_lat", False)):
+        for name, fillv in (("_poses", 0.0), ("_ext", 0.0), ("_times", 0.0), ("_sources", -1), ("_has_lat", False)):
             old = getattr(self, name)
             buf = np.full((new,) + old.shape[1:], fillv, old.dtype)
             buf[: self._n] = old[: self._n]
@@ -245,7 +415,8 @@ class MemoryBank:
 
         Args:
             frames: uint8 (T, H, W, 3) (or (H, W, 3) for one frame).
-            poses: (T, 3) planar poses (x, y, yaw), finite.
+            poses: (T, 3) planar poses (x, y, yaw), or (T, 3, 4) / (T, 4, 4) camera-to-world extrinsics
+                (6-DoF; see module doc); finite.
             times: (T,) timestamps; default continues a step counter (last time + 1, + 2, ...).
             source: None, an int, or (T,) ints tagging who produced the frames.
 
@@ -260,11 +431,12 @@ class MemoryBank:
                              f"{f.shape}; convert with np.clip(x, 0, 255).astype(np.uint8) or make the bank with "
                              f"frame_shape={f.shape[1:]}")
         T = len(f)
-        p = np.asarray(poses, np.float64).reshape(-1, 3) if np.size(poses) == 3 * T else None
-        if p is None or len(p) != T:
-            raise ValueError(f"poses must be ({T}, 3) to match {T} frames, got shape {np.shape(poses)}")
-        if not np.isfinite(p).all():
-            raise ValueError("poses contain NaN or inf: every (x, y, yaw) must be finite")
+        p, e = _poses_and_extrinsics(poses, T)
+        return self._append(f, p, e, times, source)
+
+    def _append(self, f, p, e, times, source) -> np.ndarray:
+        """Append validated frames f (T, H, W, 3), planar poses p (T, 3) and extrinsics e (T, 3, 4)."""
+        T = len(f)
         if times is None:
             start = self._times[self._n - 1] + 1 if self._n else 0.0
             t = start + np.arange(T, dtype=np.float64)
@@ -280,7 +452,8 @@ class MemoryBank:
                 raise ValueError(f"source must be an int or (T,) ints, got dtype {s.dtype}")
         n0 = self._n
         self._grow(n0 + T)
-        self._poses[n0:n0 + T], self._times[n0:n0 + T], self._sources[n0:n0 + T] = p, t, s
+        self._poses[n0:n0 + T], self._ext[n0:n0 + T] = p, e
+        self._times[n0:n0 + T], self._sources[n0:n0 + T] = t, s
         self._has_lat[n0:n0 + T] = False
         self._frames.extend(f)
         if self._lat is not None:
@@ -365,7 +538,8 @@ class MemoryBank:
         def write(tmp):
             with open(tmp, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
                 zf.writestr("header.json", header_bytes)
-                for name, arr in (("poses", self.poses), ("times", self.times), ("sources", self.sources)):
+                for name, arr in (("poses", self.poses), ("extrinsics", self.extrinsics()), ("times", self.times),
+                                  ("sources", self.sources)):
                     _write_npy(zf, name, arr.dtype, arr.shape, [np.ascontiguousarray(arr)])
                 rows = max(1, _CHUNK_BYTES // int(np.prod(self.frame_shape)))
                 _write_npy(zf, "frames", np.uint8, (self._n,) + self.frame_shape, self._frames.chunks(rows))
@@ -398,9 +572,10 @@ class MemoryBank:
             magic = header.get("magic") if isinstance(header, dict) else None
             if magic != MAGIC:
                 raise ValueError(f"{what}: header magic is {magic!r}, expected {MAGIC!r}")
-            if header.get("version") != VERSION:
-                raise ValueError(f"{path!r} is MemoryBank format version {header.get('version')!r}; this camworld "
-                                 f"reads version {VERSION}")
+            version = header.get("version")
+            if version not in READS:
+                raise ValueError(f"{path!r} is MemoryBank format version {version!r}; this camworld reads versions "
+                                 f"{', '.join(map(str, READS))}")
             bank = cls(frame_shape=tuple(header["frame_shape"]),
                        capacity=int(header["capacity"] if capacity is None else capacity),
                        spill_dir=spill_dir, meta=header.get("meta") or {})
@@ -409,12 +584,17 @@ class MemoryBank:
                 poses = _read_npy_all(zf, "poses", (n, 3))
                 times = _read_npy_all(zf, "times", (n,))
                 sources = _read_npy_all(zf, "sources", (n,))
+                ext = _checked_extrinsics(_read_npy_all(zf, "extrinsics", (n, 3, 4)), poses, path) if version >= 2 \
+                    else _poses_and_extrinsics(poses, n)[1]                        # version 1: derived, as then
                 off = 0
                 for block in _read_npy(zf, "frames", (n,) + bank.frame_shape):
                     T = len(block)
                     if T == 0:
                         continue
-                    bank.append(block, poses[off:off + T], times[off:off + T], sources[off:off + T])
+                    if not np.isfinite(poses[off:off + T]).all():
+                        raise ValueError(f"{path!r}: poses contain NaN or inf")
+                    bank._append(block, poses[off:off + T], ext[off:off + T], times[off:off + T],
+                                 sources[off:off + T])
                     off += T
                 li = _read_npy_all(zf, "latent_index", None)
                 if header.get("latent_shape") is not None and len(li):
@@ -432,6 +612,21 @@ class MemoryBank:
             if len(bank) != n:
                 raise ValueError(f"{path!r}: header says {n} frames, file holds {len(bank)}; it may be truncated")
         return bank
+
+
+def _checked_extrinsics(ext: np.ndarray, poses: np.ndarray, path) -> np.ndarray:
+    """A file's extrinsics, validated and checked against its planar poses (same position and heading)."""
+    try:
+        e = geometry.as_extrinsics(ext, "extrinsics")
+    except ValueError as err:
+        raise ValueError(f"{path!r}: {err}") from None
+    back = geometry.extrinsics_to_planar(e)
+    bad = (np.abs(back[:, :2] - poses[:, :2]).max(1, initial=0.0) > 1e-6) | (
+        np.abs(geometry.wrap_angle(back[:, 2] - poses[:, 2])) > 1e-6)
+    if bad.any():
+        raise ValueError(f"{path!r}: planar poses and extrinsics disagree at frames {np.flatnonzero(bad)[:5].tolist()}; "
+                         "the file is damaged or was written by something else")
+    return e
 
 
 # ---------------------------------------------------------------------- .npy members, streamed

@@ -215,11 +215,11 @@ class World:
     def _context(self, i: int, targets: np.ndarray) -> np.ndarray:
         """Retrieve k memory indices for world i, oldest first, with its own newest frame last."""
         mem = self.memory_of(i)
-        times = np.asarray(mem.times, dtype=np.float64)
+        times = mem.times                    # float64 views, no copies; the bank's index spares the O(M) scans
         if self.shared_memory:  # "newest" means this camera's own last frame, not another camera's
             times = times.copy()
             times[self._last[i]] = times.max() + 1
-        idx = retrieve(self.retrieval, mem.poses, times, targets, self.context_size, self._rng[i])
+        idx = retrieve(self.retrieval, mem.poses, times, targets, self.context_size, self._rng[i], index=mem.index)
         idx = idx[np.argsort(times[idx], kind="stable")]
         if idx[-1] != self._last[i]:
             raise RuntimeError(f"retrieval '{self.retrieval}' dropped the newest frame")

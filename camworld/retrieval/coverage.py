@@ -24,6 +24,12 @@ cameras will see?":
 Like ``fov``, it cannot see occlusion; unlike ``fov`` it prefers frames that see *different* parts
 of the target view, so it is redundancy-aware by construction.
 
+6-DoF poses (extrinsics, ``registry.py``): the points fill each target *frustum* (``frustum.py``'s
+pattern, ``min_dist`` to ``max_dist`` deep), a memory camera covers the points inside its frustum
+(``aspect`` sets the vertical FOV), and the suppression compares camera centres and optical axes.
+With the memory's ``index``, only frames whose view can reach the points are read; the result is
+the same.
+
 Letters: M memory, S survivors of the prefilter, U unique coverage rows, P points (T * n_points).
 """
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from camworld import geometry
+from camworld.retrieval import frustum
 from camworld.retrieval.fov import prefilter
 from camworld.retrieval.registry import _Query, strategy
 from camworld.retrieval.strategies import _fill
@@ -94,11 +101,55 @@ def _can_see_disc(poses: np.ndarray, centre: np.ndarray, radius: float, hfov_deg
     return (dist <= radius) | (bearing <= np.deg2rad(hfov_deg) / 2.0 + slack)
 
 
+def _planar_pool(q: _Query, pts: np.ndarray, reach: float, hfov_deg: float):
+    """Planar memory frames that can cover any of the points pts (P, 2): (S,) increasing, and their test."""
+    centre = pts.mean(0)
+    radius = float(np.sqrt(((pts - centre) ** 2).sum(1).max()))
+    if q.index is None:
+        sub = prefilter(q.poses, centre[None], radius + reach)                        # (S,)
+    else:
+        from camworld.retrieval.index import cone_superset
+
+        sub = cone_superset(q.index, q.pos, centre[None], np.array([radius]), radius + reach, centre[None],
+                            np.deg2rad(hfov_deg) / 2.0, pitched=False)
+        sub = sub[prefilter(q.poses[sub], centre[None], radius + reach)]              # row by row, as above
+    sub = sub[_can_see_disc(q.poses[sub], centre, radius, hfov_deg)]
+    return sub, lambda idx: covers(q.poses[idx], pts, hfov_deg, reach)
+
+
+def _frustum_pool(q: _Query, pts: np.ndarray, reach: float, hfov_deg: float, aspect: float):
+    """6-DoF memory frames that can cover any of the points pts (P, 3), and their test."""
+    centre = pts.mean(0)
+    radius = float(np.sqrt(((pts - centre) ** 2).sum(1).max()))
+    fp = frustum.FrustumParams(hfov_deg=hfov_deg, aspect=aspect).check()
+    cone = fp.half_angle + frustum._F32_SLACK
+    pos = q.pos
+    if q.index is None:
+        sub = np.flatnonzero(((pos - centre) ** 2).sum(1) <= (radius + reach) ** 2)
+    else:
+        from camworld.retrieval.index import cone_superset
+
+        sub = cone_superset(q.index, pos, centre[None, :2], np.array([radius]), radius + reach, centre[None, :2], cone,
+                            pitched=True)
+        sub = sub[((pos[sub] - centre) ** 2).sum(1) <= (radius + reach) ** 2]
+    sub = sub[frustum._cone_reaches(q.ext[sub], centre[None], np.array([radius]), cone)]
+    return sub, lambda idx: frustum.sees(q.ext[idx], pts, hfov_deg, aspect, reach)
+
+
+def _similar(q: _Query, sub: np.ndarray, j: int, nms_dist: float, nms_deg: float) -> np.ndarray:
+    """Frames of sub with nearly the pose of frame j (position within nms_dist, view within nms_deg)."""
+    if q.sixdof:
+        near = ((q.pos[sub] - q.pos[j]) ** 2).sum(1) <= nms_dist ** 2
+        return near & ((q.ext[sub, :, 2] * q.ext[j, :, 2]).sum(1) >= np.cos(np.deg2rad(nms_deg)))
+    return (np.hypot(*(q.poses[sub, :2] - q.poses[j, :2]).T) <= nms_dist) & (
+        np.abs(geometry.wrap_angle(q.poses[sub, 2] - q.poses[j, 2])) <= np.deg2rad(nms_deg))
+
+
 @strategy("coverage")
 def coverage(q: _Query, n_points: int = 64, min_dist: float = 0.5, max_dist: float = 20.0,
              mem_max_dist: float | None = None, levels: int = 8, age_penalty: float = 0.02,
              nms_dist: float = 0.5, nms_deg: float = 15.0, max_candidates: int = 16384,
-             fill: str = "none", hfov_deg: float = geometry.DEFAULT_HFOV_DEG):
+             fill: str = "none", hfov_deg: float = geometry.DEFAULT_HFOV_DEG, aspect: float = 1.0):
     """Greedy view coverage of the target fans (see module doc).
 
     Params: ``n_points`` per target frame; ``min_dist``/``max_dist`` metres of the target fan;
@@ -110,7 +161,7 @@ def coverage(q: _Query, n_points: int = 64, min_dist: float = 0.5, max_dist: flo
     suppresses frames with nearly its pose (non-maximum suppression, so the higher levels add
     other viewpoints, not near-copies); ``max_candidates``: in a dense memory (every spot seen
     from every side many times) at most this many frames, drawn at random with ``rng``, enter the
-    coverage test, which bounds its cost; ``hfov_deg``.
+    coverage test, which bounds its cost; ``hfov_deg``; ``aspect`` (frame width / height, 6-DoF only).
     """
     if n_points < 1:
         raise ValueError(f"n_points must be >= 1, got {n_points}")
@@ -119,18 +170,21 @@ def coverage(q: _Query, n_points: int = 64, min_dist: float = 0.5, max_dist: flo
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
     reach = max_dist if mem_max_dist is None else float(mem_max_dist)
-    pts = target_points(q.targets, n_points, hfov_deg, min_dist, max_dist)           # (P, 2)
-    centre = pts.mean(0)
-    radius = float(np.sqrt(((pts - centre) ** 2).sum(1).max()))
-    sub = prefilter(q.poses, centre[None], radius + reach)                            # (S,)
-    sub = sub[_can_see_disc(q.poses[sub], centre, radius, hfov_deg)]
+    if q.sixdof:
+        fp = frustum.FrustumParams(hfov_deg=hfov_deg, aspect=aspect, near=min_dist, far=max_dist,
+                                   n_points=n_points).check()
+        pts = frustum.target_points(q.targets, fp).reshape(-1, 3)                      # (P, 3)
+        sub, see = _frustum_pool(q, pts, reach, hfov_deg, aspect)
+    else:
+        pts = target_points(q.targets, n_points, hfov_deg, min_dist, max_dist)       # (P, 2)
+        sub, see = _planar_pool(q, pts, reach, hfov_deg)
     sub = sub[sub != q.newest]
     if len(sub) > max_candidates:
         sub = np.sort(q.rng.choice(sub, size=max_candidates, replace=False))
     if len(sub) == 0:
         return _fill(q, np.zeros(0, np.int64), fill)
-    count = covers(q.poses[[q.newest]], pts, hfov_deg, reach)[0].astype(np.float32)  # (P,) times seen
-    cov = covers(q.poses[sub], pts, hfov_deg, reach)                                  # (S, P)
+    count = see(np.array([q.newest]))[0].astype(np.float32)                           # (P,) times seen
+    cov = see(sub)                                                                    # (S, P)
     useful = cov.any(1)
     sub, cov = sub[useful], cov[useful]
     if len(sub) == 0:
@@ -156,9 +210,7 @@ def coverage(q: _Query, n_points: int = 64, min_dist: float = 0.5, max_dist: flo
             level += 1
             continue
         picked.append(sub[j])
-        near = (np.hypot(*(q.poses[sub, :2] - q.poses[sub[j], :2]).T) <= nms_dist) & (
-            np.abs(geometry.wrap_angle(q.poses[sub, 2] - q.poses[sub[j], 2])) <= np.deg2rad(nms_deg))
-        taken |= near
+        taken |= _similar(q, sub, int(sub[j]), nms_dist, nms_deg)
         taken[j] = True
         count += covf[j]
     return _fill(q, np.asarray(picked, np.int64), fill)

@@ -62,42 +62,49 @@ class FovParams:
         return self
 
 
-def _cross(a, b):
-    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
-
-
-def _pair_meets(d, u, v, p: FovParams):
-    """Does target ray (origin 0, dir u) meet memory ray (origin d, dir v)? All (..., 2) -> bool (...).
+def _pair_meets(dx, dy, ux, uy, vx, vy, p: FovParams, sin_par: float):
+    """Does target ray (origin 0, dir u) meet memory ray (origin d, dir v)? u: scalars, the rest (S,) -> bool (S,).
 
     Solves a*u - b*v = d: a = (d x v) / (u x v), b = (d x u) / (u x v); a is the distance of the
-    crossing from the target camera (u is a unit vector).
+    crossing from the target camera (u is a unit vector). One target at a time on flat arrays: about
+    4x faster than broadcasting (S, T, 2), with the same float operations, so the same answers.
     """
-    den = _cross(u, v)
-    sin_par = np.sin(np.deg2rad(p.parallel_deg))
+    den = ux * vy - uy * vx
     parallel = np.abs(den) <= sin_par
     safe = np.where(parallel, 1.0, den)
-    a = _cross(d, v) / safe
-    b = _cross(d, u) / safe
-    crossing = ~parallel & (a > 0) & (b > 0) & (a >= p.near) & (a <= p.far)
-    same_dir = (u * v).sum(-1) > 0
-    lateral = np.abs(_cross(u, d))      # distance of the memory ray's origin from the target ray's line
-    ahead = (u * d).sum(-1)              # how far ahead of the target camera the memory camera sits
-    para = parallel & same_dir & (lateral <= p.parallel_offset) & (ahead <= p.far)
-    return crossing | para
+    dxu = dx * uy - dy * ux                      # d x u; |d x u| is the memory origin's distance from the target ray's line
+    a = (dx * vy - dy * vx) / safe
+    b = dxu / safe
+    meets = (a > 0) & (b > 0) & (a >= p.near) & (a <= p.far) & ~parallel
+    para = (ux * vx + uy * vy) > 0               # same direction
+    para &= np.abs(dxu) <= p.parallel_offset
+    para &= (ux * dx + uy * dy) <= p.far         # how far ahead of the target camera the memory camera sits
+    para &= parallel
+    return meets | para
 
 
 def overlap_matrix(mem_poses: np.ndarray, target_poses: np.ndarray, p: FovParams) -> np.ndarray:
-    """The FOV rule for every (memory, target) pair, without prefiltering. (S, 3), (T, 3) -> bool (S, T)."""
-    om, lm, rm = geometry.fov_edge_rays(mem_poses, p.hfov_deg)      # (S, 2) each
-    ot, lt, rt = geometry.fov_edge_rays(target_poses, p.hfov_deg)   # (T, 2) each
-    d = om[:, None, :] - ot[None, :, :]                             # (S, T, 2) target -> memory
-    lt, rt = lt[None], rt[None]                                     # (1, T, 2)
-    lm, rm = lm[:, None], rm[:, None]                               # (S, 1, 2)
-    dist2 = (d * d).sum(-1)
-    rays = _pair_meets(d, lt, lm, p) & _pair_meets(d, rt, rm, p)
-    dyaw = np.abs(geometry.wrap_angle(mem_poses[:, None, 2] - target_poses[None, :, 2]))
-    same = (dist2 <= p.same_view_dist ** 2) & (dyaw <= np.deg2rad(p.same_view_deg))
-    return (rays & (dist2 <= p.max_cam_dist ** 2)) | same
+    """The FOV rule for every (memory, target) pair, without prefiltering. (S, 3), (T, 3) -> bool (S, T).
+
+    Row s depends on memory pose s alone, so any subset of memory gets the same rows (what lets the
+    index test only some frames and still match the exhaustive search bit for bit).
+    """
+    half = np.deg2rad(p.hfov_deg) / 2.0
+    sin_par = np.sin(np.deg2rad(p.parallel_deg))
+    x, y, yaw = mem_poses[:, 0], mem_poses[:, 1], mem_poses[:, 2]
+    lx, ly, rx, ry = np.cos(yaw + half), np.sin(yaw + half), np.cos(yaw - half), np.sin(yaw - half)   # (S,) each
+    out = np.empty((len(mem_poses), len(target_poses)), bool)
+    for j, (xt, yt, wt) in enumerate(np.asarray(target_poses, np.float64)):
+        dx, dy = x - xt, y - yt                                   # target -> memory
+        dist2 = dx * dx + dy * dy
+        hit = _pair_meets(dx, dy, np.cos(wt + half), np.sin(wt + half), lx, ly, p, sin_par)
+        hit &= _pair_meets(dx, dy, np.cos(wt - half), np.sin(wt - half), rx, ry, p, sin_par)
+        hit &= dist2 <= p.max_cam_dist ** 2
+        same = dist2 <= p.same_view_dist ** 2
+        near = np.flatnonzero(same)                               # the (slow) angle wrap for those only
+        same[near] = np.abs(geometry.wrap_angle(yaw[near] - wt)) <= np.deg2rad(p.same_view_deg)
+        out[:, j] = hit | same
+    return out
 
 
 def prefilter(mem_poses: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:
@@ -108,8 +115,9 @@ def prefilter(mem_poses: np.ndarray, centres: np.ndarray, radius: float) -> np.n
     frames. Returns int64 (S,) in increasing index order.
     """
     c = np.asarray(centres, np.float64).reshape(-1, 2)
-    x0, x1 = c[:, 0].min() - radius, c[:, 0].max() + radius
-    y0, y1 = c[:, 1].min() - radius, c[:, 1].max() + radius
+    slack = 1e-9 * (1.0 + radius + float(np.abs(c).max()))   # the box holds every disc despite rounding
+    x0, x1 = c[:, 0].min() - radius - slack, c[:, 0].max() + radius + slack
+    y0, y1 = c[:, 1].min() - radius - slack, c[:, 1].max() + radius + slack
     xs = mem_poses[:, 0]
     cx, rx = 0.5 * (x0 + x1), 0.5 * (x1 - x0)
     if len(xs) <= _BLOCK:
@@ -176,19 +184,27 @@ def facing(mem_poses: np.ndarray, target_poses: np.ndarray, p: FovParams) -> np.
     return (dist <= radius) | (bearing <= np.deg2rad(p.hfov_deg) / 2.0 + slack + 1e-9)
 
 
-def fov_candidates(mem_poses: np.ndarray, target_poses: np.ndarray, p: FovParams):
+def fov_candidates(mem_poses: np.ndarray, target_poses: np.ndarray, p: FovParams, index=None, hits: bool = True):
     """Memory frames overlapping ANY target pose (the paper's candidate set).
 
-    Returns (idx int64 (C,) increasing, hits int64 (C,) how many target poses each overlaps).
+    ``index``: the memory's ``camworld.memory.PoseGrid`` (``MemoryBank.index``); then only the cells
+    and heading bins that can hold a candidate are read (``camworld.retrieval.index``), with the same
+    result. ``hits=False`` skips counting (the strategies that only need the set).
+
+    Returns (idx int64 (C,) increasing, hits int64 (C,) how many target poses each overlaps, or None).
     Inputs must already be validated float64 arrays.
     """
+    if index is not None:
+        from camworld.retrieval.index import planar_candidates
+
+        return planar_candidates(index, mem_poses, target_poses, p, hits)
     sub = prefilter(mem_poses, target_poses[:, :2], max(p.max_cam_dist, p.same_view_dist))
     if len(sub) > 256:  # O(S) bearing cut before the O(S T) ray test
         sub = sub[facing(mem_poses[sub], target_poses, p)]
     if len(sub) == 0:
-        return sub, np.zeros(0, np.int64)
-    hits = np.zeros(len(sub), np.int64)
-    for j in range(0, len(sub), 32768):  # bounded working set: (chunk, T, 2) temporaries
-        hits[j:j + 32768] = overlap_matrix(mem_poses[sub[j:j + 32768]], target_poses, p).sum(1)
-    keep = hits > 0
-    return sub[keep], hits[keep]
+        return sub, (np.zeros(0, np.int64) if hits else None)
+    count = np.zeros(len(sub), np.int64)
+    for j in range(0, len(sub), 32768):  # bounded working set
+        count[j:j + 32768] = overlap_matrix(mem_poses[sub[j:j + 32768]], target_poses, p).sum(1)
+    keep = count > 0
+    return sub[keep], (count[keep] if hits else None)

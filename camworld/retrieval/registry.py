@@ -3,12 +3,25 @@
 
 Every strategy is a function
 
-    fn(mem_poses (M, 3), mem_times (M,), target_poses (T, 3), k, rng, **params) -> int64 (<= k,)
+    fn(mem_poses, mem_times (M,), target_poses, k, rng, index=None, **params) -> int64 (<= k,)
 
 returning unique memory indices, sorted by time (oldest first), that ALWAYS include the newest
 frame (argmax of ``mem_times``; the first such index on ties), as the paper does at inference
 (§3.3). The strategies themselves live in ``strategies.py`` and ``coverage.py``; they import this
 module, never the other way round.
+
+Poses, planar or 6-DoF, one entry point. ``mem_poses`` and ``target_poses`` are planar poses
+(M, 3) / (T, 3) as ``(x, y, yaw)``, or camera-to-world extrinsics (M, 3, 4) / (M, 4, 4) (OpenCV
+axes, ``geometry``). Planar on both sides: the paper's planar FOV rule (``fov.py``). Extrinsics on
+either side: the 6-DoF frustum rule (``frustum.py``); the planar side is lifted with
+``geometry.planar_to_extrinsics`` (camera at ``CAMERA_HEIGHT``). The pose-free baselines ignore the
+difference. The shape decides, so one call site serves both and the strategies' selection code
+(runs, far frames, filling) is shared.
+
+``index``: the memory's ``PoseGrid`` (``MemoryBank.index``). The FOV strategies and ``coverage`` then
+read only nearby frames facing the right way (``index.py``) and return exactly what the exhaustive
+search returns. The memory's poses are then not scanned for NaN again (the bank checked them on
+append); the index must cover exactly these M frames (checked, with a spot check of a few rows).
 
 Letters: M memory frames, T target frames.
 """
@@ -19,58 +32,130 @@ import functools
 
 import numpy as np
 
+from camworld import geometry
+from camworld.memory import PoseGrid
+
 STRATEGIES: dict = {}
 
 
 class _Query:
-    """Validated inputs of one retrieval call."""
+    """Validated inputs of one retrieval call.
 
-    __slots__ = ("poses", "times", "targets", "k", "rng", "newest")
+    ``poses``: planar (M, 3) (None for a 6-DoF query); ``ext``: extrinsics (M, 3, 4) (None for a
+    planar query); ``targets``: (T, 3) planar or (T, 3, 4) extrinsics, like the memory.
+    """
 
-    def __init__(self, poses, times, targets, k, rng, newest):
+    __slots__ = ("poses", "ext", "times", "targets", "k", "rng", "newest", "index")
+
+    def __init__(self, poses, times, targets, k, rng, newest, ext=None, index=None):
         self.poses, self.times, self.targets, self.k, self.rng, self.newest = poses, times, targets, k, rng, newest
+        self.ext, self.index = ext, index
 
     @property
     def M(self) -> int:
-        return len(self.poses)
+        return len(self.times)
+
+    @property
+    def sixdof(self) -> bool:
+        return self.ext is not None
+
+    @property
+    def pos(self) -> np.ndarray:
+        """Camera positions: (M, 2) ground positions (planar) or (M, 3) centres (6-DoF), a view."""
+        return self.ext[:, :, 3] if self.ext is not None else self.poses[:, :2]
 
 
-def _validate(mem_poses, mem_times, target_poses, k, rng):
+def _is_full(shape) -> bool:
+    return len(shape) >= 2 and tuple(shape[-2:]) in ((3, 4), (4, 4))
+
+
+def _memory(mem_poses, trusted: bool):
+    """-> (planar (M, 3) or None, extrinsics (M, 3, 4) or None), validated unless ``trusted``."""
+    shape = np.shape(mem_poses)
+    if _is_full(shape) and len(shape) == 3:
+        E = np.asarray(mem_poses, dtype=np.float64)
+        if not trusted:
+            return None, geometry.as_extrinsics(E, "mem_poses")
+        return None, E[:, :3, :]
+    P = np.asarray(mem_poses, dtype=np.float64)
+    if P.ndim != 2 or P.shape[1] != 3:
+        if P.size == 0:
+            return P.reshape(0, 3), None
+        raise ValueError(f"mem_poses must be (M, 3) planar poses (x, y, yaw) or (M, 3, 4) / (M, 4, 4) camera-to-world "
+                         f"extrinsics, got shape {P.shape}")
+    # NaN/inf propagate through a sum, ~2x cheaper than isfinite().all() at 1e6 frames (a BLAS dot would
+    # be cheaper still but stalls on threads when the cores are busy); only when the sum is not finite
+    # do we look for the offending rows
+    if not trusted and len(P) and not np.isfinite(np.add.reduce(P, axis=None)) and not np.isfinite(P).all():
+        bad = np.flatnonzero(~np.isfinite(P).all(1))
+        raise ValueError(f"mem_poses contain NaN or inf at rows {bad[:5].tolist()}: every (x, y, yaw) must be finite")
+    return P, None
+
+
+def _targets(target_poses):
+    """-> (T, 3) planar or (T, 3, 4) extrinsics, validated."""
+    shape = np.shape(target_poses)
+    if _is_full(shape):
+        E = geometry.as_extrinsics(target_poses, "target_poses").reshape(-1, 3, 4)
+        if len(E) == 0:
+            raise ValueError(f"target_poses must hold T >= 1 poses, got shape {shape}")
+        return E
+    T = np.asarray(target_poses, dtype=np.float64)
+    if T.ndim == 1 and T.shape == (3,):
+        T = T[None]
+    if T.ndim != 2 or T.shape[1] != 3 or len(T) == 0:
+        raise ValueError(f"target_poses must be (T >= 1, 3) planar poses or (T, 3, 4) extrinsics, got shape {shape}")
+    if not np.isfinite(T).all():
+        raise ValueError("target_poses contain NaN or inf: every (x, y, yaw) must be finite")
+    return T
+
+
+def _check_index(index, P, E, M: int):
+    if not isinstance(index, PoseGrid):
+        raise ValueError(f"index must be the memory's camworld.memory.PoseGrid (MemoryBank.index), got "
+                         f"{type(index).__name__}")
+    if index.n != M:
+        raise ValueError(f"index covers {index.n} frames but mem_poses has {M}: pass the index of the same MemoryBank "
+                         "(bank.index), read after its last append")
+    if M == 0:
+        return
+    rows = np.unique(np.linspace(0, M - 1, 9).astype(np.int64))          # spot check: the poses it was built on?
+    if E is not None:      # 6-DoF: the bank filed each frame by its derived planar pose and steepness
+        xyw = geometry.extrinsics_to_planar(E[rows])
+        ok = index.holds(rows, index.keys_of(xyw[:, :2], xyw[:, 2], np.abs(E[rows, 2, 2]) > PoseGrid.STEEP_SIN))
+    else:                  # planar: a steep 6-DoF frame of the bank sits in the steep bin
+        xyw = P[rows]
+        ok = index.holds(rows, index.keys_of(xyw[:, :2], xyw[:, 2])) | index.holds(
+            rows, index.keys_of(xyw[:, :2], xyw[:, 2], np.ones(len(rows), bool)))
+    if not ok.all():
+        raise ValueError(f"index does not match mem_poses (frames {rows[~ok][:3].tolist()} are filed elsewhere): "
+                         "pass the index of the MemoryBank these poses come from")
+
+
+def _validate(mem_poses, mem_times, target_poses, k, rng, index=None):
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise ValueError(f"k must be an int >= 1 (the newest frame plus k - 1 retrieved), got {k!r}")
     if k < 1:
         raise ValueError(f"k must be >= 1 (the newest frame plus k - 1 retrieved), got {k}")
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
-    P = np.asarray(mem_poses, dtype=np.float64)
-    if P.ndim != 2 or P.shape[1] != 3:
-        if P.size == 0:
-            P = P.reshape(0, 3)
-        else:
-            raise ValueError(f"mem_poses must be (M, 3) planar poses (x, y, yaw), got shape {P.shape}")
+    P, E = _memory(mem_poses, trusted=index is not None)
+    M = len(P) if P is not None else len(E)
     t = np.asarray(mem_times, dtype=np.float64).reshape(-1)
-    if t.shape != (len(P),):
-        raise ValueError(f"mem_times must be (M,) = ({len(P)},) to match mem_poses, got shape {np.shape(mem_times)}")
-    T = np.asarray(target_poses, dtype=np.float64)
-    if T.ndim == 1 and T.shape == (3,):
-        T = T[None]
-    if T.ndim != 2 or T.shape[1] != 3 or len(T) == 0:
-        raise ValueError(f"target_poses must be (T >= 1, 3) planar poses, got shape {np.shape(target_poses)}")
-    if not np.isfinite(T).all():
-        raise ValueError("target_poses contain NaN or inf: every (x, y, yaw) must be finite")
-    if len(P):
-        # NaN/inf propagate through a sum, ~2x cheaper than isfinite().all() at 1e6 frames (a BLAS
-        # dot would be cheaper still but stalls on threads when the cores are busy); only when the
-        # sum is not finite do we look for the offending rows
-        if not np.isfinite(np.add.reduce(P, axis=None)) and not np.isfinite(P).all():
-            bad = np.flatnonzero(~np.isfinite(P).all(1))
-            raise ValueError(f"mem_poses contain NaN or inf at rows {bad[:5].tolist()}: "
-                             "every (x, y, yaw) must be finite")
-        if not np.isfinite(t.sum()):
-            bad = np.flatnonzero(~np.isfinite(t))
-            raise ValueError(f"mem_times contain NaN or inf at rows {bad[:5].tolist()}")
+    if t.shape != (M,):
+        raise ValueError(f"mem_times must be (M,) = ({M},) to match mem_poses, got shape {np.shape(mem_times)}")
+    T = _targets(target_poses)
+    if index is not None:
+        _check_index(index, P, E, M)
+    if M and not np.isfinite(t.sum()):
+        bad = np.flatnonzero(~np.isfinite(t))
+        raise ValueError(f"mem_times contain NaN or inf at rows {bad[:5].tolist()}")
+    if E is not None and T.ndim == 2:
+        T = geometry.planar_to_extrinsics(T)                  # 6-DoF memory: the targets are lifted
+    elif E is None and T.ndim == 3:
+        E, P = geometry.planar_to_extrinsics(P), None         # 6-DoF targets: the memory is lifted (O(M))
     newest = int(np.argmax(t)) if len(t) else -1
-    return _Query(P, t, T, int(k), rng, newest)
+    return _Query(P, t, T, int(k), rng, newest, ext=E, index=index)
 
 
 def _finish(q: _Query, picked) -> np.ndarray:
@@ -86,8 +171,8 @@ def strategy(name: str):
 
     def deco(pick):
         @functools.wraps(pick)
-        def fn(mem_poses, mem_times, target_poses, k, rng, **params):
-            q = _validate(mem_poses, mem_times, target_poses, k, rng)
+        def fn(mem_poses, mem_times, target_poses, k, rng, index=None, **params):
+            q = _validate(mem_poses, mem_times, target_poses, k, rng, index)
             if q.M == 0:
                 return np.zeros(0, np.int64)
             if q.k == 1 or q.M == 1:
@@ -102,16 +187,18 @@ def strategy(name: str):
 
 
 def retrieve(strategy: str, mem_poses, mem_times, target_poses, k: int, rng: np.random.Generator,
-             **params) -> np.ndarray:
+             index=None, **params) -> np.ndarray:
     """Select at most k context frames from memory for a target segment (paper §3.3, Algorithm 2).
 
     Args:
         strategy: a name in ``STRATEGIES``.
-        mem_poses: (M, 3) planar poses (x, y, yaw) of the memory frames, metres / radians.
+        mem_poses: (M, 3) planar poses (x, y, yaw) of the memory frames, metres / radians, or (M, 3, 4)
+            / (M, 4, 4) camera-to-world extrinsics for 6-DoF retrieval (module doc).
         mem_times: (M,) their timestamps (any increasing clock); the newest is argmax.
-        target_poses: (T, 3) poses of the frames to generate.
+        target_poses: (T, 3) planar poses or (T, 3, 4) / (T, 4, 4) extrinsics of the frames to generate.
         k: context size (the newest frame plus k - 1 retrieved), >= 1.
         rng: randomness of the random strategies (same seed, same result).
+        index: the memory's ``PoseGrid`` (``MemoryBank.index``) or None; same result, faster.
         **params: the strategy's own parameters (see its docstring).
 
     Returns:
@@ -120,4 +207,4 @@ def retrieve(strategy: str, mem_poses, mem_times, target_poses, k: int, rng: np.
     fn = STRATEGIES.get(strategy)
     if fn is None:
         raise ValueError(f"unknown retrieval strategy {strategy!r}; choose from {sorted(STRATEGIES)}")
-    return fn(mem_poses, mem_times, target_poses, k, rng, **params)
+    return fn(mem_poses, mem_times, target_poses, k, rng, index=index, **params)

@@ -36,6 +36,9 @@ Baselines (Table 1 and §3.3 alternatives): ``random``, ``first`` (the oldest fr
 ``recent`` (DFoT: the newest k frames), ``framepack`` (see :func:`framepack`), and our
 ``coverage`` (``coverage.py``).
 
+6-DoF. Given extrinsics (``registry.py``), the FOV strategies use the frustum rule (``frustum.py``) for
+the candidate set and 3D camera positions for runs and far frames; the selection code is the same.
+
 Letters: M memory frames, T target frames, C candidates, R runs.
 """
 
@@ -44,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from camworld.retrieval.fov import FovParams, fov_candidates
+from camworld.retrieval.frustum import FrustumParams, frustum_candidates
 from camworld.retrieval.registry import STRATEGIES, _Query, _validate, retrieve, strategy  # noqa: F401  (re-exported)
 
 FILL_CHOICES = ("candidates", "none", "recent", "random")
@@ -129,23 +133,37 @@ def _spread_in_time(q: _Query, pool: np.ndarray, chosen: np.ndarray, n: int) -> 
     return np.asarray(out, np.int64)
 
 
-def _candidates(q: _Query, fov_params: dict):
-    return fov_candidates(q.poses, q.targets, FovParams(**fov_params).check())
+def _candidates(q: _Query, params: dict, hits: bool = False):
+    """The candidate set (idx, hits or None) by the query's rule: planar FOV or 6-DoF frustum."""
+    P, rule = (FrustumParams, "the 6-DoF frustum rule") if q.sixdof else (FovParams, "the planar FOV rule")
+    try:
+        p = P(**params).check()
+    except TypeError:
+        bad = sorted(set(params) - set(P.__dataclass_fields__))
+        raise ValueError(f"unknown parameters {bad} for {rule}; it takes {sorted(P.__dataclass_fields__)}") from None
+    if q.sixdof:
+        return frustum_candidates(q.ext, q.targets, p, q.index, hits)
+    return fov_candidates(q.poses, q.targets, p, q.index, hits)
 
 
-def runs(idx, times: np.ndarray, poses: np.ndarray, max_run_dt: float = 1.0, max_run_step: float = 1.0):
+def runs(idx, times: np.ndarray, poses: np.ndarray, max_run_dt: float = 1.0, max_run_step: float = 1.0,
+         positions: np.ndarray | None = None):
     """Split increasing candidate indices (C,) into runs of consecutive frames (§3.3 (1), "Non-adj").
 
     Two neighbouring candidates i < j share a run when j == i + 1, |t_j - t_i| <= max_run_dt and
     their positions are at most max_run_step metres apart (so interleaved agents in a shared memory,
-    or the two sides of a cut-out training segment, are different runs). Returns run ids int64 (C,).
+    or the two sides of a cut-out training segment, are different runs). Positions are the planar
+    poses' (x, y), or ``positions`` (M, D) when given (3D camera centres). Returns run ids int64 (C,).
     """
     idx = np.asarray(idx, np.int64)
     if len(idx) == 0:
         return np.zeros(0, np.int64)
     same = np.diff(idx) == 1
     same &= np.abs(np.diff(times[idx])) <= max_run_dt
-    same &= np.hypot(*np.diff(poses[idx, :2], axis=0).T) <= max_run_step
+    if positions is None:
+        same &= np.hypot(*np.diff(poses[idx, :2], axis=0).T) <= max_run_step
+    else:
+        same &= np.sqrt((np.diff(positions[idx], axis=0) ** 2).sum(1)) <= max_run_step
     return np.concatenate([[0], np.cumsum(~same)])
 
 
@@ -153,7 +171,7 @@ def _one_per_run(q: _Query, cand: np.ndarray, max_run_dt, max_run_step) -> np.nd
     """One random frame per run of candidates; the run holding the newest frame is already served."""
     if len(cand) == 0:
         return cand
-    rid = runs(cand, q.times, q.poses, max_run_dt, max_run_step)
+    rid = runs(cand, q.times, q.poses, max_run_dt, max_run_step, positions=q.pos if q.sixdof else None)
     starts = np.flatnonzero(np.r_[True, rid[1:] != rid[:-1]])
     lengths = np.diff(np.r_[starts, len(cand)])
     reps = cand[starts + (q.rng.random(len(starts)) * lengths).astype(np.int64)]
@@ -168,12 +186,13 @@ def _farthest(q: _Query, pool: np.ndarray, chosen: np.ndarray, n: int) -> np.nda
     if n <= 0 or len(pool) == 0:
         return np.zeros(0, np.int64)
     everything = np.concatenate([pool, chosen])
-    xy, t = q.poses[:, :2], q.times
+    xy, t = q.pos, q.times
     s_space = max(float(np.ptp(xy[everything], axis=0).max()), 1e-6)
     s_time = max(float(np.ptp(t[everything])), 1e-6)
 
     def dist(a: np.ndarray, b: int) -> np.ndarray:
-        return np.maximum(np.hypot(*(xy[a] - xy[b]).T) / s_space, np.abs(t[a] - t[b]) / s_time)
+        d = np.hypot(*(xy[a] - xy[b]).T) if xy.shape[1] == 2 else np.sqrt(((xy[a] - xy[b]) ** 2).sum(1))
+        return np.maximum(d / s_space, np.abs(t[a] - t[b]) / s_time)
 
     dmin = np.full(len(pool), np.inf)
     for c in chosen:
@@ -196,9 +215,10 @@ def _farthest(q: _Query, pool: np.ndarray, chosen: np.ndarray, n: int) -> np.nda
 def fov(q: _Query, fill: str = "candidates", **fov_params):
     """FOV candidates (§3.3) ranked by how many target poses they overlap, newest first on ties.
 
-    Deterministic. Params: ``fill`` (see module doc) and the FOV thresholds (:class:`FovParams`).
+    Deterministic. Params: ``fill`` (see module doc) and the rule's thresholds (:class:`FovParams`, or
+    :class:`FrustumParams` for 6-DoF poses).
     """
-    cand, hits = _candidates(q, fov_params)
+    cand, hits = _candidates(q, fov_params, hits=True)
     keep = cand != q.newest
     cand, hits = cand[keep], hits[keep]
     order = np.lexsort((-cand, -q.times[cand], -hits))

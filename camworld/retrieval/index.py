@@ -1,0 +1,373 @@
+"""Indexed retrieval: read only the buckets of a ``PoseGrid`` that can hold what the exhaustive search finds.
+
+A ``camworld.memory.PoseGrid`` (``MemoryBank.index``) files every frame under its ground cell and
+heading bin. For one query, every occupied cell near the targets is classified, per heading bin, as
+
+* **reject**: no pose in the cell's box with a heading in the bin can pass the rule (a necessary
+  condition fails for every target), so its frames are never read;
+* **sure** (planar FOV rule only): every such pose passes for a target (a sufficient condition holds
+  with margin), so its frames are candidates without being tested;
+* **test**: the rest; their frames go through the exact rule (``fov.overlap_matrix``).
+
+Both conditions are geometry on the cell's box (grown by ``EPS_POS`` for floating cell assignment)
+and the bin's angle range, with margins (``EPS_ANG``, ``LINE_GAP``) far above float64 rounding, so
+the result is bit-identical to the exhaustive search (``tests/test_index.py`` compares them on
+random dense and sparse memories). Frames newer than the grid's sorted part (its tail, at most
+``tail_max``) are tested directly.
+
+The planar rule's cases (``fov.py``), for a pose o, yaw psi and a target (o_t, psi_t):
+
+* same view: |o - o_t| <= same_view_dist and |psi - psi_t| <= same_view_deg;
+* parallel edge rays: |psi - psi_t| <= parallel_deg, o within ``parallel_offset`` of both target edge
+  lines and at most ``far`` ahead along them, |o - o_t| <= max_cam_dist;
+* crossing edge rays: the memory's left edge ray (heading psi + hfov/2) hits the target's left edge
+  segment [near, far], and its right one the right segment. Heading psi + hfov/2 must point from o
+  into that segment: *maybe* when it points from some point of the box (the angular span of segment
+  minus box), *sure* when it does from every corner (the intersection of the corners' spans; the box
+  keeps ``LINE_GAP`` off the segment's line, so the spans are proper). Sure crossings also need psi
+  outside the parallel band, where the rule switches to the parallel case.
+
+For the 6-DoF frustum rule (``frustum.py``) and ``coverage`` only *reject* is used: a camera can see
+a point only within its frustum's half-diagonal angle of its optical axis, which bounds its heading
+(for cameras up to 30 degrees of pitch; steeper ones sit in the grid's steep bin, never rejected by
+heading).
+
+Letters: C occupied cells in range, T targets, B heading bins (n_bins), R runs of equal state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from camworld.memory import PoseGrid, ranges
+from camworld.retrieval.fov import FovParams, overlap_matrix
+
+EPS_POS = 1e-6     # metres: cell boxes grown by this (floor(x / cell) can round across a border)
+EPS_ANG = 1e-6     # radians: every angular test's margin
+LINE_GAP = 1e-2    # metres: a box this close to a target edge's line is never 'sure' for its crossing
+TWO_PI = 2.0 * np.pi
+REJECT, TEST, SURE = 0, -1, 1   # bin states (SURE and up: how many targets a sure bin passes)
+
+
+# ---------------------------------------------------------------------------------- arcs of headings
+# An arc is (start, length) in radians; length < 0 is empty, >= 2 pi is the full circle.
+
+
+def _arc_meet(s1, l1, s2, l2):
+    """Intersection of arcs whose lengths are < pi (or full / empty): one arc, elementwise."""
+    d = s2 - s1 - TWO_PI * np.floor((s2 - s1 + np.pi) * (1.0 / TWO_PI))   # s2 relative to s1, in [-pi, pi)
+    lo, hi = np.maximum(0.0, d), np.minimum(l1, d + l2)
+    s, l = s1 + lo, hi - lo
+    full1, full2 = l1 >= TWO_PI, l2 >= TWO_PI
+    s = np.where(full1, s2, np.where(full2, s1, s))
+    l = np.where(full1, l2, np.where(full2, l1, l))
+    return s, np.where((l1 < 0) | (l2 < 0), -1.0, l)
+
+
+def _arc_to_disc(bx, by, half_diag, cx, cy, radius, extra):
+    """Headings from a box (centre bx, by; half-diagonal) towards a disc, widened by ``extra`` radians."""
+    dx, dy = cx - bx, cy - by
+    dist = np.sqrt(dx * dx + dy * dy)
+    near = dist <= half_diag + radius + EPS_POS
+    half = np.arcsin(np.clip((half_diag + radius) / np.maximum(dist, 1e-300), 0.0, 1.0)) + extra + EPS_ANG
+    return np.arctan2(dy, dx) - half, np.where(near | (half >= np.pi), 2 * TWO_PI, 2 * half)
+
+
+# ---------------------------------------------------------------------------------- cells and bins
+
+
+class _Cells:
+    """The occupied cells of a grid within ``reach`` metres (box) of any of ``centres`` (T, 2)."""
+
+    def __init__(self, grid: PoseGrid, centres: np.ndarray, reach: float):
+        lo, hi = centres.min(0) - reach - EPS_POS, centres.max(0) + reach + EPS_POS
+        ix0, iy0 = (int(v) for v in grid.cell_index(lo))
+        ix1, iy1 = (int(v) for v in grid.cell_index(hi))
+        self.pos, self.row_start = grid.occupied(ix0, ix1, iy0, iy1)
+        ids = grid.cells[self.pos]
+        ix, iy = ids // (2 * grid.OFFSET), ids % (2 * grid.OFFSET)
+        c = grid.cell
+        self.x0 = (ix - grid.OFFSET) * c - EPS_POS                 # (C,) box, grown
+        self.x1 = (ix - grid.OFFSET + 1) * c + EPS_POS
+        self.y0 = (iy - grid.OFFSET) * c - EPS_POS
+        self.y1 = (iy - grid.OFFSET + 1) * c + EPS_POS
+        border = (ix == 0) | (ix == 2 * grid.OFFSET - 1) | (iy == 0) | (iy == 2 * grid.OFFSET - 1)
+        for a, v in ((self.x0, -np.inf), (self.x1, np.inf), (self.y0, -np.inf), (self.y1, np.inf)):
+            a[border] = v                                          # border cells hold everything beyond
+        self.border = border
+        self.ids = ids
+
+    def __len__(self):
+        return len(self.pos)
+
+    def centre(self):
+        """(C,) box centres x, y and half-diagonals."""
+        wx, wy = self.x1 - self.x0, self.y1 - self.y0
+        return 0.5 * (self.x0 + self.x1), 0.5 * (self.y0 + self.y1), 0.5 * np.sqrt(wx * wx + wy * wy)
+
+    def dist_range(self, px, py):
+        """(min, max) distance from each box (C, 1) to points (1, T) -> (C, T) each."""
+        x0, x1, y0, y1 = self.x0[:, None], self.x1[:, None], self.y0[:, None], self.y1[:, None]
+        ex, ey = np.maximum(np.maximum(x0 - px, px - x1), 0.0), np.maximum(np.maximum(y0 - py, py - y1), 0.0)
+        fx, fy = np.maximum(np.abs(x0 - px), np.abs(x1 - px)), np.maximum(np.abs(y0 - py), np.abs(y1 - py))
+        return np.sqrt(ex * ex + ey * ey), np.sqrt(fx * fx + fy * fy)
+
+
+def _bins(grid: PoseGrid, s, l, sure: bool):
+    """Heading bins an arc touches (sure=False) or holds whole (sure=True): (first bin unwrapped, count)."""
+    w = TWO_PI / grid.n_bins
+    if sure:
+        lo = np.ceil((s + EPS_ANG) / w)
+        n = np.floor((s + l - EPS_ANG) / w) - lo                  # bins [lo, lo + n) lie inside
+    else:
+        lo = np.floor((s - EPS_ANG) / w)
+        n = np.floor((s + l + EPS_ANG) / w) - lo + 1
+    n = np.where(l < 0, 0, np.where(l >= TWO_PI, grid.n_bins, np.minimum(n, grid.n_bins)))
+    lo = np.where(l >= TWO_PI, 0, lo)
+    return lo.astype(np.int64), np.maximum(n, 0).astype(np.int64)
+
+
+def _cover(rows: int, B: int, row, lo, n) -> np.ndarray:
+    """Which bins the ranges (first bin lo, count n; wrapping around B) of each row cover: bool (rows, B).
+    ``row`` (P,) is repeated for every group of P ranges in lo and n."""
+    row = np.tile(row, len(lo) // max(len(row), 1))
+    keep = n > 0
+    row, lo, n = row[keep], lo[keep] % B, n[keep]
+    end = lo + n
+    wrap = end > B
+    idx = np.concatenate([row * (B + 1) + lo, row * (B + 1) + np.where(wrap, B, end),
+                          row[wrap] * (B + 1), row[wrap] * (B + 1) + end[wrap] - B])
+    val = np.concatenate([np.ones(len(lo)), -np.ones(len(lo)), np.ones(wrap.sum()), -np.ones(wrap.sum())])
+    diff = np.bincount(idx, val, minlength=rows * (B + 1)).reshape(rows, B + 1)
+    return np.cumsum(diff, 1)[:, :B] > 0.5
+
+
+def _gather(grid: PoseGrid, cells: _Cells, state: np.ndarray):
+    """Frames of the runs of equal non-reject state over (C, B + 1) bins -> (frames, state of each frame)."""
+    C, W = state.shape
+    flat = state.ravel()
+    brk = np.zeros(C * W, bool)
+    brk[np.flatnonzero(cells.row_start) * W] = True                # runs never join two ix rows
+    start = np.flatnonzero(np.concatenate([[True], flat[1:] != flat[:-1]]) | brk)
+    end = np.append(start[1:], C * W) - 1
+    keep = flat[start] != REJECT
+    start, end = start[keep], end[keep]
+    klo = grid.cells[cells.pos[start // W]] * grid.bins_per_cell + start % W
+    khi = grid.cells[cells.pos[end // W]] * grid.bins_per_cell + end % W
+    lo = np.searchsorted(grid.keys, klo, side="left")
+    hi = np.searchsorted(grid.keys, khi, side="right")
+    frames = grid.order[ranges(lo, hi - lo)]
+    return frames, np.repeat(flat[start], hi - lo)
+
+
+def _check(grid: PoseGrid, M: int):
+    if not isinstance(grid, PoseGrid):
+        raise ValueError(f"index must be a camworld.memory.PoseGrid (MemoryBank.index), got {type(grid).__name__}")
+    if grid.n != M:
+        raise ValueError(f"index covers {grid.n} frames but the memory has {M}: pass the index of the same "
+                         "MemoryBank (bank.index), read after the bank's last append")
+
+
+def _tail(grid: PoseGrid, pos: np.ndarray, centres: np.ndarray, reach: float) -> np.ndarray:
+    """Frames of the grid's unsorted tail within ``reach`` of any centre (exact distance)."""
+    t = np.arange(grid.n_sorted, grid.n)
+    if len(t) == 0:
+        return t
+    d2 = ((pos[t, None, :2] - centres[None, :, :2]) ** 2).sum(-1)
+    return t[(d2 <= reach * reach).any(1)]
+
+
+# ---------------------------------------------------------------------------------- the planar FOV rule
+
+
+def _wrap(a):
+    """Angles to [-pi, pi) without np.remainder (several times slower on float64)."""
+    return a - TWO_PI * np.floor((a + np.pi) * (1.0 / TWO_PI))
+
+
+def _contains(s, l, a):
+    """Does arc (s, l) hold angle a (margin EPS_ANG)?"""
+    return (l >= TWO_PI) | ((l >= 0) & ((a - s + EPS_ANG) - TWO_PI * np.floor((a - s + EPS_ANG) / TWO_PI) <= l + 2 * EPS_ANG))
+
+
+def _blur(r, d):
+    """An upper bound of the angle a disc of radius r subtends at distance d: asin(r / d) <= x / sqrt(1 - x^2)."""
+    x = np.minimum(r / np.maximum(d, 1e-300), 1.0)
+    return np.where(x < 0.999, x / np.sqrt(np.maximum(1.0 - x * x, 1e-12)), 2 * TWO_PI)
+
+
+def _edge(gx, gy, hx, hy, hd, ux, uy, p: FovParams):
+    """One target edge ray (direction u) against the boxes (centre g relative to the target, half sizes hx, hy).
+
+    Returns (strip_maybe, strip_sure): the parallel case's box tests for this edge, and (maybe, sure)
+    arcs of the headings theta (of the memory's same-side edge ray) that hit the edge segment
+    [near, far] from some / every point of the box. All (P,).
+    """
+    lat = gx * uy - gy * ux                                  # signed distance of the centre from the edge line
+    lat_r = np.abs(uy) * hx + np.abs(ux) * hy                # ... and its range over the box
+    ahead = gx * ux + gy * uy
+    ahead_r = np.abs(ux) * hx + np.abs(uy) * hy
+    strip_maybe = (np.maximum(np.abs(lat) - lat_r, 0.0) <= p.parallel_offset + EPS_POS) & (
+        ahead - ahead_r <= p.far + EPS_POS)
+    strip_sure = (np.abs(lat) + lat_r <= p.parallel_offset - EPS_POS) & (ahead + ahead_r <= p.far - EPS_POS)
+    ax, ay = p.near * ux - gx, p.near * uy - gy             # box centre -> the segment's ends
+    bx, by = p.far * ux - gx, p.far * uy - gy
+    ta, tb = np.arctan2(ay, ax), np.arctan2(by, bx)
+    da, db = np.sqrt(ax * ax + ay * ay), np.sqrt(bx * bx + by * by)
+    # every point of the box sees each end within this of what the centre sees (ends moved by EPS_POS too)
+    ea = _blur(hd, da) + EPS_POS / np.maximum(da - hd, 1e-9) + EPS_ANG
+    eb = _blur(hd, db) + EPS_POS / np.maximum(db - hd, 1e-9) + EPS_ANG
+    rel = _wrap(tb - ta)                                     # the shorter turn from end a to end b
+    fwd = rel >= 0
+    lo = np.where(fwd, -ea, rel - eb)
+    hi = np.where(fwd, rel + eb, ea)
+    a_star = np.clip(ahead, p.near, p.far)
+    close = np.sqrt(lat * lat + (ahead - a_star) ** 2) <= hd + 2 * EPS_POS
+    m_len = np.where(close | (hi - lo >= np.pi - 0.01), 2 * TWO_PI, hi - lo)
+    maybe = (ta + lo, m_len)
+    clear = np.abs(lat) - lat_r > LINE_GAP                   # the whole box on one side of the edge line
+    s_lo = np.where(fwd, ea, rel + eb)
+    s_len = np.where(fwd, rel - ea - eb, -rel - ea - eb)
+    sure = (ta + s_lo, np.where(clear & (s_len > 0) & (ea < np.pi) & (eb < np.pi), s_len, -1.0))
+    return strip_maybe, strip_sure, maybe, sure
+
+
+def _planar_arcs(cells: _Cells, tgt: np.ndarray, p: FovParams):
+    """(pair cell, pair target, maybe arcs, sure arcs) of the rule's cases for every near (cell, target)."""
+    half = np.deg2rad(p.hfov_deg) / 2.0
+    sv, par = np.deg2rad(p.same_view_deg), np.deg2rad(p.parallel_deg)
+    R = p.max_cam_dist
+    reach = max(R, p.same_view_dist)
+    bx, by, _ = cells.centre()
+    hx, hy = 0.5 * (cells.x1 - cells.x0), 0.5 * (cells.y1 - cells.y0)
+    gx, gy = bx[:, None] - tgt[None, :, 0], by[:, None] - tgt[None, :, 1]           # (C, T)
+    ex, ey = np.maximum(np.abs(gx) - hx[:, None], 0.0), np.maximum(np.abs(gy) - hy[:, None], 0.0)
+    ci, ti = np.nonzero(ex * ex + ey * ey <= (reach + EPS_POS) ** 2)                  # (P,) pairs in reach
+    gx, gy = gx[ci, ti], gy[ci, ti]
+    hx, hy = hx[ci], hy[ci]
+    hd = np.sqrt(hx * hx + hy * hy)
+    wt = tgt[ti, 2]
+    ax, ay = np.abs(gx), np.abs(gy)
+    dmin = np.sqrt(np.maximum(ax - hx, 0.0) ** 2 + np.maximum(ay - hy, 0.0) ** 2)
+    dmax = np.sqrt((ax + hx) ** 2 + (ay + hy) ** 2)
+    ok, ok_sure = dmin <= R + EPS_POS, dmax <= R - EPS_POS
+    P = len(ci)
+    both = _edge(*(np.concatenate([v, v]) for v in (gx, gy, hx, hy, hd)),
+                 np.cos(np.concatenate([wt + half, wt - half])), np.sin(np.concatenate([wt + half, wt - half])), p)
+    L = [v[:P] for v in both[:2]] + [(a[:P], b[:P]) for a, b in both[2:]]      # left edge, right edge
+    Rr = [v[P:] for v in both[:2]] + [(a[P:], b[P:]) for a, b in both[2:]]
+    no = np.full(len(ci), -1.0)
+    maybe, sure = [], []
+    # same view
+    maybe.append((wt - sv - EPS_ANG, np.where(dmin <= p.same_view_dist + EPS_POS, 2 * sv + 2 * EPS_ANG, no)))
+    sure.append((wt - sv + EPS_ANG, np.where(dmax <= p.same_view_dist - EPS_POS, 2 * sv - 2 * EPS_ANG, no)))
+    # parallel edge rays (both pairs parallel: |psi - psi_t| <= parallel_deg)
+    maybe.append((wt - par - EPS_ANG, np.where(ok & L[0] & Rr[0], 2 * par + 2 * EPS_ANG, no)))
+    sure.append((wt - par + EPS_ANG, np.where(ok_sure & L[1] & Rr[1], 2 * par - 2 * EPS_ANG, no)))
+    # crossing edge rays: psi + hfov/2 hits the left segment, psi - hfov/2 the right one
+    mL, mR = (L[2][0] - half, L[2][1]), (Rr[2][0] + half, Rr[2][1])
+    s, l = _arc_meet(*mL, *mR)
+    maybe.append((s, np.where(ok, l, no)))
+    s, l = _arc_meet(L[3][0] - half, L[3][1], Rr[3][0] + half, Rr[3][1])
+    s, l = s + EPS_ANG, np.where(ok_sure, l - 2 * EPS_ANG, no)
+    for band in (wt + par + EPS_ANG, wt - np.pi + par + EPS_ANG):        # outside the parallel band
+        sure.append(_arc_meet(s, l, band, np.pi - 2 * par - 2 * EPS_ANG + 0 * s))
+    # at the band's edges the two pairs may round to different cases (one parallel, one crossing)
+    for e in (wt + par, wt - par):
+        both = (L[0] | _contains(*mL, e)) & (Rr[0] | _contains(*mR, e)) & ok
+        maybe.append((e - EPS_ANG, np.where(both, 2 * EPS_ANG, no)))
+    return ci, ti, maybe, sure
+
+
+def _planar_states(grid: PoseGrid, cells: _Cells, tgt: np.ndarray, p: FovParams, hits: bool) -> np.ndarray:
+    """Per (cell, bin) state: REJECT, TEST, or for sure bins SURE (any target; hits=False) or how many
+    targets they surely pass (hits=True, decided for every target)."""
+    C, T, B = len(cells), len(tgt), grid.n_bins
+    ci, ti, maybe, sure = _planar_arcs(cells, tgt, p)
+    rows, nrows = (ci * T + ti, C * T) if hits else (ci, C)
+    m = _cover(nrows, B, rows, *_bins(grid, *(np.concatenate(a) for a in zip(*maybe)), False))
+    su = _cover(nrows, B, rows, *_bins(grid, *(np.concatenate(a) for a in zip(*sure)), True))
+    state = np.zeros((C, B + 1), np.int64)
+    if hits:
+        m, su = m.reshape(C, T, B), su.reshape(C, T, B)
+        state[:, :B] = np.where((m & ~su).any(1), TEST, su.sum(1))
+        any_maybe = m.any((1, 2))
+    else:
+        state[:, :B] = np.where(su, SURE, np.where(m, TEST, REJECT))
+        any_maybe = m.any(1)
+    state[:, B] = np.where(any_maybe & (grid.n_steep > 0), TEST, REJECT)   # steep frames: any planar yaw
+    state[cells.border] = TEST                                             # unbounded boxes: test them all
+    return state
+
+
+def planar_candidates(grid: PoseGrid, poses: np.ndarray, tgt: np.ndarray, p: FovParams, hits: bool = True):
+    """``fov.fov_candidates`` through the index: the same (idx, hits or None), reading few frames."""
+    _check(grid, len(poses))
+    reach = max(p.max_cam_dist, p.same_view_dist)
+    cells = _Cells(grid, tgt[:, :2], reach)
+    frames, st = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if len(cells):
+        with np.errstate(invalid="ignore", over="ignore"):      # border cells (inf boxes) are tested whole
+            state = _planar_states(grid, cells, tgt, p, hits)
+        frames, st = _gather(grid, cells, state)
+    test = np.concatenate([frames[st == TEST], _tail(grid, poses, tgt, reach)])
+    sure = frames[st >= SURE]
+    if hits:
+        count = overlap_matrix(poses[test], tgt, p).sum(1) if len(test) else np.zeros(0, np.int64)
+        idx, n = np.concatenate([sure, test[count > 0]]), np.concatenate([st[st >= SURE], count[count > 0]])
+        order = np.argsort(idx, kind="stable")
+        return idx[order], n[order].astype(np.int64)
+    found, left, lp = [sure], test, poses[test]
+    for j in range(len(tgt)):               # one target at a time; a frame that passed needs no more tests
+        if len(left) == 0:
+            break
+        hit = overlap_matrix(lp, tgt[j:j + 1], p)[:, 0]
+        found.append(left[hit])
+        left, lp = left[~hit], lp[~hit]
+    return np.sort(np.concatenate(found)), None
+
+
+# ---------------------------------------------------------------------------------- cones (6-DoF, coverage)
+
+
+def _cone_states(grid: PoseGrid, cells: _Cells, cx, cy, radius, max_dist, xt, yt, half_angle, level_slack):
+    """TEST for the bins whose cameras may look at a disc (centres (T,), radius (T,)) within their cone.
+
+    A camera at o in the box, at most ``max_dist`` (xy) from (xt, yt), can see a point of the disc only
+    if its heading is within ``half_angle`` (+ ``level_slack`` for pitched cameras) of a direction from
+    the box to the disc. Steep cameras: by distance alone.
+    """
+    C, B = len(cells), grid.n_bins
+    bx, by, hd = (v[:, None] for v in cells.centre())
+    dmin, _ = cells.dist_range(xt[None], yt[None])
+    ok = dmin <= max_dist + EPS_POS                                                     # (C, T)
+    s, l = _arc_to_disc(bx, by, hd, cx[None], cy[None], radius[None], half_angle + level_slack)
+    rows = (np.arange(C)[:, None] + 0 * ok).ravel()
+    cover = _cover(C, B, rows, *(a.ravel() for a in _bins(grid, s, np.where(ok, l, -1.0), False)))
+    state = np.zeros((C, B + 1), np.int64)
+    state[:, :B] = np.where(cover, TEST, REJECT)
+    state[:, B] = np.where(ok.any(1) & (grid.n_steep > 0), TEST, REJECT)
+    state[cells.border] = TEST
+    return state
+
+
+def cone_superset(grid: PoseGrid, pos: np.ndarray, centres: np.ndarray, radius: np.ndarray, max_dist: float,
+                  anchors: np.ndarray, half_angle: float, pitched: bool) -> np.ndarray:
+    """Frames (increasing) within ``max_dist`` (xy) of any anchor (T, 2) that may look at any disc
+    (centres (T, 2), radius (T,)) within ``half_angle`` of their heading; ``pitched``: cameras may
+    pitch up to the grid's steep limit (widens the heading test). A superset: callers test exactly.
+    ``pos``: (M, >= 2) memory positions, for the tail."""
+    _check(grid, len(pos))
+    slack = 0.0
+    if pitched:
+        cos_phi = np.sqrt(1.0 - PoseGrid.STEEP_SIN ** 2)
+        slack = float(np.arcsin(min(1.0, np.sin(half_angle) / cos_phi))) - half_angle if half_angle < np.pi / 2 \
+            else np.pi
+    cells = _Cells(grid, np.concatenate([anchors, centres]), max_dist + float(np.max(radius, initial=0.0)))
+    frames = np.zeros(0, np.int64)
+    if len(cells):
+        with np.errstate(invalid="ignore", over="ignore"):
+            st = _cone_states(grid, cells, centres[:, 0], centres[:, 1], radius, max_dist, anchors[:, 0],
+                              anchors[:, 1], half_angle, slack)
+        frames, _ = _gather(grid, cells, st)
+    return np.concatenate([np.sort(frames), _tail(grid, pos, anchors, max_dist)])
