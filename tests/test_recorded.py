@@ -345,3 +345,44 @@ def test_seeking_reads_the_counted_frames(tmp_path):
     np.testing.assert_array_equal(decode_mp4(mp4, idx, crop, 16, 32, 32, seek_fps=7.5), decode_mp4(mp4, idx, crop, 16, 32, 32))
     schema.write_dataset(tmp_path, ["v"])
     assert open_dataset(tmp_path, progress=False).videos[0].seek_fps == 7.5
+
+
+def test_retrieval_is_planar_for_level_cameras_and_6dof_otherwise():
+    """Two memory frames at one spot and yaw, one level, one looking at the sky: (x, y, yaw) cannot tell them
+    apart, the 6-DoF path can, and recorded training uses it for cameras that are not planar."""
+    from camworld.train.recorded import retrieve_context
+
+    def cam(x, yaw, pitch=0.0):
+        E = np.eye(4)
+        E[:3, :3], E[:3, 3] = _rot(yaw, pitch, 0.0), [x, 0.0, 1.6]
+        return E
+
+    mem = np.stack([cam(0, 0), cam(0, 0, pitch=-1.2), cam(30, np.pi)])   # level, up at the sky, far away (newest)
+    tgt = np.stack([cam(-1.0, 0)])
+    times = np.array([0.0, 1.0, 2.0])
+    six = {int(retrieve_context("fov+nonadj", mem, times, tgt, 2, np.random.default_rng(s), planar=False)[0])
+           for s in range(16)}
+    flat = {int(retrieve_context("fov+nonadj", mem, times, tgt, 2, np.random.default_rng(s), planar=True)[0])
+            for s in range(16)}
+    assert six == {0} and flat == {0, 1}
+
+
+def test_training_samples_from_an_imported_6dof_clip(tmp_path):
+    """RealEstate10K-style 30 fps clip (64x36 PNG, 6-DoF) -> model frames every 4th frame, cropped and resized to
+    32x32, context retrieved by the 6-DoF rule; the field-of-view mismatch is logged."""
+    from camworld.data import batch_rng
+    from camworld.model import preset
+    from camworld.train.recorded import DataConfig, prepare
+
+    src = tmp_path / "re10k"
+    src.mkdir()
+    _re10k_clip(src, "clip", F=30)
+    importers.import_realestate10k(src, tmp_path / "data", progress=False)
+    logs = []
+    cfg = preset("tiny")
+    source = prepare(DataConfig(root=str(tmp_path / "data")), tmp_path / "run", False, cfg, log=logs.append)
+    text = "\n".join(logs)
+    assert "stride [4]" in text and "6-DoF frustum rule" in text and "cover 33.8 degrees" in text
+    batch = source.batch(batch_rng(0, 0), cfg.train, cfg.frame_size)
+    assert batch.tgt_frames.shape == (4, 2, 32, 32, 3) and batch.ctx_mask[:, -1].all()
+    assert batch.tgt_frames.std() > 10                     # real pixels, not padding

@@ -176,9 +176,15 @@ def test_both_stages_train_from_a_folder_and_resume_exactly(recorded, tmp_path, 
     # the checkpoint is a world model that `camworld eval memory` scores
     from camworld.eval import evaluate
 
-    res = evaluate(WorldModel.load(tmp_path / "dit_a" / "model.safetensors"), 1, 3, kinds=["rot60"],
-                   strategies=["fov+nonadj"], ks=(3,), progress=False)
+    ckpt = tmp_path / "dit_a" / "model.safetensors"
+    res = evaluate(WorldModel.load(ckpt), 1, 3, kinds=["rot60"], strategies=["fov+nonadj"], ks=(3,), progress=False)
     assert all(r["psnr"] > 5 for r in res["runs"])
+    # ... and a world to explore
+    import gymnasium as gym
+
+    env = gym.make("ContextAsMemory-v0", checkpoint=str(ckpt), device="cpu")
+    env.reset(seed=0)
+    assert env.step(3)[0].shape == (32, 32, 3)
 
 
 def test_recorded_workers_give_the_same_run_as_inline(recorded, tiny_vae, tmp_path):

@@ -53,15 +53,16 @@ class DataConfig:
 
 
 def retrieve_context(strategy: str, mem_c2w, mem_times, tgt_c2w, k: int, rng, planar: bool) -> np.ndarray:
-    """The one place recorded training retrieves context (``camworld.retrieval.retrieve`` semantics:
-    memory indices, newest included). Planar cameras (level, constant height) are exactly (x, y, yaw).
-    ``camworld.retrieval`` has no 6-DoF path yet, so other cameras are projected to (x, y, yaw) of their
-    viewing direction as well (``prepare`` warns once); once it has one, the non-planar branch calls it."""
+    """The one place recorded training retrieves context (``camworld.retrieval.retrieve``: memory indices,
+    newest included). Planar cameras (level, constant height) go in as their exact (x, y, yaw), so the
+    paper's planar FOV rule runs, as on the sim; other cameras go in as full camera-to-world matrices,
+    so the 6-DoF frustum rule (``camworld.retrieval.frustum``) runs."""
     from camworld.retrieval import retrieve
 
-    del planar  # both branches are the planar projection until 6-DoF retrieval lands
-    return retrieve(strategy, extrinsics_to_planar(mem_c2w[:, :3]), mem_times, extrinsics_to_planar(tgt_c2w[:, :3]),
-                    k, rng)
+    if planar:
+        return retrieve(strategy, extrinsics_to_planar(mem_c2w[:, :3]), mem_times,
+                        extrinsics_to_planar(tgt_c2w[:, :3]), k, rng)
+    return retrieve(strategy, mem_c2w, mem_times, tgt_c2w, k, rng)
 
 
 def revisit_frames(c2w, metres: float, degrees: float) -> np.ndarray:
@@ -269,6 +270,7 @@ def prepare(data: DataConfig, out: Path, resume: bool, cfg, rank: int = 0, world
     import torch.distributed as dist
 
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     path = out / INDEX_FILE
     tc = cfg.train
     if rank == 0:
@@ -328,8 +330,8 @@ def _report(index: DatasetIndex, data: DataConfig, cfg, log):
         log("data: cameras are planar (level, constant height): retrieval on (x, y, yaw) is exact")
     else:
         n = sum(not v.planar for v in index.videos)
-        log(f"data: WARNING {n} videos have 6-DoF cameras (not level or not at a constant height); camworld.retrieval "
-            "has no 6-DoF path yet, so retrieval uses their (x, y, yaw) projection (pitch, roll, height ignored)")
+        log(f"data: {n} of {len(index.videos)} videos have 6-DoF cameras (not level, or not at a constant height): "
+            "their context is retrieved by the 6-DoF frustum rule, the planar ones' by the planar FOV rule")
     covered = []
     for v in index.videos[:64]:
         K0 = load_cameras(Path(index.root) / v.path)["intrinsics"][0]
