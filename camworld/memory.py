@@ -212,20 +212,22 @@ class PoseGrid:
         return self.cell_id(self.cell_index(xy[:, 0]), self.cell_index(xy[:, 1])) * self.bins_per_cell + b
 
     def add(self, xy, yaw, steep=None):
-        """Index the next frames: positions (T, 2), headings (T,), steep flags (T,) bool or None."""
+        """Index the next frames: positions (T, 2), headings (T,), steep flags (T,) bool or None.
+
+        New keys wait in the tail; once it holds ``tail_max`` or more they are sorted in at once (one
+        merge per call at most, so a bulk add of N frames costs one O(N log N) sort)."""
         xy = np.asarray(xy, np.float64).reshape(-1, 2)
         k = self.keys_of(xy, np.asarray(yaw, np.float64).reshape(-1), steep)
         if steep is not None:
             self.n_steep += int(np.count_nonzero(steep))
-        j = 0
-        while j < len(k):
-            room = self.tail_max - (self.n - self.n_sorted)
-            take = k[j:j + room]
-            self._tail[self.n - self.n_sorted:self.n - self.n_sorted + len(take)] = take
-            self.n += len(take)
-            j += len(take)
-            if self.n - self.n_sorted >= self.tail_max:
-                self._merge()
+        have = self.n - self.n_sorted
+        if have + len(k) > len(self._tail):
+            self._tail = np.concatenate([self._tail[:have], np.zeros(max(have + len(k), self.tail_max) - have,
+                                                                     np.int64)])
+        self._tail[have:have + len(k)] = k
+        self.n += len(k)
+        if self.n - self.n_sorted >= self.tail_max:
+            self._merge()
 
     def _merge(self):
         """Sort the tail in: one O(N) insert of T keys (np.insert keeps equal positions in value order)."""
@@ -238,6 +240,8 @@ class PoseGrid:
         starts = np.flatnonzero(np.concatenate([[True], cells[1:] != cells[:-1]]))
         self.cells, self.cell_start = cells[starts], np.append(starts, len(cells))
         self.n_sorted = self.n
+        if len(self._tail) > self.tail_max:
+            self._tail = np.zeros(self.tail_max, np.int64)
 
     def occupied(self, ix0: int, ix1: int, iy0: int, iy1: int):
         """Occupied cells of the sorted part with ix0 <= ix <= ix1, iy0 <= iy <= iy1 (offset coordinates).
@@ -266,10 +270,14 @@ class PoseGrid:
         out = np.zeros(len(rows), bool)
         tail = rows >= self.n_sorted
         out[tail] = self._tail[rows[tail] - self.n_sorted] == keys[tail]
-        for i in np.flatnonzero(~tail & (rows >= 0)):
-            lo, hi = np.searchsorted(self.keys, keys[i], "left"), np.searchsorted(self.keys, keys[i], "right")
-            j = lo + np.searchsorted(self.order[lo:hi], rows[i])
-            out[i] = j < hi and self.order[j] == rows[i]
+        # sorted part: (key, frame) pairs are sorted lexicographically, so bisect on key * N + frame
+        i = np.flatnonzero(~tail & (rows >= 0))
+        if len(i) and self.n_sorted:
+            lo = np.searchsorted(self.keys, keys[i], "left")
+            hi = np.searchsorted(self.keys, keys[i], "right")
+            for a, b, r, o in zip(lo, hi, rows[i], i):
+                j = a + int(np.searchsorted(self.order[a:b], r))
+                out[o] = j < b and self.order[j] == r
         return out
 
     def nbytes(self) -> int:

@@ -141,9 +141,17 @@ def _bank(poses) -> MemoryBank:
     return bank
 
 
+@pytest.fixture
+def always_index(monkeypatch):
+    """Use the index at every memory size (by default small memories take the exhaustive path)."""
+    from camworld.retrieval import registry
+
+    monkeypatch.setattr(registry, "INDEX_MIN_FRAMES", 0)
+
+
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 @pytest.mark.parametrize("kind", ["dense", "sparse", "six-dof"])
-def test_every_strategy_same_picks_with_the_index(name, kind):
+def test_every_strategy_same_picks_with_the_index(name, kind, always_index):
     for M, seed in ((400, 0), (5000, 1)):
         if kind == "six-dof":
             poses = _six_dof(M, seed)
@@ -172,7 +180,7 @@ def test_bank_index_follows_appends_and_clear():
     assert bank.index.n == 0 and bank.index is not g
 
 
-def test_index_misuse_is_refused():
+def test_index_misuse_is_refused(always_index):
     a, b = _bank(_memory("dense", 600, 4)), _bank(_memory("dense", 600, 5))
     tgt = [[0.0, 0.0, 0.0]]
     with pytest.raises(ValueError, match="does not match mem_poses"):

@@ -2,15 +2,19 @@
 
     from camworld.retrieval import retrieve, STRATEGIES, fov_overlap
     idx = retrieve("fov+nonadj", mem_poses, mem_times, target_poses, k=8, rng=np.random.default_rng(0))
+    idx = retrieve("fov+nonadj", bank.poses, bank.times, target_poses, 8, rng, index=bank.index)  # same, fast
+    idx = retrieve("fov+nonadj", bank.extrinsics(), bank.times, target_ext, 8, rng, index=bank.index)  # 6-DoF
 
-Modules: ``fov`` (the paper's FOV-overlap rule), ``registry`` (``retrieve``, ``STRATEGIES``, the
+Modules: ``fov`` (the paper's FOV-overlap rule), ``frustum`` (the 6-DoF frustum-overlap rule for full
+extrinsics), ``index`` (retrieval through the memory's ``PoseGrid``, same answers), ``registry`` (``retrieve``, ``STRATEGIES``, the
 ``@strategy`` contract), ``strategies`` (paper strategies and baselines), ``coverage`` (our greedy
 view-coverage strategy), ``covis`` (ground-truth co-visibility from sim depth), ``metrics`` (precision / recall / coverage / redundancy), ``bench`` and ``show``
-(CLI: ``camworld bench retrieval``, ``camworld retrieval show``).
+(CLI: ``camworld bench retrieval``, with ``scale`` for the 1e6-frame rows, ``camworld retrieval show``).
 """
 
 from camworld.retrieval.covis import covisibility, visibility
 from camworld.retrieval.fov import FovParams, fov_overlap
+from camworld.retrieval.frustum import FrustumParams, frustum_overlap
 from camworld.retrieval import strategies as _strategies  # noqa: F401  (registers the paper's and the baselines)
 from camworld.retrieval import coverage as _coverage  # noqa: F401,I001  (registers ``coverage``, after them)
 from camworld.retrieval.registry import STRATEGIES, retrieve
@@ -22,4 +26,5 @@ from camworld.retrieval.registry import STRATEGIES, retrieve
 # (`--history 48`) it ties `coverage` on rot180 and trails it on walk3m (docs/benchmarks/memory.md).
 DEFAULT_STRATEGY = "fov+nonadj"
 
-__all__ = ["STRATEGIES", "DEFAULT_STRATEGY", "retrieve", "fov_overlap", "FovParams", "covisibility", "visibility"]
+__all__ = ["STRATEGIES", "DEFAULT_STRATEGY", "retrieve", "fov_overlap", "FovParams", "frustum_overlap", "FrustumParams",
+           "covisibility", "visibility"]

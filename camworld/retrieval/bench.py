@@ -8,7 +8,11 @@ and redundancy against the sim's depth. The ``oracle`` row is greedy maximum cov
 visibility, a ceiling for coverage that no pose-only rule reaches.
 
 Latency: one query segment (T = 4 poses) against synthetic random-walk memories of 1e2 .. 1e6
-frames (0.1 m steps, smoothly wandering yaw), median wall time per call.
+frames (0.1 m steps, smoothly wandering yaw), free (sparse) and folded into a ``--box`` square
+(dense), each strategy with and without the memory's pose index, in the same run (``scale.py``;
+every indexed answer is checked against the exhaustive one). ``--step-worlds sim,tiny`` adds an
+env step with 10 against 100,000 frames in memory; ``--ram-frames 1000000`` feeds a bank a whole
+episode and reports its RAM.
 
 The defaults take about two to three minutes on two CPU cores; ``--scenes``, ``--frames`` and
 ``--queries`` make it bigger.
@@ -21,6 +25,7 @@ import zlib
 
 import numpy as np
 
+from camworld.retrieval import scale
 from camworld.retrieval.metrics import METRICS, Episode, make_query, oracle, score
 from camworld.retrieval.strategies import STRATEGIES, retrieve
 
@@ -42,6 +47,13 @@ def bench_arguments(p):
     p.add_argument("--reps", type=int, default=7, help="timed calls per latency cell (median)")
     p.add_argument("--box", type=float, default=100.0,
                    help="also time a dense memory: the same walk folded into a BOX x BOX metre square (0 skips)")
+    p.add_argument("--step-worlds", default="", help="comma-separated frame sources for the env-step ratio "
+                   "(sim, tiny; '' skips)")
+    p.add_argument("--step-sizes", default="10,100000", help="memory sizes the env-step ratio compares")
+    p.add_argument("--steps", type=int, default=100, help="env steps per world for the ratio")
+    p.add_argument("--ram-frames", type=int, default=0, help="feed a MemoryBank this many frames and report its "
+                   "RAM (0 skips)")
+    p.add_argument("--ram-capacity", type=int, default=10_000, help="the bank's RAM capacity (frames) for --ram-frames")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-quality", action="store_true", help="latency table only")
     p.add_argument("--markdown", default=None, help="also write the tables to this file")
@@ -134,28 +146,32 @@ def fold(poses: np.ndarray, box: float) -> np.ndarray:
     return np.concatenate([xy, poses[:, 2:]], 1)
 
 
-def latency(rows, sizes, reps, seed, k=20, seg_len=4, box=0.0):
-    """-> {(row, size): (best, median) ms per call}. The best of n is the cost of the code; the
-    median also carries contention from other processes on shared cores."""
-    out = {}
-    for M in sizes:
-        rng = np.random.default_rng([seed, M])
-        walk = random_walk(M + seg_len, rng)
-        if box > 0:
-            walk = fold(walk, box)
-        mem, tgt = walk[:M], walk[M:]
-        times = np.arange(M, dtype=np.float64)
-        for label, (name, params) in rows.items():
-            r = np.random.default_rng(seed)
-            retrieve(name, mem, times, tgt, k, r, **params)  # warm-up
-            n = reps if M < 1_000_000 else max(3, reps // 2)
-            ts = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                retrieve(name, mem, times, tgt, k, r, **params)
-                ts.append(time.perf_counter() - t0)
-            out[(label, M)] = (1e3 * float(np.min(ts)), 1e3 * float(np.median(ts)))
-    return out
+def _latency_section(plain: dict, sizes, args) -> str:
+    """The latency tables: sparse and dense memories, each strategy without and with the index."""
+    out, t1 = [], time.perf_counter()
+    for box in ([0.0, args.box] if args.box > 0 else [0.0]):
+        lat = scale.latency(plain, sizes, args.reps, args.seed, box=box)
+        where = (f"the same walk folded into a {box:g} m square (dense: every spot revisited)" if box
+                 else "a free random walk (0.1 m steps; 1e6 frames span ~3 km)")
+        table = []
+        for n in plain:
+            cells = []
+            for M in sizes:
+                c = lat[(n, M)]
+                flag = "" if c["same"] else " DIFFERENT"
+                cells.append(f"{c['exhaustive'][0]:.2f} / {c['indexed'][0]:.2f}{flag}")
+            table.append([n] + cells)
+        build = ", ".join(f"{M:.0e}: {1e3 * s:.0f} ms" for M, s in lat["build"].items())
+        same = all(v["same"] for key, v in lat.items() if key != "build")
+        out.append(f"\nLatency per query segment (T=4, k=20), ms per call, exhaustive / indexed, best of {args.reps} "
+                   f"(half that, min 3, at 1e6); memory: {where}; indexed picks identical to exhaustive: "
+                   f"{'all' if same else 'NO'}; index build (once, in bulk): {build}\n"
+                   + _table(["strategy"] + [f"M={M:.0e}" for M in sizes], table))
+        med = [[n] + [f"{lat[(n, M)]['exhaustive'][1]:.2f} / {lat[(n, M)]['indexed'][1]:.2f}" for M in sizes]
+               for n in plain]
+        out.append("medians, exhaustive / indexed:\n" + _table(["strategy"] + [f"M={M:.0e}" for M in sizes], med))
+    out.append(f"(latency: {time.perf_counter() - t1:.0f} s)")
+    return "\n".join(out)
 
 
 def _table(header, rows) -> str:
@@ -199,17 +215,26 @@ def bench(args) -> int:
         parts.append(f"\n(quality: {time.perf_counter() - t0:.0f} s)")
     sizes = _ints(args.sizes)
     if sizes:
+        parts.append(_latency_section({n: rows[n] for n in names if ":" not in n}, sizes, args))
+    for src in (x.strip() for x in args.step_worlds.split(",") if x.strip()):
+        sz = _ints(args.step_sizes)
+        r = scale.step_ratio(src, sizes=tuple(sz), steps=args.steps, box=args.box or 100.0, seed=args.seed)
+        med = r["median_ms"]
+        parts.append(f"\nEnv step ({src}: {'sim twin, 64x64 renders' if src == 'sim' else 'learned world, tiny preset, 32x32'}"
+                     f"; fov+nonadj, k=8, 4 frames per step; memory a dense walk in a {args.box or 100:g} m square), "
+                     f"median of {r['steps']} steps per world, alternating: "
+                     + ", ".join(f"{M:,} frames {med[M]:.2f} ms" for M in sz)
+                     + f"; ratio {r['ratio']:.3f}")
+    if args.ram_frames:
         t1 = time.perf_counter()
-        plain = {n: rows[n] for n in names if ":" not in n}
-        for box in ([0.0, args.box] if args.box > 0 else [0.0]):
-            lat = latency(plain, sizes, args.reps, args.seed, box=box)
-            table = [[n] + [f"{lat[(n, M)][0]:.2f} / {lat[(n, M)][1]:.2f}" for M in sizes] for n in plain]
-            where = (f"the same walk folded into a {box:g} m square (dense: every spot revisited)" if box
-                     else "a free random walk (0.1 m steps; 1e6 frames span ~3 km)")
-            parts.append(f"\nLatency per query segment (T=4, k=20), ms per call as best / median of {args.reps} "
-                         f"(half that, min 3, at 1e6); memory: {where}\n"
-                         + _table(["strategy"] + [f"M={M:.0e}" for M in sizes], table))
-        parts.append(f"(latency: {time.perf_counter() - t1:.0f} s)")
+        ram = scale.bank_ram(args.ram_frames, capacity=args.ram_capacity)
+        tab = [[f"{r['frames']:,}", f"{r['rss_anon_mb']:.0f}", f"{r['frames_latents']:.0f}", f"{r['per_frame']:.0f}",
+                f"{r['index']:.0f}"] for r in ram]
+        parts.append(f"\nMemory bank RAM over a {args.ram_frames:,}-frame episode (64x64 frames, 4x16x16 float32 "
+                     f"latents, capacity {args.ram_capacity:,} frames in RAM, the rest spilled to disk; 4 frames per "
+                     f"step, index synced every step), MB\n"
+                     + _table(["frames", "process RssAnon growth", "frames+latents in RAM", "poses/times/extrinsics",
+                               "index"], tab) + f"\n(ram: {time.perf_counter() - t1:.0f} s)")
     text = "\n".join(parts)
     print(text)
     if args.markdown:

@@ -83,27 +83,65 @@ def _pair_meets(dx, dy, ux, uy, vx, vy, p: FovParams, sin_par: float):
     return meets | para
 
 
+class _Edges:
+    """A memory's positions, yaws and FOV edge directions (the 4 trig calls per frame, done once)."""
+
+    def __init__(self, mem_poses: np.ndarray, p: FovParams):
+        half = np.deg2rad(p.hfov_deg) / 2.0
+        self.x, self.y, self.yaw = mem_poses[:, 0], mem_poses[:, 1], mem_poses[:, 2]
+        self.lx, self.ly = np.cos(self.yaw + half), np.sin(self.yaw + half)           # (S,) each
+        self.rx, self.ry = np.cos(self.yaw - half), np.sin(self.yaw - half)
+
+    def take(self, i: np.ndarray) -> "_Edges":
+        out = object.__new__(_Edges)
+        for k in ("x", "y", "yaw", "lx", "ly", "rx", "ry"):
+            setattr(out, k, getattr(self, k)[i])
+        return out
+
+
+def _one_target(e: _Edges, target, p: FovParams) -> np.ndarray:
+    """The rule for every memory frame of e against one target pose (3,) -> bool (S,).
+
+    The right edge pair is computed only where the left one met, within max_cam_dist (same
+    per-element floats as computing everything, so the same answers, for about half the work).
+    """
+    xt, yt, wt = (float(v) for v in target)
+    half = np.deg2rad(p.hfov_deg) / 2.0
+    sin_par = np.sin(np.deg2rad(p.parallel_deg))
+    dx, dy = e.x - xt, e.y - yt                                   # target -> memory
+    dist2 = dx * dx + dy * dy
+    left = _pair_meets(dx, dy, np.cos(wt + half), np.sin(wt + half), e.lx, e.ly, p, sin_par)
+    i = np.flatnonzero(left & (dist2 <= p.max_cam_dist ** 2))
+    hit = np.zeros(len(dx), bool)
+    hit[i] = _pair_meets(dx[i], dy[i], np.cos(wt - half), np.sin(wt - half), e.rx[i], e.ry[i], p, sin_par)
+    near = np.flatnonzero(dist2 <= p.same_view_dist ** 2)         # the (slow) angle wrap for those only
+    hit[near] |= np.abs(geometry.wrap_angle(e.yaw[near] - wt)) <= np.deg2rad(p.same_view_deg)
+    return hit
+
+
 def overlap_matrix(mem_poses: np.ndarray, target_poses: np.ndarray, p: FovParams) -> np.ndarray:
     """The FOV rule for every (memory, target) pair, without prefiltering. (S, 3), (T, 3) -> bool (S, T).
 
     Row s depends on memory pose s alone, so any subset of memory gets the same rows (what lets the
     index test only some frames and still match the exhaustive search bit for bit).
     """
-    half = np.deg2rad(p.hfov_deg) / 2.0
-    sin_par = np.sin(np.deg2rad(p.parallel_deg))
-    x, y, yaw = mem_poses[:, 0], mem_poses[:, 1], mem_poses[:, 2]
-    lx, ly, rx, ry = np.cos(yaw + half), np.sin(yaw + half), np.cos(yaw - half), np.sin(yaw - half)   # (S,) each
+    e = _Edges(mem_poses, p)
     out = np.empty((len(mem_poses), len(target_poses)), bool)
-    for j, (xt, yt, wt) in enumerate(np.asarray(target_poses, np.float64)):
-        dx, dy = x - xt, y - yt                                   # target -> memory
-        dist2 = dx * dx + dy * dy
-        hit = _pair_meets(dx, dy, np.cos(wt + half), np.sin(wt + half), lx, ly, p, sin_par)
-        hit &= _pair_meets(dx, dy, np.cos(wt - half), np.sin(wt - half), rx, ry, p, sin_par)
-        hit &= dist2 <= p.max_cam_dist ** 2
-        same = dist2 <= p.same_view_dist ** 2
-        near = np.flatnonzero(same)                               # the (slow) angle wrap for those only
-        same[near] = np.abs(geometry.wrap_angle(yaw[near] - wt)) <= np.deg2rad(p.same_view_deg)
-        out[:, j] = hit | same
+    for j, t in enumerate(np.asarray(target_poses, np.float64)):
+        out[:, j] = _one_target(e, t, p)
+    return out
+
+
+def overlap_any(mem_poses: np.ndarray, target_poses: np.ndarray, p: FovParams) -> np.ndarray:
+    """``overlap_matrix(...).any(1)``, testing each frame only until a target accepts it: bool (S,)."""
+    e, left = _Edges(mem_poses, p), np.arange(len(mem_poses))
+    out = np.zeros(len(mem_poses), bool)
+    for t in np.asarray(target_poses, np.float64):
+        if len(left) == 0:
+            break
+        hit = _one_target(e, t, p)
+        out[left[hit]] = True
+        left, e = left[~hit], e.take(~hit)
     return out
 
 

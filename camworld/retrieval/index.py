@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from camworld.memory import PoseGrid, ranges
-from camworld.retrieval.fov import FovParams, overlap_matrix
+from camworld.retrieval.fov import FovParams, overlap_any, overlap_matrix
 
 EPS_POS = 1e-6     # metres: cell boxes grown by this (floor(x / cell) can round across a border)
 EPS_ANG = 1e-6     # radians: every angular test's margin
@@ -122,24 +122,40 @@ def _bins(grid: PoseGrid, s, l, sure: bool):
     else:
         lo = np.floor((s - EPS_ANG) / w)
         n = np.floor((s + l + EPS_ANG) / w) - lo + 1
-    n = np.where(l < 0, 0, np.where(l >= TWO_PI, grid.n_bins, np.minimum(n, grid.n_bins)))
-    lo = np.where(l >= TWO_PI, 0, lo)
-    return lo.astype(np.int64), np.maximum(n, 0).astype(np.int64)
+    full = l >= TWO_PI
+    n = np.where(full, grid.n_bins, np.clip(n, 0, grid.n_bins))
+    return np.where(full, 0, lo).astype(np.int64), n.astype(np.int64)
 
 
-def _cover(rows: int, B: int, row, lo, n) -> np.ndarray:
-    """Which bins the ranges (first bin lo, count n; wrapping around B) of each row cover: bool (rows, B).
-    ``row`` (P,) is repeated for every group of P ranges in lo and n."""
-    row = np.tile(row, len(lo) // max(len(row), 1))
-    keep = n > 0
-    row, lo, n = row[keep], lo[keep] % B, n[keep]
-    end = lo + n
-    wrap = end > B
-    idx = np.concatenate([row * (B + 1) + lo, row * (B + 1) + np.where(wrap, B, end),
-                          row[wrap] * (B + 1), row[wrap] * (B + 1) + end[wrap] - B])
-    val = np.concatenate([np.ones(len(lo)), -np.ones(len(lo)), np.ones(wrap.sum()), -np.ones(wrap.sum())])
-    diff = np.bincount(idx, val, minlength=rows * (B + 1)).reshape(rows, B + 1)
-    return np.cumsum(diff, 1)[:, :B] > 0.5
+_SURE_WEIGHT = float(1 << 20)     # sure ranges count in the high part of one cumulative sum
+
+
+def _cover(grid: PoseGrid, rows: int, maybe: list, sure: list):
+    """Which bins of each row the maybe / sure arcs cover -> (maybe bool (rows, B), sure bool (rows, B)).
+
+    ``maybe``, ``sure``: lists of (row, s, l) arrays, one arc (s, l) per entry. One difference array
+    over the bins (wrapping around), one cumulative sum.
+    """
+    B = grid.n_bins
+    idx, val = [], []
+    for arcs, is_sure in ((maybe, False), (sure, True)):
+        if not arcs:
+            continue
+        r, s, ln = (np.concatenate([np.broadcast_to(a[j], np.shape(a[2])).ravel() for a in arcs]) for j in range(3))
+        keep = ln >= 0
+        lo, n = _bins(grid, s[keep], ln[keep], is_sure)
+        r, w = r[keep], _SURE_WEIGHT if is_sure else 1.0
+        keep = n > 0
+        r, lo, n = r[keep], lo[keep] % B, n[keep]
+        end = lo + n
+        wrap = end > B
+        base = r * (B + 1)
+        idx += [base + lo, base + np.where(wrap, B, end), base[wrap], base[wrap] + end[wrap] - B]
+        val += [np.full(len(lo), w), np.full(len(lo), -w), np.full(int(wrap.sum()), w), np.full(int(wrap.sum()), -w)]
+    diff = np.bincount(np.concatenate(idx), np.concatenate(val), minlength=rows * (B + 1)).reshape(rows, B + 1)
+    cum = np.cumsum(diff, 1)[:, :B]
+    su = cum > _SURE_WEIGHT - 0.5
+    return (cum - su * _SURE_WEIGHT) > 0.5, su
 
 
 def _gather(grid: PoseGrid, cells: _Cells, state: np.ndarray):
@@ -196,97 +212,96 @@ def _blur(r, d):
     return np.where(x < 0.999, x / np.sqrt(np.maximum(1.0 - x * x, 1e-12)), 2 * TWO_PI)
 
 
-def _edge(gx, gy, hx, hy, hd, ux, uy, p: FovParams):
-    """One target edge ray (direction u) against the boxes (centre g relative to the target, half sizes hx, hy).
-
-    Returns (strip_maybe, strip_sure): the parallel case's box tests for this edge, and (maybe, sure)
-    arcs of the headings theta (of the memory's same-side edge ray) that hit the edge segment
-    [near, far] from some / every point of the box. All (P,).
-    """
-    lat = gx * uy - gy * ux                                  # signed distance of the centre from the edge line
-    lat_r = np.abs(uy) * hx + np.abs(ux) * hy                # ... and its range over the box
+def _strips(gx, gy, hx, hy, ux, uy, p: FovParams):
+    """The parallel case's tests of boxes (centres g relative to a target, half sizes h) against one
+    target edge line (direction u): (maybe, sure, signed distance of the centre, its range over the box)."""
+    lat = gx * uy - gy * ux
+    lat_r = np.abs(uy) * hx + np.abs(ux) * hy
     ahead = gx * ux + gy * uy
     ahead_r = np.abs(ux) * hx + np.abs(uy) * hy
-    strip_maybe = (np.maximum(np.abs(lat) - lat_r, 0.0) <= p.parallel_offset + EPS_POS) & (
-        ahead - ahead_r <= p.far + EPS_POS)
-    strip_sure = (np.abs(lat) + lat_r <= p.parallel_offset - EPS_POS) & (ahead + ahead_r <= p.far - EPS_POS)
-    ax, ay = p.near * ux - gx, p.near * uy - gy             # box centre -> the segment's ends
-    bx, by = p.far * ux - gx, p.far * uy - gy
-    ta, tb = np.arctan2(ay, ax), np.arctan2(by, bx)
-    da, db = np.sqrt(ax * ax + ay * ay), np.sqrt(bx * bx + by * by)
-    # every point of the box sees each end within this of what the centre sees (ends moved by EPS_POS too)
-    ea = _blur(hd, da) + EPS_POS / np.maximum(da - hd, 1e-9) + EPS_ANG
-    eb = _blur(hd, db) + EPS_POS / np.maximum(db - hd, 1e-9) + EPS_ANG
-    rel = _wrap(tb - ta)                                     # the shorter turn from end a to end b
+    maybe = (np.maximum(np.abs(lat) - lat_r, 0.0) <= p.parallel_offset + EPS_POS) & (ahead - ahead_r <= p.far + EPS_POS)
+    sure = (np.abs(lat) + lat_r <= p.parallel_offset - EPS_POS) & (ahead + ahead_r <= p.far - EPS_POS)
+    return maybe, sure, lat, lat_r, ahead
+
+
+def _segment(nx, ny, fx, fy, rn, rf, close, clear):
+    """Headings that hit a segment from a box: its near and far ends lie within rn / rf of the vectors
+    n, f from the box centre (rn, rf include the box's half-diagonal). Returns the maybe arc (from some
+    point of the box; the full circle where ``close``) and the sure arc (from every point; only where
+    ``clear``: the box off the segment's line, so every point turns the same way from end to end)."""
+    ta, tb = np.arctan2(ny, nx), np.arctan2(fy, fx)
+    ea = _blur(rn, np.sqrt(nx * nx + ny * ny)) + EPS_ANG
+    eb = _blur(rf, np.sqrt(fx * fx + fy * fy)) + EPS_ANG
+    rel = _wrap(tb - ta)                                     # the shorter turn from the near end to the far end
     fwd = rel >= 0
-    lo = np.where(fwd, -ea, rel - eb)
-    hi = np.where(fwd, rel + eb, ea)
-    a_star = np.clip(ahead, p.near, p.far)
-    close = np.sqrt(lat * lat + (ahead - a_star) ** 2) <= hd + 2 * EPS_POS
-    m_len = np.where(close | (hi - lo >= np.pi - 0.01), 2 * TWO_PI, hi - lo)
-    maybe = (ta + lo, m_len)
-    clear = np.abs(lat) - lat_r > LINE_GAP                   # the whole box on one side of the edge line
-    s_lo = np.where(fwd, ea, rel + eb)
-    s_len = np.where(fwd, rel - ea - eb, -rel - ea - eb)
-    sure = (ta + s_lo, np.where(clear & (s_len > 0) & (ea < np.pi) & (eb < np.pi), s_len, -1.0))
-    return strip_maybe, strip_sure, maybe, sure
+    lo, hi = np.where(fwd, -ea, rel - eb), np.where(fwd, rel + eb, ea)
+    maybe = (ta + lo, np.where(close | (hi - lo >= np.pi - 0.01), 2 * TWO_PI, hi - lo))
+    s_len = np.where(fwd, rel, -rel) - ea - eb
+    sure = (ta + np.where(fwd, ea, rel + eb), np.where(clear & (s_len > 0) & (ea < np.pi) & (eb < np.pi), s_len, -1.0))
+    return maybe, sure
 
 
-def _planar_arcs(cells: _Cells, tgt: np.ndarray, p: FovParams):
-    """(pair cell, pair target, maybe arcs, sure arcs) of the rule's cases for every near (cell, target)."""
+class _Box:
+    """Boxes (cells) relative to targets: centres g, half sizes h, half-diagonal hd, distance range."""
+
+    def __init__(self, cells: _Cells, ci, xt, yt):
+        bx, by, hd = cells.centre()
+        self.hx, self.hy = 0.5 * (cells.x1 - cells.x0)[ci], 0.5 * (cells.y1 - cells.y0)[ci]
+        self.hd = hd[ci]
+        self.gx, self.gy = bx[ci] - xt, by[ci] - yt
+        ax, ay = np.abs(self.gx), np.abs(self.gy)
+        self.dmin = np.sqrt(np.maximum(ax - self.hx, 0.0) ** 2 + np.maximum(ay - self.hy, 0.0) ** 2)
+        self.dmax = np.sqrt((ax + self.hx) ** 2 + (ay + self.hy) ** 2)
+
+
+def _target_arcs(cells: _Cells, ci, tgt_rows: np.ndarray, p: FovParams):
+    """Maybe and sure arcs of the rule's cases for boxes ci against one target each (tgt_rows (P, 3))."""
     half = np.deg2rad(p.hfov_deg) / 2.0
     sv, par = np.deg2rad(p.same_view_deg), np.deg2rad(p.parallel_deg)
-    R = p.max_cam_dist
-    reach = max(R, p.same_view_dist)
-    bx, by, _ = cells.centre()
-    hx, hy = 0.5 * (cells.x1 - cells.x0), 0.5 * (cells.y1 - cells.y0)
-    gx, gy = bx[:, None] - tgt[None, :, 0], by[:, None] - tgt[None, :, 1]           # (C, T)
-    ex, ey = np.maximum(np.abs(gx) - hx[:, None], 0.0), np.maximum(np.abs(gy) - hy[:, None], 0.0)
-    ci, ti = np.nonzero(ex * ex + ey * ey <= (reach + EPS_POS) ** 2)                  # (P,) pairs in reach
-    gx, gy = gx[ci, ti], gy[ci, ti]
-    hx, hy = hx[ci], hy[ci]
-    hd = np.sqrt(hx * hx + hy * hy)
-    wt = tgt[ti, 2]
-    ax, ay = np.abs(gx), np.abs(gy)
-    dmin = np.sqrt(np.maximum(ax - hx, 0.0) ** 2 + np.maximum(ay - hy, 0.0) ** 2)
-    dmax = np.sqrt((ax + hx) ** 2 + (ay + hy) ** 2)
-    ok, ok_sure = dmin <= R + EPS_POS, dmax <= R - EPS_POS
-    P = len(ci)
-    both = _edge(*(np.concatenate([v, v]) for v in (gx, gy, hx, hy, hd)),
-                 np.cos(np.concatenate([wt + half, wt - half])), np.sin(np.concatenate([wt + half, wt - half])), p)
-    L = [v[:P] for v in both[:2]] + [(a[:P], b[:P]) for a, b in both[2:]]      # left edge, right edge
-    Rr = [v[P:] for v in both[:2]] + [(a[P:], b[P:]) for a, b in both[2:]]
-    no = np.full(len(ci), -1.0)
-    maybe, sure = [], []
-    # same view
-    maybe.append((wt - sv - EPS_ANG, np.where(dmin <= p.same_view_dist + EPS_POS, 2 * sv + 2 * EPS_ANG, no)))
-    sure.append((wt - sv + EPS_ANG, np.where(dmax <= p.same_view_dist - EPS_POS, 2 * sv - 2 * EPS_ANG, no)))
-    # parallel edge rays (both pairs parallel: |psi - psi_t| <= parallel_deg)
-    maybe.append((wt - par - EPS_ANG, np.where(ok & L[0] & Rr[0], 2 * par + 2 * EPS_ANG, no)))
-    sure.append((wt - par + EPS_ANG, np.where(ok_sure & L[1] & Rr[1], 2 * par - 2 * EPS_ANG, no)))
-    # crossing edge rays: psi + hfov/2 hits the left segment, psi - hfov/2 the right one
-    mL, mR = (L[2][0] - half, L[2][1]), (Rr[2][0] + half, Rr[2][1])
-    s, l = _arc_meet(*mL, *mR)
-    maybe.append((s, np.where(ok, l, no)))
-    s, l = _arc_meet(L[3][0] - half, L[3][1], Rr[3][0] + half, Rr[3][1])
+    b = _Box(cells, ci, tgt_rows[:, 0], tgt_rows[:, 1])
+    wt = tgt_rows[:, 2]
+    ok, ok_sure = b.dmin <= p.max_cam_dist + EPS_POS, b.dmax <= p.max_cam_dist - EPS_POS
+    edges = []
+    for sgn in (1.0, -1.0):
+        ux, uy = np.cos(wt + sgn * half), np.sin(wt + sgn * half)
+        s_maybe, s_sure, lat, lat_r, ahead = _strips(b.gx, b.gy, b.hx, b.hy, ux, uy, p)
+        seg_d = np.sqrt(lat * lat + (ahead - np.clip(ahead, p.near, p.far)) ** 2)
+        r = b.hd + EPS_POS
+        m, su = _segment(p.near * ux - b.gx, p.near * uy - b.gy, p.far * ux - b.gx, p.far * uy - b.gy, r, r,
+                         seg_d <= b.hd + 2 * EPS_POS, np.abs(lat) - lat_r > LINE_GAP)
+        edges.append((s_maybe, s_sure, (m[0] - sgn * half, m[1]), (su[0] - sgn * half, su[1])))
+    (lm, ls, lmaybe, lsure), (rm, rs, rmaybe, rsure) = edges
+    no = -np.ones(len(ci))
+    sure = [(wt - sv + EPS_ANG, np.where(b.dmax <= p.same_view_dist - EPS_POS, 2 * sv - 2 * EPS_ANG, no)),
+            (wt - par + EPS_ANG, np.where(ok_sure & ls & rs, 2 * par - 2 * EPS_ANG, no))]
+    s, l = _arc_meet(*lsure, *rsure)
     s, l = s + EPS_ANG, np.where(ok_sure, l - 2 * EPS_ANG, no)
-    for band in (wt + par + EPS_ANG, wt - np.pi + par + EPS_ANG):        # outside the parallel band
+    for band in (wt + par + EPS_ANG, wt - np.pi + par + EPS_ANG):        # crossing: outside the parallel band
         sure.append(_arc_meet(s, l, band, np.pi - 2 * par - 2 * EPS_ANG + 0 * s))
+    s, l = _arc_meet(*lmaybe, *rmaybe)
+    maybe = [(wt - sv - EPS_ANG, np.where(b.dmin <= p.same_view_dist + EPS_POS, 2 * sv + 2 * EPS_ANG, no)),
+             (wt - par - EPS_ANG, np.where(ok & lm & rm, 2 * par + 2 * EPS_ANG, no)),
+             (s, np.where(ok, l, no))]
     # at the band's edges the two pairs may round to different cases (one parallel, one crossing)
     for e in (wt + par, wt - par):
-        both = (L[0] | _contains(*mL, e)) & (Rr[0] | _contains(*mR, e)) & ok
+        both = (lm | _contains(*lmaybe, e)) & (rm | _contains(*rmaybe, e)) & ok
         maybe.append((e - EPS_ANG, np.where(both, 2 * EPS_ANG, no)))
-    return ci, ti, maybe, sure
+    return maybe, sure
 
 
 def _planar_states(grid: PoseGrid, cells: _Cells, tgt: np.ndarray, p: FovParams, hits: bool) -> np.ndarray:
     """Per (cell, bin) state: REJECT, TEST, or for sure bins SURE (any target; hits=False) or how many
     targets they surely pass (hits=True, decided for every target)."""
     C, T, B = len(cells), len(tgt), grid.n_bins
-    ci, ti, maybe, sure = _planar_arcs(cells, tgt, p)
+    reach = max(p.max_cam_dist, p.same_view_dist) + EPS_POS
+    bx, by, _ = cells.centre()
+    hx, hy = 0.5 * (cells.x1 - cells.x0), 0.5 * (cells.y1 - cells.y0)
+    ex = np.maximum(np.abs(bx[:, None] - tgt[None, :, 0]) - hx[:, None], 0.0)
+    ey = np.maximum(np.abs(by[:, None] - tgt[None, :, 1]) - hy[:, None], 0.0)
+    ci, ti = np.nonzero(ex * ex + ey * ey <= reach * reach)                           # (P,) pairs in reach
     rows, nrows = (ci * T + ti, C * T) if hits else (ci, C)
-    m = _cover(nrows, B, rows, *_bins(grid, *(np.concatenate(a) for a in zip(*maybe)), False))
-    su = _cover(nrows, B, rows, *_bins(grid, *(np.concatenate(a) for a in zip(*sure)), True))
+    maybe, sure = _target_arcs(cells, ci, tgt[ti], p)
+    m, su = _cover(grid, nrows, [(rows, s, l) for s, l in maybe], [(rows, s, l) for s, l in sure])
     state = np.zeros((C, B + 1), np.int64)
     if hits:
         m, su = m.reshape(C, T, B), su.reshape(C, T, B)
@@ -317,14 +332,8 @@ def planar_candidates(grid: PoseGrid, poses: np.ndarray, tgt: np.ndarray, p: Fov
         idx, n = np.concatenate([sure, test[count > 0]]), np.concatenate([st[st >= SURE], count[count > 0]])
         order = np.argsort(idx, kind="stable")
         return idx[order], n[order].astype(np.int64)
-    found, left, lp = [sure], test, poses[test]
-    for j in range(len(tgt)):               # one target at a time; a frame that passed needs no more tests
-        if len(left) == 0:
-            break
-        hit = overlap_matrix(lp, tgt[j:j + 1], p)[:, 0]
-        found.append(left[hit])
-        left, lp = left[~hit], lp[~hit]
-    return np.sort(np.concatenate(found)), None
+    passed = test[overlap_any(poses[test], tgt, p)] if len(test) else test
+    return np.sort(np.concatenate([sure, passed])), None
 
 
 # ---------------------------------------------------------------------------------- cones (6-DoF, coverage)
@@ -343,7 +352,7 @@ def _cone_states(grid: PoseGrid, cells: _Cells, cx, cy, radius, max_dist, xt, yt
     ok = dmin <= max_dist + EPS_POS                                                     # (C, T)
     s, l = _arc_to_disc(bx, by, hd, cx[None], cy[None], radius[None], half_angle + level_slack)
     rows = (np.arange(C)[:, None] + 0 * ok).ravel()
-    cover = _cover(C, B, rows, *(a.ravel() for a in _bins(grid, s, np.where(ok, l, -1.0), False)))
+    cover, _ = _cover(grid, C, [(rows, s.ravel(), np.where(ok, l, -1.0).ravel())], [])
     state = np.zeros((C, B + 1), np.int64)
     state[:, :B] = np.where(cover, TEST, REJECT)
     state[:, B] = np.where(ok.any(1) & (grid.n_steep > 0), TEST, REJECT)

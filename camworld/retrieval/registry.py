@@ -36,20 +36,33 @@ from camworld import geometry
 from camworld.memory import PoseGrid
 
 STRATEGIES: dict = {}
+# Below this many frames the exhaustive search (a cheap prefilter, then the exact rule on few frames)
+# beats classifying the index's cells (measured: docs/benchmarks/retrieval.md); the answers are the same.
+INDEX_MIN_FRAMES = 32_768
 
 
 class _Query:
     """Validated inputs of one retrieval call.
 
-    ``poses``: planar (M, 3) (None for a 6-DoF query); ``ext``: extrinsics (M, 3, 4) (None for a
-    planar query); ``targets``: (T, 3) planar or (T, 3, 4) extrinsics, like the memory.
+    ``ext``: extrinsics (M, 3, 4) for a 6-DoF query (given, or lifted from planar poses), None for a
+    planar one; ``poses``: the planar poses (M, 3) when given (None for 6-DoF memory); ``targets``:
+    (T, 3) planar or (T, 3, 4) extrinsics, matching ``ext``.
     """
 
-    __slots__ = ("poses", "ext", "times", "targets", "k", "rng", "newest", "index")
+    __slots__ = ("poses", "ext", "times", "targets", "k", "rng", "newest", "_index", "_checked")
 
     def __init__(self, poses, times, targets, k, rng, newest, ext=None, index=None):
         self.poses, self.times, self.targets, self.k, self.rng, self.newest = poses, times, targets, k, rng, newest
-        self.ext, self.index = ext, index
+        self.ext, self._index, self._checked = ext, index, index is None
+
+    @property
+    def index(self):
+        """The memory's PoseGrid or None; checked against the poses when a strategy first asks for it, and
+        None (the exhaustive path, same answers) for a memory too small to gain from it."""
+        if not self._checked:
+            _check_index(self._index, self.poses, self.ext, self.M)
+            self._checked = True
+        return self._index if self.M >= INDEX_MIN_FRAMES else None
 
     @property
     def M(self) -> int:
@@ -111,16 +124,13 @@ def _targets(target_poses):
 
 
 def _check_index(index, P, E, M: int):
-    if not isinstance(index, PoseGrid):
-        raise ValueError(f"index must be the memory's camworld.memory.PoseGrid (MemoryBank.index), got "
-                         f"{type(index).__name__}")
     if index.n != M:
         raise ValueError(f"index covers {index.n} frames but mem_poses has {M}: pass the index of the same MemoryBank "
                          "(bank.index), read after its last append")
     if M == 0:
         return
     rows = np.unique(np.linspace(0, M - 1, 9).astype(np.int64))          # spot check: the poses it was built on?
-    if E is not None:      # 6-DoF: the bank filed each frame by its derived planar pose and steepness
+    if P is None:          # 6-DoF: the bank filed each frame by its derived planar pose and steepness
         xyw = geometry.extrinsics_to_planar(E[rows])
         ok = index.holds(rows, index.keys_of(xyw[:, :2], xyw[:, 2], np.abs(E[rows, 2, 2]) > PoseGrid.STEEP_SIN))
     else:                  # planar: a steep 6-DoF frame of the bank sits in the steep bin
@@ -145,15 +155,16 @@ def _validate(mem_poses, mem_times, target_poses, k, rng, index=None):
     if t.shape != (M,):
         raise ValueError(f"mem_times must be (M,) = ({M},) to match mem_poses, got shape {np.shape(mem_times)}")
     T = _targets(target_poses)
-    if index is not None:
-        _check_index(index, P, E, M)
+    if index is not None and not isinstance(index, PoseGrid):
+        raise ValueError(f"index must be the memory's camworld.memory.PoseGrid (MemoryBank.index), got "
+                         f"{type(index).__name__}")
     if M and not np.isfinite(t.sum()):
         bad = np.flatnonzero(~np.isfinite(t))
         raise ValueError(f"mem_times contain NaN or inf at rows {bad[:5].tolist()}")
     if E is not None and T.ndim == 2:
         T = geometry.planar_to_extrinsics(T)                  # 6-DoF memory: the targets are lifted
     elif E is None and T.ndim == 3:
-        E, P = geometry.planar_to_extrinsics(P), None         # 6-DoF targets: the memory is lifted (O(M))
+        E = geometry.planar_to_extrinsics(P)                  # 6-DoF targets: the memory is lifted (O(M))
     newest = int(np.argmax(t)) if len(t) else -1
     return _Query(P, t, T, int(k), rng, newest, ext=E, index=index)
 
