@@ -179,7 +179,7 @@ class PoseGrid:
     STEEP_SIN = 0.5      # |forward z| above this (pitch beyond 30 degrees): the steep bin
     OFFSET = 1 << 20     # cells per half axis; farther positions share the border cells
 
-    def __init__(self, cell: float = 1.0, n_bins: int = 64, tail_max: int = 2048):
+    def __init__(self, cell: float = 2.0, n_bins: int = 64, tail_max: int = 2048):
         if not cell > 0.0 or int(n_bins) < 1 or int(tail_max) < 1:
             raise ValueError(f"PoseGrid needs cell > 0 metres, n_bins >= 1, tail_max >= 1; got {cell}, {n_bins}, "
                              f"{tail_max}")

@@ -81,9 +81,19 @@ def test_grid_merges_to_a_full_sort_and_finds_its_frames():
     assert first.sum() == 4 and np.all(np.diff(ids) > 0)
 
 
+@pytest.fixture(params=["classify", "few"])
+def mode(request, monkeypatch):
+    """Force the cell classification (FEW = 0), or leave small neighbourhoods to the direct test."""
+    from camworld.retrieval import index
+
+    if request.param == "classify":
+        monkeypatch.setattr(index, "FEW", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("kind", ["dense", "sparse", "uniform", "adversarial"])
 @pytest.mark.parametrize("M", [300, 6000, 40000])
-def test_indexed_fov_candidates_equal_brute_force(kind, M):
+def test_indexed_fov_candidates_equal_brute_force(kind, M, mode):
     for seed in range(3):
         mem = _memory(kind, M, seed)
         tgt = _targets(mem, seed)
@@ -100,7 +110,7 @@ def test_indexed_fov_candidates_equal_brute_force(kind, M):
         np.testing.assert_array_equal(old_h, want_h)
 
 
-def test_indexed_candidates_other_thresholds():
+def test_indexed_candidates_other_thresholds(mode):
     mem = _memory("dense", 20000, 5)
     g = _grid(mem, 5)
     for params in ({"near": 2.0, "far": 8.0}, {"max_cam_dist": 5.0, "same_view_dist": 6.0},
@@ -119,7 +129,7 @@ def _six_dof(M: int, seed: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("M", [500, 8000])
-def test_indexed_frustum_candidates_equal_brute_force(M):
+def test_indexed_frustum_candidates_equal_brute_force(M, mode):
     fp = FrustumParams().check()
     for seed in range(3):
         ext = _six_dof(M, seed)
@@ -144,9 +154,10 @@ def _bank(poses) -> MemoryBank:
 @pytest.fixture
 def always_index(monkeypatch):
     """Use the index at every memory size (by default small memories take the exhaustive path)."""
-    from camworld.retrieval import registry
+    from camworld.retrieval import index, registry
 
     monkeypatch.setattr(registry, "INDEX_MIN_FRAMES", 0)
+    monkeypatch.setattr(index, "FEW", 0)
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -168,7 +179,7 @@ def test_every_strategy_same_picks_with_the_index(name, kind, always_index):
             np.testing.assert_array_equal(a, b)
 
 
-def test_bank_index_follows_appends_and_clear():
+def test_bank_index_follows_appends_and_clear(always_index):
     bank = _bank(_memory("dense", 3000, 3))
     g = bank.index
     assert g.n == 3000

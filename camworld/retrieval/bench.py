@@ -220,9 +220,9 @@ def bench(args) -> int:
         sz = _ints(args.step_sizes)
         r = scale.step_ratio(src, sizes=tuple(sz), steps=args.steps, box=args.box or 100.0, seed=args.seed)
         med = r["median_ms"]
-        parts.append(f"\nEnv step ({src}: {'sim twin, 64x64 renders' if src == 'sim' else 'learned world, tiny preset, 32x32'}"
-                     f"; fov+nonadj, k=8, 4 frames per step; memory a dense walk in a {args.box or 100:g} m square), "
-                     f"median of {r['steps']} steps per world, alternating: "
+        parts.append(f"\nEnv-like step ({src}: {'sim twin, 64x64 renders' if src == 'sim' else 'learned world, tiny preset, 32x32'}"
+                     f"; fov+nonadj through the bank's index, k=8, 4 frames per step; memory a dense walk in a "
+                     f"{r['box']:g} m square), median of {r['steps']} steps per world, alternating: "
                      + ", ".join(f"{M:,} frames {med[M]:.2f} ms" for M in sz)
                      + f"; ratio {r['ratio']:.3f}")
     if args.ram_frames:

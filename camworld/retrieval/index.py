@@ -47,6 +47,7 @@ EPS_ANG = 1e-6     # radians: every angular test's margin
 LINE_GAP = 1e-2    # metres: a box this close to a target edge's line is never 'sure' for its crossing
 TWO_PI = 2.0 * np.pi
 REJECT, TEST, SURE = 0, -1, 1   # bin states (SURE and up: how many targets a sure bin passes)
+FEW = 4096         # at most this many frames in the cells near the targets: test them all (cheaper)
 
 
 # ---------------------------------------------------------------------------------- arcs of headings
@@ -320,8 +321,12 @@ def planar_candidates(grid: PoseGrid, poses: np.ndarray, tgt: np.ndarray, p: Fov
     _check(grid, len(poses))
     reach = max(p.max_cam_dist, p.same_view_dist)
     cells = _Cells(grid, tgt[:, :2], reach)
-    frames, st = np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if len(cells):
+    start = grid.cell_start[cells.pos]
+    count = grid.cell_start[cells.pos + 1] - start
+    if count.sum() <= FEW:                   # few frames near the targets: test them all, no classification
+        frames = grid.order[ranges(start, count)]
+        st = np.full(len(frames), TEST)
+    else:
         with np.errstate(invalid="ignore", over="ignore"):      # border cells (inf boxes) are tested whole
             state = _planar_states(grid, cells, tgt, p, hits)
         frames, st = _gather(grid, cells, state)
@@ -373,8 +378,12 @@ def cone_superset(grid: PoseGrid, pos: np.ndarray, centres: np.ndarray, radius: 
         slack = float(np.arcsin(min(1.0, np.sin(half_angle) / cos_phi))) - half_angle if half_angle < np.pi / 2 \
             else np.pi
     cells = _Cells(grid, np.concatenate([anchors, centres]), max_dist + float(np.max(radius, initial=0.0)))
+    start = grid.cell_start[cells.pos]
+    count = grid.cell_start[cells.pos + 1] - start
     frames = np.zeros(0, np.int64)
-    if len(cells):
+    if count.sum() <= FEW:                   # few frames around: all of them, no classification
+        frames = grid.order[ranges(start, count)]
+    else:
         with np.errstate(invalid="ignore", over="ignore"):
             st = _cone_states(grid, cells, centres[:, 0], centres[:, 1], radius, max_dist, anchors[:, 0],
                               anchors[:, 1], half_angle, slack)

@@ -36,9 +36,9 @@ from camworld import geometry
 from camworld.memory import PoseGrid
 
 STRATEGIES: dict = {}
-# Below this many frames the exhaustive search (a cheap prefilter, then the exact rule on few frames)
-# beats classifying the index's cells (measured: docs/benchmarks/retrieval.md); the answers are the same.
-INDEX_MIN_FRAMES = 32_768
+# Below this many frames the exhaustive search (an O(M) prefilter that is cheap at this size, then the
+# exact rule) costs no more than asking the index; the answers are the same.
+INDEX_MIN_FRAMES = 8192
 
 
 class _Query:

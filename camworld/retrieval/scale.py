@@ -6,11 +6,13 @@ large memory, and the memory bank's RAM over a long episode.
   square (dense). Per strategy and size: ms per call without the index and with it (a ``PoseGrid``
   built over the memory, as ``MemoryBank.index`` keeps one), best and median of ``reps`` calls, in
   the same run; every indexed result is checked against the exhaustive one.
-* ``step_ratio``: a ``World`` with ``k``-frame context stepping the same 4-pose targets with 10 and
-  with 100,000 frames in memory (a dense walk in a 100 m square, as the latency table), alternating
-  the two worlds step by step so that load on shared cores hits both alike. Frame sources: the sim
-  twin (``SimFrames``, 64x64 renders: retrieval is a large share of a step) and the learned world's
-  ``tiny`` preset (untrained weights, 32x32; a step is mostly sampling).
+* ``step_ratio``: an env-like step (what ``World._step`` does for one world: retrieval through the
+  bank's index, the frame source, the append; done here with the same parts because this layer may
+  not import ``camworld.world``), k = 8, the same 4-pose targets with 10 and with 100,000 frames in
+  memory (a dense walk in a 100 m square, as the latency table), alternating the two step by step so
+  that load on shared cores hits both alike. Frame sources: the sim twin (``SimFrames``, 64x64
+  renders: retrieval is a large share of a step) and the learned world's ``tiny`` preset (untrained
+  weights, 32x32; a step is mostly sampling).
 * ``bank_ram``: a ``MemoryBank`` fed a whole episode 4 frames at a time (frames, latents, times,
   the index synced every step as ``World`` does), its process's anonymous resident memory (RssAnon:
   the heap, not the page cache that the spill files use) and the bank's own arrays, every 10%.
@@ -68,68 +70,83 @@ def latency(rows: dict, sizes, reps: int, seed: int, box: float = 0.0, k: int = 
     return out
 
 
-def _fill(world, M: int, poses: np.ndarray, latent_shape=None):
-    """Put M frames (black, at the walk's poses) into world 0's memory, as if it had seen them."""
-    H, W = world.frame_size
-    bank = world.memory_of(0)
+class _StepLike:
+    """One world's env step without ``camworld.world`` (a higher layer): what ``World._step`` does for one
+    world, with the same frame source, bank and retrieval call. Retrieve the context through the bank's
+    index (newest frame last), make the frames, append them (with their latents) to memory."""
+
+    def __init__(self, source, bank: MemoryBank, strategy: str, k: int, seed: int):
+        self.source, self.bank, self.strategy, self.k = source, bank, strategy, k
+        self.rng = np.random.default_rng(seed)
+
+    def step(self, targets: np.ndarray):
+        bank = self.bank
+        times = bank.times
+        idx = retrieve(self.strategy, bank.poses, times, targets, self.k, self.rng, index=bank.index)
+        idx = idx[np.argsort(times[idx], kind="stable")]
+        frames, latents = self.source.make_frames([0], [bank], [idx], targets[None], [None])
+        new = bank.append(frames[0], targets, times=times[-1] + 1 + np.arange(len(targets)), source=0)
+        if latents is not None:
+            bank.set_latents(new, latents[0])
+
+
+def _filled(M: int, poses: np.ndarray, frame_size: int, latent_shape=None) -> MemoryBank:
+    """A bank of M frames (black, at the walk's poses), with latents if the source caches them."""
+    bank = MemoryBank((frame_size, frame_size, 3), capacity=4096)
     for j in range(0, M, 4096):
         p = poses[j:min(j + 4096, M)]
-        world.observe(0, np.zeros((len(p), H, W, 3), np.uint8), p)
+        idx = bank.append(np.zeros((len(p), frame_size, frame_size, 3), np.uint8), p, source=0)
         if latent_shape is not None:
-            idx = np.arange(len(bank) - len(p), len(bank))
             bank.set_latents(idx, np.zeros((len(p),) + tuple(latent_shape), np.float32))
+    return bank
 
 
 def step_ratio(source: str = "sim", sizes=(10, 100_000), steps: int = 100, strategy: str = "fov+nonadj",
                k: int = 8, box: float = 100.0, seed: int = 0) -> dict:
-    """Median ms per env step with each memory size, same run, alternating worlds; see module doc."""
-    from camworld.world import World
-
+    """Median ms per env-like step (``_StepLike``) with each memory size, same run, alternating; see module doc."""
     big = max(sizes)
-    walk = walk_memory(big, seed, box, 4 * steps + 1)
+    scene = None
     if source == "sim":
-        from camworld.sim import make_scene, render
+        from camworld.sim import make_scene
         from camworld.sim.frames import SimFrames
 
         scene = make_scene(1_000_000 + seed, "countryside")
-        shift = np.asarray(scene.extent[::2]) - walk[:, :2].min(0)           # the walk inside the scene
-        walk = np.concatenate([walk[:, :2] + shift, walk[:, 2:]], 1)
-        make = lambda: World(SimFrames((64, 64)), retrieval=strategy, context_size=k, memory_capacity=4096)   # noqa: E731
-        first = lambda w, pose: w.reset(0, render(scene, pose, 64, 64)[0][0], pose, seed=seed, scene=scene)  # noqa: E731
-        latent_shape = None
+        x0, x1, y0, y1 = scene.extent
+        box = min(box, x1 - x0 - 2.0, y1 - y0 - 2.0)                          # the walk must stay inside the scene
+    walk = walk_memory(big, seed, box, 4 * steps + 1)
+    if scene is not None:
+        walk = np.concatenate([walk[:, :2] + np.asarray(scene.extent[::2]) + 1.0, walk[:, 2:]], 1)
+        make = lambda: SimFrames((64, 64))                                    # noqa: E731
+        frame_size, latent_shape = 64, None
     elif source == "tiny":
         import torch
 
         from camworld.model import WorldModel, preset
+        from camworld.model.frames import ModelFrames
 
         torch.manual_seed(seed)
         model = WorldModel(preset("tiny")).eval()
-        make = lambda: World(model, retrieval=strategy, context_size=k, memory_capacity=4096)          # noqa: E731
-        first = lambda w, pose: w.reset(0, np.zeros(w.frame_size + (3,), np.uint8), pose, seed=seed)        # noqa: E731
-        latent_shape = tuple(model.latent_shape)
+        make = lambda: ModelFrames(model, "cpu")                              # noqa: E731
+        frame_size, latent_shape = int(model.cfg.frame_size), tuple(model.latent_shape)
     else:
         raise ValueError(f"source must be 'sim' or 'tiny', got {source!r}")
     worlds = {}
     for M in sizes:
-        w = make()
-        past = walk[big - M:big]                                              # the M poses before the targets
-        first(w, past[0])
-        _fill(w, M - 1, past[1:], latent_shape)
-        if latent_shape is not None:
-            w.memory_of(0).set_latents([0], np.zeros((1,) + latent_shape, np.float32))
-        worlds[M] = w
+        src = make()
+        src.reset(0, seed, scene)
+        worlds[M] = _StepLike(src, _filled(M, walk[big - M:big], frame_size, latent_shape), strategy, k, seed)
     times = {M: [] for M in sizes}
-    for s in tqdm(range(steps), desc=f"env steps ({source})", leave=False):
-        tgt = walk[big + 4 * s:big + 4 * s + 4][None]
+    for s in tqdm(range(steps), desc=f"env-like steps ({source})", leave=False):
+        tgt = walk[big + 4 * s:big + 4 * s + 4]
         for M in (sizes if s % 2 == 0 else sizes[::-1]):
             t0 = time.perf_counter()
             worlds[M].step(tgt)
             times[M].append(time.perf_counter() - t0)
     for w in worlds.values():
-        w.close()
+        w.bank.close()
     med = {M: 1e3 * float(np.median(v[2:])) for M, v in times.items()}       # the first steps warm caches
-    lo, hi = min(sizes), max(sizes)
-    return {"source": source, "median_ms": med, "ratio": med[hi] / med[lo], "steps": steps}
+    return {"source": source, "median_ms": med, "ratio": med[max(sizes)] / med[min(sizes)], "steps": steps,
+            "box": box}
 
 
 def _rss_anon() -> int:
