@@ -418,7 +418,7 @@ class MemoryBank:
             buf[: self._n] = old[: self._n]
             setattr(self, name, buf)
 
-    def append(self, frames, poses, times=None, source=None) -> np.ndarray:
+    def append(self, frames, poses, times=None, source=None, extrinsics=None) -> np.ndarray:
         """Append T frames. Amortised O(1) per frame.
 
         Args:
@@ -427,6 +427,9 @@ class MemoryBank:
                 (6-DoF; see module doc); finite.
             times: (T,) timestamps; default continues a step counter (last time + 1, + 2, ...).
             source: None, an int, or (T,) ints tagging who produced the frames.
+            extrinsics: with planar ``poses`` only: the frames' full extrinsics (T, 3, 4), stored as
+                given instead of derived (copying frames between banks); they must have the poses'
+                ground position and heading.
 
         Returns:
             int64 (T,) indices of the new frames (stable for the bank's lifetime).
@@ -440,6 +443,10 @@ class MemoryBank:
                              f"frame_shape={f.shape[1:]}")
         T = len(f)
         p, e = _poses_and_extrinsics(poses, T)
+        if extrinsics is not None:
+            if np.shape(poses)[-1:] != (3,) or len(np.shape(poses)) > 2:
+                raise ValueError("extrinsics= goes with planar poses (T, 3); 6-DoF frames pass their extrinsics as poses")
+            e = _checked_extrinsics(extrinsics, p, "extrinsics")
         return self._append(f, p, e, times, source)
 
     def _append(self, f, p, e, times, source) -> np.ndarray:
@@ -623,11 +630,14 @@ class MemoryBank:
 
 
 def _checked_extrinsics(ext: np.ndarray, poses: np.ndarray, path) -> np.ndarray:
-    """A file's extrinsics, validated and checked against its planar poses (same position and heading)."""
+    """Extrinsics (N, 3, 4) given with planar poses (N, 3) (a file's, or append's), validated and checked
+    against them: same ground position and heading."""
     try:
-        e = geometry.as_extrinsics(ext, "extrinsics")
+        e = geometry.as_extrinsics(ext, "extrinsics").reshape(-1, 3, 4)
     except ValueError as err:
         raise ValueError(f"{path!r}: {err}") from None
+    if len(e) != len(poses):
+        raise ValueError(f"{path!r}: {len(e)} extrinsics for {len(poses)} planar poses")
     back = geometry.extrinsics_to_planar(e)
     bad = (np.abs(back[:, :2] - poses[:, :2]).max(1, initial=0.0) > 1e-6) | (
         np.abs(geometry.wrap_angle(back[:, 2] - poses[:, 2])) > 1e-6)

@@ -6,8 +6,9 @@
 
 A saved world is one folder:
 
-* ``memory-<j>-<token>.npz``: the memory banks (``MemoryBank.save``: frames, poses, times, source
-  tags and cached latents; an ``.npz``-compatible zip, no pickle). One bank for a shared world
+* ``memory-<j>-<token>.npz``: the memory banks (``MemoryBank.save``: frames, planar poses and full
+  camera-to-world extrinsics, times, source tags and cached latents; an ``.npz``-compatible zip, no
+  pickle). One bank for a shared world
   (``World(shared_memory=True)``), else one per world.
 * ``world.json``: the manifest: format and version, the model's frame size, latent shape and a
   SHA-256 of its VAE weights (cached latents are only valid for that VAE), the World's settings
@@ -22,6 +23,11 @@ fsynced and moved over ``world.json`` with ``os.replace``: that is the commit. A
 interrupted save leaves the previous save complete (its manifest still names its own banks); old
 banks are deleted only after the commit. Loading checks format, version and model compatibility and
 names the file at fault when something is truncated or foreign. Nothing is unpickled.
+
+Versions. Format 2 (this one) writes MemoryBank files of version 2, which carry every frame's full
+extrinsics; format 1 worlds (banks of planar poses only, their extrinsics derived at eye height)
+still load, unchanged in every other respect. A camworld that reads only format 1 refuses a format 2
+world at its manifest, naming the version.
 
 Same seed, same frames: after ``load_world`` the next ``step`` with the same poses generates the
 frames the original world would have generated (same device type; across CPU/CUDA the sampling
@@ -46,7 +52,8 @@ from camworld.files import write_bytes
 from camworld.memory import MAGIC as BANK_MAGIC
 from camworld.memory import MemoryBank
 
-FORMAT, VERSION = "camworld.World", 1
+FORMAT, VERSION = "camworld.World", 2
+READS = (1, 2)                    # 1: banks without extrinsics (derived on load, as they were then)
 MANIFEST = "world.json"
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 # Every attribute of World this module saves or rebuilds. save_world refuses a World with others, so a
@@ -220,9 +227,9 @@ def read_manifest(path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         fmt = manifest.get("format") if isinstance(manifest, dict) else None
         raise ValueError(f"{what}: {MANIFEST} has format {fmt!r}, expected {FORMAT!r}")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in READS:
         raise ValueError(f"{mpath} is saved-world format version {manifest.get('version')!r}; this camworld reads "
-                         f"version {VERSION}")
+                         f"versions {', '.join(map(str, READS))}")
     return manifest
 
 
@@ -335,7 +342,7 @@ def _load_bank(folder: Path, name: str, keep_latents: bool) -> MemoryBank:
     out = MemoryBank(frame_shape=bank.frame_shape, capacity=bank.capacity, meta=bank.meta)
     for j in range(0, len(bank), 4096):
         idx = np.arange(j, min(j + 4096, len(bank)))
-        out.append(bank.frames(idx), bank.poses[idx], bank.times[idx], bank.sources[idx])
+        out.append(bank.frames(idx), bank.poses[idx], bank.times[idx], bank.sources[idx], extrinsics=bank.extrinsics(idx))
     bank.close()
     return out
 

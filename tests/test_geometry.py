@@ -123,3 +123,41 @@ def test_bspline_endpoints_and_shape():
     assert np.all(s >= lo - 1e-9) and np.all(s <= hi + 1e-9)        # convex hull property
     with pytest.raises(ValueError):
         g.bspline(c[:1], 10)
+
+
+def test_euler_extrinsics_conventions():
+    p = _rand_poses(30, seed=3)
+    np.testing.assert_array_equal(g.euler_to_extrinsics(p[:, 0], p[:, 1], g.CAMERA_HEIGHT, p[:, 2]),
+                                  g.planar_to_extrinsics(p))                       # level at eye height = planar
+    up = g.euler_to_extrinsics(0.0, 0.0, 2.0, 0.0, pitch=0.3)
+    np.testing.assert_allclose(up[:, 2], [np.cos(0.3), 0.0, np.sin(0.3)], atol=1e-12)   # optical axis tilts up
+    np.testing.assert_allclose(up[:, 3], [0.0, 0.0, 2.0])
+    rolled = g.euler_to_extrinsics(0.0, 0.0, 2.0, 0.0, roll=0.2)
+    assert rolled[2, 0] < 0                                                        # its right side dips down
+    np.testing.assert_allclose(rolled[:, 2], [1.0, 0.0, 0.0], atol=1e-12)          # roll keeps the axis
+    r = np.random.default_rng(0)
+    E = g.euler_to_extrinsics(*r.normal(size=(3, 50)), r.uniform(-3, 3, 50), r.uniform(-1.5, 1.5, 50), r.normal(size=50))
+    R = E[:, :, :3]
+    np.testing.assert_allclose(R @ np.swapaxes(R, 1, 2), np.broadcast_to(np.eye(3), (50, 3, 3)), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-12)
+    back = g.extrinsics_to_planar(E)                                               # ground position and heading
+    np.testing.assert_allclose(back[:, :2], E[:, :2, 3])
+    np.testing.assert_allclose(np.cos(back[:, 2]) * E[:, 1, 2], np.sin(back[:, 2]) * E[:, 0, 2], atol=1e-12)
+
+
+def test_as_extrinsics_validates():
+    E = g.planar_to_extrinsics(_rand_poses(4))
+    np.testing.assert_array_equal(g.as_extrinsics(g.to_homogeneous(E)), E)        # (4, 4) -> (3, 4)
+    for bad, msg in ((np.zeros((4, 3, 3)), "shape"), (E * [1, 1, -1, 1], "det"), (E * 2, "orthonormal")):
+        with pytest.raises(ValueError, match=msg):
+            g.as_extrinsics(bad)
+    H = g.to_homogeneous(E)
+    H[0, 3, 0] = 1.0
+    with pytest.raises(ValueError, match="last row"):
+        g.as_extrinsics(H)
+    E2 = E.copy()
+    E2[1, 0, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        g.as_extrinsics(E2, "target_poses")
+    th, tv = g.frustum_tans(90.0, aspect=2.0)
+    assert th == pytest.approx(1.0) and tv == pytest.approx(0.5)

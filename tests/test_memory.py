@@ -141,3 +141,105 @@ def test_load_rejects_truncated_and_foreign_files(tmp_path):
         bank.meta["bad"] = object()
         bank.save(tmp_path / "x.npz")
     assert not (tmp_path / "x.npz").exists()
+
+
+# ---------------------------------------------------------------------- full extrinsics (6-DoF) and old files
+
+
+def _six_dof(rng, T):
+    from camworld import geometry
+
+    return geometry.euler_to_extrinsics(*rng.uniform(-5, 5, (2, T)), rng.uniform(0, 3, T), rng.uniform(-3, 3, T),
+                                        rng.uniform(-1.2, 1.2, T), rng.uniform(-0.5, 0.5, T))
+
+
+def test_extrinsics_stored_for_every_frame():
+    from camworld import geometry
+
+    rng = np.random.default_rng(0)
+    bank = MemoryBank(FS)
+    planar, full = _poses(rng, 5), _six_dof(rng, 4)
+    bank.append(_frames(rng, 5), planar)
+    bank.append(_frames(rng, 4), full)
+    bank.append(_frames(rng, 1), geometry.to_homogeneous(full[:1]))          # (4, 4) works too
+    E = bank.extrinsics()
+    assert E.shape == (10, 3, 4) and not E.flags.writeable
+    np.testing.assert_array_equal(E[:5], geometry.planar_to_extrinsics(planar))   # planar: derived
+    np.testing.assert_array_equal(E[5:9], full)                                  # 6-DoF: as given
+    np.testing.assert_array_equal(bank.poses[:5], planar)
+    np.testing.assert_allclose(bank.poses[5:9], geometry.extrinsics_to_planar(full))  # position and heading
+    np.testing.assert_array_equal(bank.extrinsics([9, 5]), full[[0, 0]])
+    bad = full[:1].copy()
+    bad[0, :, 0] *= 2                                                              # not a rotation
+    with pytest.raises(ValueError, match="orthonormal"):
+        bank.append(_frames(rng, 1), bad)
+    with pytest.raises(ValueError, match=r"\(2, 3\) planar poses or \(2, 3, 4\) extrinsics"):
+        bank.append(_frames(rng, 2), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="disagree"):
+        bank.append(_frames(rng, 1), planar[:1] + 1.0, extrinsics=geometry.planar_to_extrinsics(planar[:1]))
+    assert len(bank) == 10
+
+
+def test_save_load_keeps_extrinsics_and_the_index(tmp_path):
+    rng = np.random.default_rng(1)
+    bank = MemoryBank(FS, capacity=6)
+    bank.append(_frames(rng, 7), _poses(rng, 7))
+    bank.append(_frames(rng, 6), _six_dof(rng, 6))
+    bank.save(tmp_path / "m.npz")
+    back = MemoryBank.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.extrinsics(), bank.extrinsics())
+    np.testing.assert_array_equal(back.poses, bank.poses)
+    assert back.index.n == 13 and back.index.holds(np.arange(13), bank.index.keys_of(
+        bank.poses[:, :2], bank.poses[:, 2], np.abs(bank.extrinsics()[:, 2, 2]) > 0.5)).all()
+
+
+def _rewrite(src, dst, version: int, drop=(), change=None):
+    """Copy a bank file, with header version ``version``, members ``drop`` left out, ``change`` {name: array}."""
+    import io
+    import json
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for item in zin.infolist():
+            name = item.filename
+            if name[:-4] in drop:
+                continue
+            data = zin.read(name)
+            if name == "header.json":
+                data = json.dumps({**json.loads(data), "version": version}).encode()
+            elif change and name[:-4] in change:
+                buf = io.BytesIO()
+                np.save(buf, change[name[:-4]])
+                data = buf.getvalue()
+            zout.writestr(name, data)
+
+
+def test_reads_version_1_files(tmp_path):
+    """A file in the layout written before extrinsics were stored (version 1: planar poses only)."""
+    from camworld import geometry
+
+    bank, frames, poses = _filled(capacity=20, n=40)
+    bank.set_latents([3], np.ones((1, 2), np.float32))
+    bank.save(tmp_path / "v2.npz")
+    _rewrite(tmp_path / "v2.npz", tmp_path / "v1.npz", 1, drop=("extrinsics",))
+    with zipfile.ZipFile(tmp_path / "v1.npz") as zf:
+        assert "extrinsics.npy" not in zf.namelist()
+    old = MemoryBank.load(tmp_path / "v1.npz")
+    np.testing.assert_array_equal(old.poses, poses)
+    np.testing.assert_array_equal(old.extrinsics(), geometry.planar_to_extrinsics(poses))
+    np.testing.assert_array_equal(old.frames(np.arange(40)), frames)
+    assert old.get_latents([3])[1].all()
+    _rewrite(tmp_path / "v2.npz", tmp_path / "v2cut.npz", 2, drop=("extrinsics",))
+    with pytest.raises(ValueError, match="lacks member"):
+        MemoryBank.load(tmp_path / "v2cut.npz")                               # version 2 needs them
+
+
+def test_load_rejects_extrinsics_that_disagree_with_the_poses(tmp_path):
+    from camworld import geometry
+
+    bank, _, poses = _filled(n=10)
+    bank.save(tmp_path / "m.npz")
+    E = geometry.planar_to_extrinsics(poses)
+    E[4, :2, 3] += 1.0                                                        # frame 4 moved
+    _rewrite(tmp_path / "m.npz", tmp_path / "bad.npz", 2, change={"extrinsics": E})
+    with pytest.raises(ValueError, match=r"disagree at frames \[4\]"):
+        MemoryBank.load(tmp_path / "bad.npz")

@@ -153,3 +153,43 @@ def test_another_vae_drops_cached_latents_with_a_warning(model, start, tmp_path)
         warnings.simplefilter("error")
         out = w2.step(_targets(start[1], 2))                      # re-encodes what it retrieves
     assert out.shape == (2, 2, 32, 32, 3)
+
+
+def _to_format_1(folder):
+    """Turn a saved world into the layout written before full extrinsics: manifest version 1, and
+    MemoryBank files of version 1 (header version 1, no extrinsics member)."""
+    import zipfile
+
+    man = json.loads((folder / MANIFEST).read_bytes())
+    (folder / MANIFEST).write_text(json.dumps({**man, "version": 1}))
+    for name in man["banks"]:
+        path = folder / name
+        members = {}
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.namelist():
+                members[member] = zf.read(member)
+        header = json.loads(members.pop("header.json"))
+        del members["extrinsics.npy"]
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr("header.json", json.dumps({**header, "version": 1}))
+            for member, data in members.items():
+                zf.writestr(member, data)
+
+
+def test_reads_worlds_saved_before_extrinsics(model, start, tmp_path):
+    from camworld.geometry import planar_to_extrinsics
+
+    w = _explored(model, start, shared=False)
+    save_world(w, tmp_path / "w")
+    assert read_manifest(tmp_path / "w")["version"] == 2
+    expected = w.step(_targets(start[1], 3))
+    _to_format_1(tmp_path / "w")
+    w2, _ = load_world(tmp_path / "w", model)
+    np.testing.assert_array_equal(w2.step(_targets(start[1], 3)), expected)      # the same next frames
+    for a, b in zip(w.memories, w2.memories):                                    # both took that step
+        np.testing.assert_array_equal(b.poses, a.poses)
+        np.testing.assert_array_equal(b.extrinsics(), planar_to_extrinsics(a.poses))
+    m = tmp_path / "w" / MANIFEST
+    m.write_text(json.dumps({**json.loads(m.read_bytes()), "version": 3}))
+    with pytest.raises(ValueError, match="format version 3; this camworld reads versions 1, 2"):
+        load_world(tmp_path / "w", model)
