@@ -44,8 +44,8 @@ _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 QUICK = dict(budget=128, seeds=[0, 1], num_envs=4, n_steps=16, episodes=2, eval_every=64, eval_episodes=1,
              max_episode_steps=12)
-FULL = dict(budget=12_000, seeds=[0, 1, 2], num_envs=16, n_steps=64, episodes=32, eval_every=3_000,
-            eval_episodes=12, max_episode_steps=None)
+FULL = dict(budget=6_144, seeds=[0, 1, 2], num_envs=16, n_steps=64, episodes=24, eval_every=1_024,
+            eval_episodes=8, max_episode_steps=None)
 
 
 def env_id(condition: str, task: str) -> str:
