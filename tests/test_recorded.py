@@ -142,6 +142,13 @@ def test_bad_files_are_named_and_can_be_skipped(good, break_it, message):
     assert len(index.videos) == 1 and len(index.skipped) == 1 and name in index.skipped[0][1]
 
 
+def test_data_error_survives_a_process_boundary():
+    import pickle
+
+    e = pickle.loads(pickle.dumps(DataError("videos/a/video.mp4", "truncated")))
+    assert isinstance(e, DataError) and e.path.name == "video.mp4" and str(e) == "videos/a/video.mp4: truncated"
+
+
 def test_data_set_level_errors(tmp_path, good):
     with pytest.raises(DataError, match="dataset.json: missing"):
         open_dataset(tmp_path / "videos", progress=False)

@@ -264,3 +264,27 @@ def test_ddp_from_a_folder_shards_videos_and_keeps_identical_weights(recorded, t
     assert res.returncode == 0, res.stderr[-3000:]
     assert "all 2 ranks hold identical weights" in res.stdout + res.stderr
     assert len(json.loads((tmp_path / "ddp" / "data_index.json").read_text())["videos"]) == 4
+
+
+def test_a_video_that_breaks_after_indexing_is_named_or_skipped(recorded, tmp_path):
+    import dataclasses
+    import shutil
+
+    from camworld.data import batch_rng
+    from camworld.model import preset
+    from camworld.recorded import DataError
+    from camworld.train.recorded import DataConfig, prepare
+
+    data = tmp_path / "data"
+    shutil.copytree(recorded, data)
+    cfg = preset("tiny")
+    source = dataclasses.replace(prepare(DataConfig(root=str(data)), tmp_path / "run", False, cfg, log=lambda m: None),
+                                 cache=False)
+    mp4 = data / "videos" / "000000" / "video.mp4"
+    mp4.write_bytes(mp4.read_bytes()[:400])
+    with pytest.raises(DataError, match="000000/video.mp4"):
+        for step in range(8):          # some batch draws video 000000
+            source.batch(batch_rng(0, step), cfg.train, 32)
+    skipping = dataclasses.replace(source, data=dataclasses.replace(source.data, skip_bad=True))
+    for step in range(8):
+        assert skipping.batch(batch_rng(0, step), cfg.train, 32).tgt_frames.shape == (4, 2, 32, 32, 3)

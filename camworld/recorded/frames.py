@@ -27,6 +27,9 @@ class DataError(ValueError):
         self.path, self.message = Path(path), message
         super().__init__(f"{path}: {message}")
 
+    def __reduce__(self):   # a worker process's error reaches the training process intact
+        return type(self), (self.path, self.message)
+
 
 def _ffmpeg() -> str:
     import imageio_ffmpeg
