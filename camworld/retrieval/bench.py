@@ -25,9 +25,15 @@ import zlib
 
 import numpy as np
 
+from camworld.geometry import planar_to_extrinsics
 from camworld.retrieval import scale
+from camworld.retrieval.fov import fov_overlap
+from camworld.retrieval.frustum import frustum_overlap
 from camworld.retrieval.metrics import METRICS, Episode, make_query, oracle, score
 from camworld.retrieval.strategies import STRATEGIES, retrieve
+
+
+SIX_DOF = " 6-DoF"     # row label suffix: the strategy on the same poses given as extrinsics
 
 
 def bench_arguments(p):
@@ -47,6 +53,9 @@ def bench_arguments(p):
     p.add_argument("--reps", type=int, default=7, help="timed calls per latency cell (median)")
     p.add_argument("--box", type=float, default=100.0,
                    help="also time a dense memory: the same walk folded into a BOX x BOX metre square (0 skips)")
+    p.add_argument("--six-dof", default="fov+nonadj,coverage",
+                   help="comma-separated strategies to run also with the 6-DoF frustum rule (the planar poses given "
+                        "as extrinsics; '' for none): rows 'NAME 6-DoF'")
     p.add_argument("--step-worlds", default="", help="comma-separated frame sources for the env-step ratio "
                    "(sim, tiny; '' skips)")
     p.add_argument("--step-sizes", default="10,100000", help="memory sizes the env-step ratio compares")
@@ -70,10 +79,11 @@ def _value(v: str):
         return v
 
 
-def _strategies(s: str, variants: str = "") -> dict:
-    """-> {row label: (strategy name, params)} from --strategies and --variants."""
+def _strategies(s: str, variants: str = "", six_dof: str = "") -> dict:
+    """-> {row label: (strategy name, params)} from --strategies, --variants and --six-dof."""
     names = list(STRATEGIES) if s == "all" else [x.strip() for x in s.split(",") if x.strip()]
     rows = {n: (n, {}) for n in names}
+    rows.update({n + SIX_DOF: (n, {}) for n in (x.strip() for x in six_dof.split(",")) if n})
     for spec in (x.strip() for x in variants.split(",") if x.strip()):
         name, *kv = spec.split(":")
         try:
@@ -123,13 +133,33 @@ def quality(eps, rows, ks, n_queries, seg_len, thr, seed):
                     else:
                         name, params = rows[label]
                         r = np.random.default_rng([seed, e, qi, k, zlib.crc32(name.encode())])
-                        sel = retrieve(name, ep.poses[:s], times, ep.poses[s:s + seg_len], k, r, **params)
+                        mem, tgt = ep.poses[:s], ep.poses[s:s + seg_len]
+                        if label.endswith(SIX_DOF):                      # the same poses, as full extrinsics
+                            mem, tgt = planar_to_extrinsics(mem), planar_to_extrinsics(tgt)
+                        sel = retrieve(name, mem, times, tgt, k, r, **params)
                     acc.setdefault((group, label, k), []).append(score(ep, q, sel, k))
     means = {}
     for key, rows in acc.items():
         means[key] = {m: float(np.nanmean([r[m] for r in rows])) if any(np.isfinite(r[m]) for r in rows) else np.nan
                       for m in METRICS + ("n",)}
     return means, truth_stats
+
+
+def agreement(eps, n_queries, seg_len, seed) -> dict:
+    """The 6-DoF frustum rule against the planar FOV rule on the episodes' planar poses: per (memory,
+    target) pair, how often they agree; per query, the Jaccard index of the two candidate sets."""
+    pair, jac = [], []
+    for e, ep in enumerate(eps):
+        rng = np.random.default_rng([seed, 98, e])
+        N = len(ep.poses)
+        for s in rng.choice(np.arange(N // 4, N - seg_len + 1), size=n_queries, replace=False):
+            mem, tgt = ep.poses[:s], ep.poses[s:s + seg_len]
+            a = fov_overlap(mem, tgt)
+            b = frustum_overlap(planar_to_extrinsics(mem), planar_to_extrinsics(tgt))
+            pair.append((a == b).mean())
+            ca, cb = a.any(1), b.any(1)
+            jac.append((ca & cb).sum() / max((ca | cb).sum(), 1))
+    return {"pair": float(np.mean(pair)), "jaccard": float(np.mean(jac)), "queries": len(jac)}
 
 
 def random_walk(M: int, rng: np.random.Generator, step: float = 0.1) -> np.ndarray:
@@ -185,7 +215,7 @@ def _fmt(v, nd=2) -> str:
 
 
 def bench(args) -> int:
-    rows = _strategies(args.strategies, args.variants)
+    rows = _strategies(args.strategies, args.variants, args.six_dof)
     names = list(rows)
     ks = _ints(args.ks)
     if any(k < 1 for k in ks):
@@ -212,10 +242,16 @@ def bench(args) -> int:
             kk = ks[-1]
             tab = [[n, _fmt(means[(group, n, kk)]["n"], 1)] for n in names]
             parts.append(f"\n{group} — frames returned at k={kk}\n" + _table(["strategy", "frames"], tab))
+        if any(n.endswith(SIX_DOF) for n in names):
+            ag = agreement(eps, args.queries, args.segment, args.seed)
+            parts.append(f"\n6-DoF frustum rule vs the planar FOV rule on these planar poses ({ag['queries']} queries): "
+                         f"per (memory, target) pair they agree {ag['pair']:.3f} of the time; candidate sets "
+                         f"Jaccard {ag['jaccard']:.2f} (mean over queries)")
         parts.append(f"\n(quality: {time.perf_counter() - t0:.0f} s)")
     sizes = _ints(args.sizes)
     if sizes:
-        parts.append(_latency_section({n: rows[n] for n in names if ":" not in n}, sizes, args))
+        parts.append(_latency_section({n: rows[n] for n in names if ":" not in n and not n.endswith(SIX_DOF)}, sizes,
+                                      args))
     for src in (x.strip() for x in args.step_worlds.split(",") if x.strip()):
         sz = _ints(args.step_sizes)
         r = scale.step_ratio(src, sizes=tuple(sz), steps=args.steps, box=args.box or 100.0, seed=args.seed)

@@ -66,21 +66,23 @@ def _pair_meets(dx, dy, ux, uy, vx, vy, p: FovParams, sin_par: float):
     """Does target ray (origin 0, dir u) meet memory ray (origin d, dir v)? u: scalars, the rest (S,) -> bool (S,).
 
     Solves a*u - b*v = d: a = (d x v) / (u x v), b = (d x u) / (u x v); a is the distance of the
-    crossing from the target camera (u is a unit vector). One target at a time on flat arrays: about
-    4x faster than broadcasting (S, T, 2), with the same float operations, so the same answers.
+    crossing from the target camera (u is a unit vector). One target at a time on flat arrays, the
+    parallel case only on its rows: several times faster than broadcasting (S, T, 2), with the same
+    float operations per element, so the same answers.
     """
     den = ux * vy - uy * vx
     parallel = np.abs(den) <= sin_par
-    safe = np.where(parallel, 1.0, den)
     dxu = dx * uy - dy * ux                      # d x u; |d x u| is the memory origin's distance from the target ray's line
+    safe = np.where(parallel, 1.0, den)
     a = (dx * vy - dy * vx) / safe
-    b = dxu / safe
-    meets = (a > 0) & (b > 0) & (a >= p.near) & (a <= p.far) & ~parallel
-    para = (ux * vx + uy * vy) > 0               # same direction
-    para &= np.abs(dxu) <= p.parallel_offset
-    para &= (ux * dx + uy * dy) <= p.far         # how far ahead of the target camera the memory camera sits
-    para &= parallel
-    return meets | para
+    meets = (a >= p.near) if p.near > 0 else (a > 0)   # a >= near > 0 implies a > 0
+    meets &= a <= p.far
+    meets &= (dxu / safe) > 0                    # b > 0: in front of the memory camera
+    meets &= ~parallel
+    i = np.flatnonzero(parallel)                 # same direction, close to the side, not too far ahead
+    dxi, dyi, vxi, vyi = dx[i], dy[i], vx[i], vy[i]
+    meets[i] = ((ux * vxi + uy * vyi) > 0) & (np.abs(dxu[i]) <= p.parallel_offset) & ((ux * dxi + uy * dyi) <= p.far)
+    return meets
 
 
 class _Edges:

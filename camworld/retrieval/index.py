@@ -9,23 +9,30 @@ heading bin. For one query, every occupied cell near the targets is classified, 
   with margin), so its frames are candidates without being tested;
 * **test**: the rest; their frames go through the exact rule (``fov.overlap_matrix``).
 
+When the cells near the targets hold at most ``FEW`` frames (a sparse memory), they are all tested
+directly: cheaper than classifying, still without the exhaustive search's O(M) pass.
+
 Both conditions are geometry on the cell's box (grown by ``EPS_POS`` for floating cell assignment)
-and the bin's angle range, with margins (``EPS_ANG``, ``LINE_GAP``) far above float64 rounding, so
-the result is bit-identical to the exhaustive search (``tests/test_index.py`` compares them on
-random dense and sparse memories). Frames newer than the grid's sorted part (its tail, at most
-``tail_max``) are tested directly.
+and the bin's angle range, with margins (``EPS_ANG``, ``LINE_GAP``) far above float64 rounding, and
+the exact rule gives every frame the answer it gives in the exhaustive search, so the result is
+bit-identical to it (``tests/test_index.py`` compares them on random dense, sparse and adversarial
+memories). Frames newer than the grid's sorted part (its tail, at most ``tail_max``) are tested
+directly.
 
 The planar rule's cases (``fov.py``), for a pose o, yaw psi and a target (o_t, psi_t):
 
 * same view: |o - o_t| <= same_view_dist and |psi - psi_t| <= same_view_deg;
 * parallel edge rays: |psi - psi_t| <= parallel_deg, o within ``parallel_offset`` of both target edge
-  lines and at most ``far`` ahead along them, |o - o_t| <= max_cam_dist;
+  lines and at most ``far`` ahead along them, |o - o_t| <= max_cam_dist (linear tests over the box);
 * crossing edge rays: the memory's left edge ray (heading psi + hfov/2) hits the target's left edge
-  segment [near, far], and its right one the right segment. Heading psi + hfov/2 must point from o
-  into that segment: *maybe* when it points from some point of the box (the angular span of segment
-  minus box), *sure* when it does from every corner (the intersection of the corners' spans; the box
-  keeps ``LINE_GAP`` off the segment's line, so the spans are proper). Sure crossings also need psi
-  outside the parallel band, where the rule switches to the parallel case.
+  segment [near, far], and its right one the right segment. From the box centre the segment's ends
+  lie at two headings; every point of the box sees each end within the angle that the box's
+  circumscribed disc subtends there (``_blur``). So the heading hits the segment from *some* point
+  of the box only inside the centre's arc widened by those angles (*maybe*), and from *every* point
+  inside the arc narrowed by them (*sure*; the box must keep ``LINE_GAP`` off the segment's line, so
+  that every point turns the same way from one end to the other). Sure crossings also need psi
+  outside the parallel band, where the rule switches to the parallel case; at the band's two edges
+  the two edge-ray pairs may round to different cases, and those headings are always tested.
 
 For the 6-DoF frustum rule (``frustum.py``) and ``coverage`` only *reject* is used: a camera can see
 a point only within its frustum's half-diagonal angle of its optical axis, which bounds its heading

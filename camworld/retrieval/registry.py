@@ -59,10 +59,12 @@ class _Query:
     def index(self):
         """The memory's PoseGrid or None; checked against the poses when a strategy first asks for it, and
         None (the exhaustive path, same answers) for a memory too small to gain from it."""
+        if self.M < INDEX_MIN_FRAMES:
+            return None
         if not self._checked:
             _check_index(self._index, self.poses, self.ext, self.M)
             self._checked = True
-        return self._index if self.M >= INDEX_MIN_FRAMES else None
+        return self._index
 
     @property
     def M(self) -> int:

@@ -160,10 +160,8 @@ def runs(idx, times: np.ndarray, poses: np.ndarray, max_run_dt: float = 1.0, max
         return np.zeros(0, np.int64)
     same = np.diff(idx) == 1
     same &= np.abs(np.diff(times[idx])) <= max_run_dt
-    if positions is None:
-        same &= np.hypot(*np.diff(poses[idx, :2], axis=0).T) <= max_run_step
-    else:
-        same &= np.sqrt((np.diff(positions[idx], axis=0) ** 2).sum(1)) <= max_run_step
+    step = np.diff(poses[idx, :2] if positions is None else positions[idx], axis=0)
+    same &= (step * step).sum(1) <= max_run_step * max_run_step
     return np.concatenate([[0], np.cumsum(~same)])
 
 
