@@ -258,12 +258,6 @@ class PoseGrid:
         first[np.cumsum(counts)[counts > 0] - counts[counts > 0]] = True
         return pos, first
 
-    def frames_in(self, key_lo: np.ndarray, key_hi: np.ndarray) -> np.ndarray:
-        """Frame indices of the sorted part with a key in any [key_lo, key_hi] (disjoint, increasing)."""
-        lo = np.searchsorted(self.keys, key_lo, side="left")
-        hi = np.searchsorted(self.keys, key_hi, side="right")
-        return self.order[ranges(lo, hi - lo)]
-
     def holds(self, rows: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """Is frame rows[i] filed under keys[i]? bool (len(rows),) (a consistency check, O(log N) each)."""
         rows, keys = np.asarray(rows, np.int64), np.asarray(keys, np.int64)

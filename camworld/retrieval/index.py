@@ -103,7 +103,6 @@ class _Cells:
         for a, v in ((self.x0, -np.inf), (self.x1, np.inf), (self.y0, -np.inf), (self.y1, np.inf)):
             a[border] = v                                          # border cells hold everything beyond
         self.border = border
-        self.ids = ids
 
     def __len__(self):
         return len(self.pos)
