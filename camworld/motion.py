@@ -14,6 +14,11 @@ of yaw per 77 frames at 30 fps. Generated frames are ``frame_stride`` sim frames
 may move at most ``6 / 77 * stride`` metres (0.312 m) and turn ``60 / 77 * stride`` degrees (3.12
 degrees), and one env step ``frames_per_step`` times that.
 
+6-DoF pose actions (a world whose model was trained on 6-DoF cameras): an absolute target
+``(x, y, z, yaw, pitch, roll)`` (metres, radians; ``geometry.euler_to_extrinsics``) for the segment's
+end, approached by at most one step's travel (in 3D) and turn (the angle of the rotation between the
+two cameras), and interpolated frame by frame: positions on a straight line, rotations by slerp.
+
 Letters: T frames per step.
 """
 
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from camworld.geometry import interpolate_poses, wrap_angle
+from camworld.geometry import as_extrinsics, euler_to_extrinsics, interpolate_poses, wrap_angle
 
 SIM_FPS = 30                 # the paper's videos (and camworld.sim trajectories) run at 30 fps
 PAPER_FRAMES = 77            # one captioned segment of the paper's dataset
@@ -45,7 +50,8 @@ DISCRETE_ACTIONS = (
 MOVE_PER_FRAME_M = 0.25      # discrete forward/backward/strafe: 0.25 m per generated frame
 TURN_PER_FRAME_DEG = 3.0     # discrete turns: 3 degrees per generated frame
 CLEARANCE_M = 0.3            # the camera keeps this far from walls (scene.is_free's default)
-POSE_ACTION_LIMIT_M = 1000.0  # |x|, |y| of a "pose" action (an absolute target in world metres)
+POSE_ACTION_LIMIT_M = 1000.0  # |x|, |y| (and |z|) of a "pose" action (an absolute target in world metres)
+POSE6_FIELDS = ("x m", "y m", "z m", "yaw rad", "pitch rad", "roll rad")   # a 6-DoF "pose" action
 
 
 @dataclass(frozen=True)
@@ -197,6 +203,130 @@ def segment_poses(pose: np.ndarray, end: np.ndarray, frames: int, scene=None, cl
                 prev = poses[t, :2].copy()
     poses[:, 2] = wrap_angle(poses[:, 2])
     return poses, collided
+
+
+# ---------------------------------------------------------------- 6-DoF pose actions
+
+
+def pose6_extrinsics(action) -> np.ndarray:
+    """Validate a 6-DoF "pose" action ``(x, y, z, yaw, pitch, roll)`` -> its camera-to-world [R|t] (3, 4)."""
+    try:
+        a = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"a 6-DoF pose action must be 6 numbers {POSE6_FIELDS}, got {action!r}") from e
+    if a.shape != (6,):
+        hint = (" (this world takes 6-DoF targets: append z = 1.6, pitch = 0, roll = 0 to an (x, y, yaw) pose)"
+                if a.shape == (3,) else "")
+        raise ValueError(f"a 6-DoF pose action must have shape (6,) = {POSE6_FIELDS}, an absolute target camera, "
+                         f"got {a.shape}{hint}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"a 6-DoF pose action must be finite, got {a.tolist()}")
+    if np.any(np.abs(a[:3]) > POSE_ACTION_LIMIT_M):
+        raise ValueError(f"pose action (x, y, z) = {a[:3].tolist()} is outside +-{POSE_ACTION_LIMIT_M:g} m")
+    x, y, z, yaw, pitch, roll = a
+    return euler_to_extrinsics(x, y, z, yaw, pitch, roll)
+
+
+def rotation_angle(R0, R1) -> np.ndarray:
+    """Angle (radians, [0, pi]) of the rotation taking R0 (..., 3, 3) to R1 (..., 3, 3)."""
+    c = (np.einsum("...ij,...ij->...", R0, R1) - 1.0) / 2.0      # trace(R0^T R1) = sum of elementwise products
+    return np.arccos(np.clip(c, -1.0, 1.0))
+
+
+def _quaternion(R: np.ndarray) -> np.ndarray:
+    """Rotation matrix (3, 3) -> unit quaternion (w, x, y, z), from its largest diagonal term (stable)."""
+    t = np.trace(R)
+    if t > 0:
+        w = np.sqrt(1.0 + t) * 2
+        q = [0.25 * w, (R[2, 1] - R[1, 2]) / w, (R[0, 2] - R[2, 0]) / w, (R[1, 0] - R[0, 1]) / w]
+    else:
+        i = int(np.argmax(np.diag(R)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        d = np.sqrt(1.0 + R[i, i] - R[j, j] - R[k, k]) * 2
+        q = np.zeros(4)
+        q[0], q[1 + i] = (R[k, j] - R[j, k]) / d, 0.25 * d
+        q[1 + j], q[1 + k] = (R[j, i] + R[i, j]) / d, (R[k, i] + R[i, k]) / d
+    q = np.asarray(q, np.float64)
+    return q / np.linalg.norm(q)
+
+
+def _rotation(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions (..., 4) as (w, x, y, z) -> rotation matrices (..., 3, 3)."""
+    w, x, y, z = np.moveaxis(q / np.linalg.norm(q, axis=-1, keepdims=True), -1, 0)
+    return np.stack([np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+                     np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+                     np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
+
+
+def slerp(R0, R1, s) -> np.ndarray:
+    """Rotations along the shortest arc from R0 (3, 3) to R1 (3, 3) at fractions s (n,) -> (n, 3, 3):
+    constant angular speed, s = 0 is R0 and s = 1 is R1 (up to rounding)."""
+    q0, q1 = _quaternion(np.asarray(R0, np.float64)), _quaternion(np.asarray(R1, np.float64))
+    dot = float(q0 @ q1)
+    if dot < 0:                          # q and -q are the same rotation: take the shorter way round
+        q1, dot = -q1, -dot
+    s = np.asarray(s, np.float64).reshape(-1, 1)
+    theta = np.arccos(min(dot, 1.0))
+    if theta < 1e-9:
+        q = (1 - s) * q0 + s * q1
+    else:
+        q = (np.sin((1 - s) * theta) * q0 + np.sin(s * theta) * q1) / np.sin(theta)
+    return _rotation(q)
+
+
+def approach_extrinsics(current, target, bounds: ActionBounds) -> tuple:
+    """Move a camera (3, 4) toward a target camera (3, 4) by at most one step's travel (3D distance)
+    and turn (rotation angle). -> (end (3, 4), clipped)."""
+    E0, E1 = np.asarray(current, np.float64), np.asarray(target, np.float64)
+    d = E1[:, 3] - E0[:, 3]
+    dist = float(np.linalg.norm(d))
+    angle = float(rotation_angle(E0[:, :3], E1[:, :3]))
+    max_turn = np.deg2rad(bounds.max_turn_deg)
+    clipped = dist > bounds.max_move + 1e-9 or angle > max_turn + 1e-9
+    end = E1.copy()
+    if dist > bounds.max_move:
+        end[:, 3] = E0[:, 3] + d * (bounds.max_move / dist)
+    if angle > max_turn:
+        end[:, :3] = slerp(E0[:, :3], E1[:, :3], [max_turn / angle])[0]
+    return end, bool(clipped)
+
+
+def end_extrinsics(action, current, bounds: ActionBounds) -> tuple:
+    """The camera a 6-DoF "pose" action heads for by the end of the segment. -> (end (3, 4), clipped)."""
+    return approach_extrinsics(as_extrinsics(current, "current camera"), pose6_extrinsics(action), bounds)
+
+
+def interpolate_extrinsics(start, end, n: int) -> np.ndarray:
+    """n cameras (n, 3, 4) after ``start`` (3, 4), ending exactly at ``end`` (3, 4): centres on the
+    straight line, rotations by slerp, both at fractions 1/n, 2/n, ..., 1."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    E0, E1 = as_extrinsics(start, "start"), as_extrinsics(end, "end")
+    s = np.arange(1, n + 1) / n
+    out = np.empty((n, 3, 4))
+    out[:, :, :3] = slerp(E0[:, :3], E1[:, :3], s)
+    out[:, :, 3] = E0[:, 3] + s[:, None] * (E1[:, 3] - E0[:, 3])
+    out[-1] = E1                                          # exact end point
+    return out
+
+
+def segment_extrinsics(current, end, frames: int, scene=None, clearance: float = CLEARANCE_M) -> tuple:
+    """Per-frame target cameras (T, 3, 4) from ``current`` to ``end`` (``interpolate_extrinsics``),
+    stopped at walls when the scene is known: a frame whose ground move (x, y) would come closer than
+    ``clearance`` to a wall stops the camera where it is (height included); it keeps turning.
+    -> ``(cameras (T, 3, 4), collided)``."""
+    E0 = as_extrinsics(current, "current camera")
+    cams = interpolate_extrinsics(E0, end, frames)
+    collided = False
+    if scene is not None and np.any(np.abs(cams[-1, :2, 3] - E0[:2, 3]) > 1e-12):
+        prev = E0[:, 3].copy()
+        for t in range(frames):
+            if collided or not scene.segment_free(prev[:2], cams[t, :2, 3], clearance):
+                collided = True
+                cams[t, :, 3] = prev
+            else:
+                prev = cams[t, :, 3].copy()
+    return cams, collided
 
 
 def action_table_markdown(bounds: ActionBounds) -> str:

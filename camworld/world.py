@@ -5,6 +5,18 @@ memory retrieval picks k context frames (always including that world's newest fr
 poses; the frame source makes every active world's frames in one batched call; frames, poses (and
 the latents the source made them from) are appended to memory.
 
+Cameras, planar or 6-DoF. A camera is a planar pose ``(x, y, yaw)`` (level, at
+``geometry.CAMERA_HEIGHT``) or a camera-to-world ``[R|t]`` (3, 4) / (4, 4) (OpenCV axes: any height,
+pitch and roll). ``World.cameras`` (the frame source's) says which a world makes frames for:
+``"planar"`` (the sim twin; a learned world whose model was trained on planar cameras, as every
+model trained on the sim) or ``"6dof"`` (a model trained on 6-DoF cameras: its checkpoint's record
+says ``"cameras": "6dof"``, ``camworld.model.frames.checkpoint_cameras``). A planar world takes
+extrinsics only when they are level at eye height (planar poses in another form, used as such) and
+refuses others with the reason; it retrieves by the paper's planar FOV rule on ``(x, y, yaw)``,
+exactly as before extrinsics existed. A 6-DoF world takes both kinds and retrieves by the frustum
+rule on the memory's stored extrinsics (``camworld.retrieval``; planar targets are lifted), as its
+model was trained. Memory stores each frame's camera as given (``MemoryBank.append``).
+
 ``World`` alone owns memory, the frame clocks, the newest-frame rule and retrieval. The frame
 source only makes pictures:
 
@@ -16,9 +28,10 @@ source only makes pictures:
 
 A frame source has ``frame_size`` (H, W), ``frame_stride`` (sim frames per generated frame),
 ``frames_per_pass`` (most frames per call, None = any), ``gens`` (world -> torch.Generator of its
-sampling noise, empty when it has none), ``reset(i, seed, scene)`` and
-``make_frames(worlds, banks, context, targets (B, T, 3), prompts) -> (uint8 (B, T, H, W, 3),
-latents (B, T, ...) or None)``.
+sampling noise, empty when it has none), ``cameras`` ("planar" or "6dof"; missing = "planar"),
+``reset(i, seed, scene)`` and ``make_frames(worlds, banks, context, targets, prompts) -> (uint8
+(B, T, H, W, 3), latents (B, T, ...) or None)`` with targets (B, T, 3) planar poses, or (B, T, 3, 4)
+camera-to-world extrinsics for a "6dof" source.
 
 With ``shared_memory=True`` all B cameras live in ONE world and share one memory bank: what one
 camera generated, another retrieves when it looks at the same place (multi-agent).
@@ -36,21 +49,29 @@ import numpy as np
 
 from camworld import threads
 from camworld.profile import section
-from camworld.geometry import batch_target_poses
+from camworld.geometry import CAMERA_HEIGHT, as_extrinsics, batch_target_poses, extrinsics_to_planar
 from camworld.memory import MemoryBank
 from camworld.retrieval import DEFAULT_STRATEGY as DEFAULT_RETRIEVAL
 from camworld.retrieval import STRATEGIES, retrieve
 
 
+LEVEL_TOL = 1e-6        # a camera within this of level at CAMERA_HEIGHT is a planar pose
+
+
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime: float, device: str):
     from camworld.model import WorldModel
+    from camworld.model.frames import checkpoint_cameras
 
-    return WorldModel.load(path, device=device)
+    model = WorldModel.load(path, device=device)
+    model.trained_cameras = checkpoint_cameras(path)     # what World(model) makes frames for (module doc)
+    return model
 
 
 def load_world_model(checkpoint=None, device="auto"):
-    """Load (and cache per process) a world-model checkpoint; None = the shipped default."""
+    """Load (and cache per process) a world-model checkpoint; None = the shipped default. The model's
+    ``trained_cameras`` ("planar" or "6dof") comes from the checkpoint's record
+    (``camworld.model.frames.checkpoint_cameras``)."""
     from camworld.model import DEFAULT_CHECKPOINT, resolve_device
 
     path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
@@ -74,6 +95,27 @@ class StepResult(NamedTuple):
     retrieved: list
 
 
+def planar_cameras(E: np.ndarray) -> np.ndarray:
+    """bool (...,): camera-to-world [R|t] (..., 3, 4) that are level at ``CAMERA_HEIGHT`` (within
+    ``LEVEL_TOL``), i.e. planar poses: their z row is that of ``planar_to_extrinsics``, [0, -1, 0 | h]."""
+    E = np.asarray(E, np.float64)
+    return ((np.abs(E[..., 2, :3] - (0.0, -1.0, 0.0)).max(-1) <= LEVEL_TOL)
+            & (np.abs(E[..., 2, 3] - CAMERA_HEIGHT) <= LEVEL_TOL))
+
+
+def _off_plane(E: np.ndarray, name: str, why: str) -> ValueError:
+    """The error for 6-DoF cameras given to a planar world, naming the first one and what it is."""
+    bad = np.argwhere(~planar_cameras(E))[0]
+    e = E[tuple(bad)]
+    tilt = np.rad2deg(np.arccos(np.clip(-e[2, 1], -1.0, 1.0)))
+    at = f"{name}[{', '.join(map(str, bad))}]" if len(bad) else name
+    return ValueError(f"{at} is a 6-DoF camera (height {e[2, 3]:.3g} m, tilted {tilt:.3g} degrees from level) but this "
+                      f"world is planar ({why}): it takes (x, y, yaw) poses, or extrinsics level at "
+                      f"{CAMERA_HEIGHT} m. 6-DoF cameras need a learned world whose model was trained on 6-DoF "
+                      "cameras (its checkpoint's record says \"cameras\": \"6dof\"; camworld train --data on "
+                      "videos with 6-DoF cameras; model.trained_cameras = '6dof' before World(model) forces it)")
+
+
 class World:
     """B worlds (or B cameras in one shared world) stepped in one batched call of a frame source.
 
@@ -81,7 +123,10 @@ class World:
     ``device``, ``dtype`` (the DiT's sampling dtype, ``model.world_model.inference_dtype``) and
     ``frames_per_pass`` go to its ``ModelFrames``); ``World(SimFrames(...), ...)`` is the ground-truth twin.
     ``torch_threads``: torch intra-op threads for this process (``torch.set_num_threads``); None = the
-    thread policy of ``camworld.threads`` (a worker process takes its fair share of the cores)."""
+    thread policy of ``camworld.threads`` (a worker process takes its fair share of the cores).
+    What a learned world makes frames for ("planar" or "6dof", module doc) is what its model was trained
+    on: ``model.trained_cameras``, set from the checkpoint's record by ``load_world_model`` ("planar"
+    without it)."""
 
     def __init__(self, model, *, num_worlds: int = 1, retrieval: str = DEFAULT_RETRIEVAL,
                  context_size: int = 8, sample_steps: int | None = None, guidance: float | None = None,
@@ -133,6 +178,11 @@ class World:
     frames_per_pass = property(lambda self: getattr(self.source, "frames_per_pass", None))
 
     @property
+    def cameras(self) -> str:
+        """ "planar" or "6dof": the cameras this world makes frames for (module doc)."""
+        return getattr(self.source, "cameras", "planar")
+
+    @property
     def frame_size(self) -> tuple:
         return tuple(self.source.frame_size)
 
@@ -173,17 +223,47 @@ class World:
         self.memories[bank] = memory
         self._clock[bank] = int(clock)
 
+
     def newest(self, i: int) -> tuple:
-        """The newest frame uint8 (H, W, 3) and planar pose (3,) of camera/world ``i`` (where it stands)."""
+        """The newest frame uint8 (H, W, 3) and planar pose (3,) of camera/world ``i`` (where it stands; its
+        full camera: ``memory_of(i).extrinsics([camera_state(i)["last"]])``)."""
         if self._last[i] < 0:
             raise RuntimeError(f"camera {i} was never reset: it has no frame yet")
         bank, j = self.memory_of(i), int(self._last[i])
         return bank.frames(j), bank.poses[j].copy()
 
+    # ---------------------------------------------------------------- cameras in
+
+    def _poses(self, poses, name: str, lead: tuple) -> np.ndarray:
+        """Validate cameras of shape ``lead`` + (3,) planar or + (3, 4) / (4, 4) extrinsics -> float64 planar
+        (lead + (3,)) or extrinsics (lead + (3, 4)). A planar world gets extrinsics level at eye height as
+        their planar poses, and refuses other extrinsics."""
+        shape = np.shape(poses)
+        n = len(lead)
+        if len(shape) == n + 2 and shape[n:] in ((3, 4), (4, 4)) and shape[:n] == lead:
+            E = as_extrinsics(poses, name)
+            if self.cameras == "6dof":
+                return E
+            if not planar_cameras(E).all():
+                raise _off_plane(E, name, f"its frames come from {type(self.source).__name__}"
+                                 + (", a model trained on planar cameras" if self.model is not None else ""))
+            return extrinsics_to_planar(E)
+        p = np.asarray(poses, dtype=np.float64)
+        if p.size == 3 * int(np.prod(lead)) and p.ndim <= n + 2:
+            p = p.reshape(lead + (3,))
+        if p.shape != lead + (3,):
+            dims = ", ".join(map(str, lead + ("3",)))
+            raise ValueError(f"{name} must be ({dims}) planar poses (x, y, yaw) or ({dims}, 4) camera-to-world "
+                             f"extrinsics, got shape {shape}")
+        if not np.all(np.isfinite(p)):
+            raise ValueError(f"{name} must be finite, got {p}")
+        return p
+
     # ---------------------------------------------------------------- reset / step
 
     def reset(self, i: int, first_frame, pose, prompt: str | None = None, seed: int | None = None, scene=None):
-        """(Re)start world i from a real frame uint8 (H, W, 3) at planar pose (3,); ``scene``: the sim
+        """(Re)start world i from a real frame uint8 (H, W, 3) at a camera: a planar pose (3,), or
+        camera-to-world extrinsics (3, 4) / (4, 4) (a "6dof" world; module doc); ``scene``: the sim
         twin's source scene (the learned world needs none).
 
         In shared-memory mode the bank is cleared only when camera 0 resets; other cameras join it.
@@ -194,9 +274,7 @@ class World:
         H, W = self.frame_size
         if frame.dtype != np.uint8 or frame.shape != (H, W, 3):
             raise ValueError(f"first_frame must be uint8 ({H}, {W}, 3) for this world, got {frame.dtype} {frame.shape}")
-        pose = np.asarray(pose, dtype=np.float64).reshape(3)
-        if not np.all(np.isfinite(pose)):
-            raise ValueError(f"pose must be finite (x, y, yaw), got {pose}")
+        pose = self._poses(pose, "pose", ())
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str or None, got {type(prompt).__name__}")
         seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
@@ -213,25 +291,29 @@ class World:
         self.last_retrieved[i] = np.zeros(0, np.int64)
 
     def _context(self, i: int, targets: np.ndarray) -> np.ndarray:
-        """Retrieve k memory indices for world i, oldest first, with its own newest frame last."""
+        """Retrieve k memory indices for world i, oldest first, with its own newest frame last: a planar world
+        by the planar FOV rule on (x, y, yaw), a 6-DoF one by the frustum rule on the stored extrinsics."""
         mem = self.memory_of(i)
         times = mem.times                    # float64 views, no copies; the bank's index spares the O(M) scans
         if self.shared_memory:  # "newest" means this camera's own last frame, not another camera's
             times = times.copy()
             times[self._last[i]] = times.max() + 1
-        idx = retrieve(self.retrieval, mem.poses, times, targets, self.context_size, self._rng[i], index=mem.index)
+        poses = mem.extrinsics() if self.cameras == "6dof" else mem.poses
+        idx = retrieve(self.retrieval, poses, times, targets, self.context_size, self._rng[i], index=mem.index)
         idx = idx[np.argsort(times[idx], kind="stable")]
         if idx[-1] != self._last[i]:
             raise RuntimeError(f"retrieval '{self.retrieval}' dropped the newest frame")
         return idx
 
     def observe(self, i: int, frames, poses):
-        """Append real frames uint8 (T, H, W, 3) at poses (T, 3) to world i's memory (teacher forcing,
-        ground-truth comparison). They become world i's newest frames."""
-        frames, poses = np.asarray(frames), np.asarray(poses, dtype=np.float64).reshape(-1, 3)
+        """Append real frames uint8 (T, H, W, 3) at poses (T, 3), or extrinsics (T, 3, 4) / (T, 4, 4) in a
+        "6dof" world, to world i's memory (teacher forcing, ground-truth comparison). They become world i's
+        newest frames."""
+        frames = np.asarray(frames)
         H, W = self.frame_size
-        if frames.dtype != np.uint8 or frames.shape[1:] != (H, W, 3) or len(frames) != len(poses):
-            raise ValueError(f"observe needs uint8 (T, {H}, {W}, 3) frames and (T, 3) poses, got {frames.shape} {poses.shape}")
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (H, W, 3):
+            raise ValueError(f"observe needs uint8 (T, {H}, {W}, 3) frames, got {frames.dtype} {frames.shape}")
+        poses = self._poses(poses, "poses", (len(frames),))
         bank = self._bank(i)
         times = self._clock[bank] + np.arange(len(frames))
         self._clock[bank] += len(frames)
@@ -241,8 +323,10 @@ class World:
     def step(self, target_poses, active=None, append: bool = True) -> np.ndarray:
         """Generate frames at the target poses -> uint8 (B, T, H, W, 3) (``step_result(...).frames``).
 
-        target_poses: (B, T, 3) planar poses, one per frame to generate; active: bool (B,) or None
-        (all); append=False leaves memory untouched (e.g. to ``observe`` ground truth instead).
+        target_poses: (B, T, 3) planar poses, one per frame to generate, or (B, T, 3, 4) / (B, T, 4, 4)
+        camera-to-world extrinsics (a "6dof" world; a planar one takes them level at eye height); active:
+        bool (B,) or None (all; the extrinsics of inactive worlds are not read: zeros will do); append=False
+        leaves memory untouched (e.g. to ``observe`` ground truth instead).
         T may exceed the source's frames per pass: the segment is then generated in consecutive
         chunks, each with its own retrieval. Rows of inactive worlds are zeros.
         """
@@ -252,15 +336,30 @@ class World:
         """As ``step``, returning the frames and each world's retrieved memory indices (``StepResult``)."""
         tp = np.asarray(target_poses, dtype=np.float64)
         chunk = self.source.frames_per_pass
-        if chunk is not None and tp.ndim == 3 and tp.shape[1] > chunk:
+        if chunk is not None and tp.ndim in (3, 4) and tp.shape[1] > chunk:
             if not append:
                 raise ValueError(f"append=False needs at most {chunk} frames per step, got {tp.shape[1]}")
             parts = [self._step(tp[:, j:j + chunk], active, True) for j in range(0, tp.shape[1], chunk)]
             return StepResult(np.concatenate([p.frames for p in parts], 1), parts[-1].retrieved)
         return self._step(tp, active, append)
 
+    def _targets(self, tp: np.ndarray, active) -> tuple:
+        """-> (targets float64 (B, T, 3) planar or (B, T, 3, 4) extrinsics, active world indices)."""
+        if tp.ndim != 4:
+            return batch_target_poses(tp, self.num_worlds, active)
+        B = self.num_worlds
+        if tp.shape[0] != B or tp.shape[1] < 1 or tp.shape[2:] not in ((3, 4), (4, 4)):
+            raise ValueError(f"target_poses must be ({B}, T >= 1, 3) planar poses or ({B}, T >= 1, 3, 4) "
+                             f"camera-to-world extrinsics, got {tp.shape}")
+        worlds = np.flatnonzero(np.ones(B, bool) if active is None else np.asarray(active, bool).reshape(B))
+        # a planar world gets level extrinsics as planar poses (the exact planar path); inactive rows stay zero
+        out = np.zeros(tp.shape[:2] + ((3,) if self.cameras == "planar" else (3, 4)))
+        for i in worlds:
+            out[i] = self._poses(tp[i], f"target_poses[{i}]", (tp.shape[1],))
+        return out, worlds
+
     def _step(self, target_poses, active, append) -> StepResult:
-        tp, worlds = batch_target_poses(target_poses, self.num_worlds, active)
+        tp, worlds = self._targets(np.asarray(target_poses, dtype=np.float64), active)
         B, T = tp.shape[:2]
         worlds = [int(i) for i in worlds]
         for i in worlds:

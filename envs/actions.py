@@ -7,18 +7,24 @@ import numpy as np
 
 from camworld.motion import (ACTION_TYPES, CLEARANCE_M, DEFAULT_FRAME_STRIDE, DISCRETE_ACTIONS,  # noqa: F401
                              MOVE_PER_FRAME_M, PAPER_FRAMES, PAPER_MAX_TRAVEL_M, PAPER_MAX_YAW_DEG,
-                             POSE_ACTION_LIMIT_M, SIM_FPS, TURN_PER_FRAME_DEG, ActionBounds, action_table_markdown,
-                             approach, discrete_index, end_pose, segment_poses)
+                             POSE6_FIELDS, POSE_ACTION_LIMIT_M, SIM_FPS, TURN_PER_FRAME_DEG, ActionBounds,
+                             action_table_markdown, approach, discrete_index, end_extrinsics, end_pose,
+                             segment_extrinsics, segment_poses)
 
 
-def action_space(action_type: str, bounds: ActionBounds):
-    """The Gymnasium action space of an action type."""
+def action_space(action_type: str, bounds: ActionBounds, six_dof: bool = False):
+    """The Gymnasium action space of an action type; ``six_dof``: "pose" actions are 6-DoF targets
+    ``(x, y, z, yaw, pitch, roll)`` (a world trained on 6-DoF cameras)."""
     from gymnasium import spaces
 
     if action_type == "discrete":
         return spaces.Discrete(len(DISCRETE_ACTIONS))
     if action_type == "continuous":
         hi = np.array([bounds.max_move, bounds.max_move, bounds.max_turn_deg], np.float32)
+        return spaces.Box(-hi, hi, dtype=np.float32)
+    if action_type == "pose" and six_dof:
+        L = POSE_ACTION_LIMIT_M
+        hi = np.array([L, L, L, np.pi, np.pi / 2, np.pi], np.float32)
         return spaces.Box(-hi, hi, dtype=np.float32)
     if action_type == "pose":
         hi = np.array([POSE_ACTION_LIMIT_M, POSE_ACTION_LIMIT_M, np.pi], np.float32)

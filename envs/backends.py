@@ -13,6 +13,8 @@ rule and retrieval) with one of two frame sources:
 
     backend.reset(i, first_frame uint8 (H, W, 3), pose (3,), prompt=None, seed=int, scene=None)
     result = backend.step_result(target_poses (B, T, 3), active=None)   # World.StepResult
+    backend.cameras              # "planar" or "6dof" (World.cameras): a "6dof" world also takes
+                                 # extrinsics (3, 4) / (B, T, 3, 4) for pose and target_poses
     result.frames                # uint8 (B, T, H, W, 3)
     result.retrieved[i]          # int64 memory indices world i's context used
     backend.memories[i]          # world i's MemoryBank
@@ -56,6 +58,7 @@ class Backend:
         self.frame_size = tuple(world.frame_size)
         self.retrieval, self.context_size = world.retrieval, int(world.context_size)
         self.frame_stride = int(world.frame_stride)
+        self.cameras = world.cameras
 
     @property
     def memories(self) -> list:

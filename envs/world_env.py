@@ -5,7 +5,8 @@ tasks (``camworld.envs.tasks``) override hooks: ``_task_excursion``, ``_task_rew
 ``_task_info`` and, for Dict observations, ``_observation``.
 
 The step protocol (public, for the vector and multi-agent envs that step many envs' worlds in one
-batched backend call): ``begin_step(action) -> target poses (T, 3)``, then ``end_step(frames,
+batched backend call): ``begin_step(action) -> target poses (T, 3)`` (cameras (T, 3, 4) for 6-DoF
+pose actions), then ``end_step(frames,
 retrieved)`` with what the backend made for this env's slot; likewise ``begin_reset(seed, options)
 -> scripted segments``, ``run_reset_segments(backend, envs, segments)`` (each env's
 ``absorb_reset``), ``end_reset()``. ``step`` and ``reset`` are exactly these for one env.
@@ -21,10 +22,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from camworld.envs.actions import (ACTION_TYPES, CLEARANCE_M, ActionBounds, action_space, action_table_markdown,
-                                   end_pose, segment_poses)
+from camworld.envs.actions import (ACTION_TYPES, CLEARANCE_M, POSE6_FIELDS, ActionBounds, action_space,
+                                   action_table_markdown, end_extrinsics, end_pose, segment_extrinsics, segment_poses)
 from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, WorldSpec, backend_for
-from camworld.geometry import planar_to_extrinsics
+from camworld.geometry import CAMERA_HEIGHT, euler_to_extrinsics, extrinsics_to_planar, planar_to_extrinsics
 
 RESET_OPTIONS = ("scene_seed", "style", "prompt", "pose", "image", "world")
 NO_SCENE = -1              # info["scene_seed"] of episodes started from a user's image
@@ -74,6 +75,26 @@ class CamWorldEnv(gym.Env):
     In every case the camera moves on a straight line and turns linearly over the ``T`` frames
     (``geometry.interpolate_poses``).
 
+    6-DoF pose actions: on a learned world whose model was trained on 6-DoF cameras (its
+    checkpoint's record says ``"cameras": "6dof"``; ``env.six_dof`` is True), ``action_type="pose"``
+    is ``Box(6,)`` float32, an absolute target camera for the end of the segment:
+
+    | Index | Meaning | Unit | Box |
+    |---|---|---|---|
+    | 0, 1, 2 | x, y, z: camera centre (z up; a planar camera is at z = 1.6) | m | +-1000 |
+    | 3 | yaw: heading about +z (0 looks along +x, positive turns left) | rad | +-pi |
+    | 4 | pitch: positive looks up | rad | +-pi/2 |
+    | 5 | roll: about the optical axis, positive turns the image clockwise | rad | +-pi |
+
+    (``geometry.euler_to_extrinsics``: yaw, then pitch, then roll.) One step moves the centre at most
+    the continuous bounds' travel (1.25 m at ``frames_per_step=4``, a 3D distance) and turns the camera
+    at most their turn (12.5 degrees: the angle of the rotation between the two cameras); a target
+    farther than that is approached (``info["pose_clipped"]``). In between, centres are on a straight
+    line and rotations are slerped. ``info["frame_extrinsics"]`` holds every frame's camera,
+    ``info["poses"]`` their ground position and heading. Discrete and continuous actions stay planar
+    on such a world, and a planar world (the sim twin, a model trained on the sim) refuses 6-DoF
+    targets with the reason.
+
     ## Walls
 
     Movement is camera control. Episodes started in a sim scene (both ids) keep the scene's walls:
@@ -90,10 +111,11 @@ class CamWorldEnv(gym.Env):
     | key | value |
     |---|---|
     | frames | uint8 (T, H, W, 3): every frame of the segment (at reset: the start frame and any scripted excursion) |
-    | poses | float64 (T, 3): their planar poses |
+    | poses | float64 (T, 3): their planar poses (6-DoF cameras: ground position and heading) |
     | pose | float64 (3,): the current pose (x, y, yaw) |
     | start_pose | float64 (3,): the pose of the start frame |
-    | extrinsics | float64 (3, 4): camera-to-world [R\\|t] of the current pose (OpenCV axes) |
+    | extrinsics | float64 (3, 4): camera-to-world [R\\|t] of the current camera (OpenCV axes) |
+    | frame_extrinsics | float64 (T, 3, 4): camera-to-world [R\\|t] of every frame in ``frames`` |
     | retrieved | int64 (k,): memory indices used as context in the last step, -1-padded |
     | memory_size | int: frames in the world's memory |
     | scene_seed | int: the source scene, -1 for image starts |
@@ -136,8 +158,9 @@ class CamWorldEnv(gym.Env):
 
     ``scene_seed`` (int; default drawn from the held-out range >= ``camworld.sim.EVAL_SEED_OFFSET``
     by the reset seed), ``style`` (one of ``camworld.sim.STYLES``), ``prompt`` (str), ``pose``
-    ((x, y, yaw); default a random free pose), ``image`` (uint8 (H, W, 3) RGB start frame; resized
-    with a warning if its size differs).
+    ((x, y, yaw); default a random free pose; with 6-DoF pose actions also (x, y, z, yaw, pitch, roll),
+    a 6-DoF one from an ``image`` start only: the sim renders level cameras), ``image`` (uint8 (H, W, 3)
+    RGB start frame; resized with a warning if its size differs).
 
     ## Registered ids
 
@@ -180,13 +203,15 @@ class CamWorldEnv(gym.Env):
         self.action_type, self.render_mode = action_type, render_mode
         self.frames_per_step = int(frames_per_step)
         self.context_size = backend.context_size
+        self.cameras = getattr(backend, "cameras", "planar")       # what the world makes frames for
+        self.six_dof = action_type == "pose" and self.cameras == "6dof"   # pose actions are 6-DoF targets
         self.frame_size = tuple(backend.frame_size)
         self.bounds = ActionBounds(self.frames_per_step, backend.frame_stride)
         self.metadata = {**type(self).metadata, "render_fps": int(round(self.bounds.fps))}
         H, W = self.frame_size
         self.frame_space = spaces.Box(0, 255, (H, W, 3), np.uint8)
         self.observation_space = self._observation_space()
-        self.action_space = action_space(action_type, self.bounds)
+        self.action_space = action_space(action_type, self.bounds, self.six_dof)
         self._viewer = None
         self._scene_cache = {}
         self._started = False
@@ -237,6 +262,7 @@ class CamWorldEnv(gym.Env):
             world = self.backend.world
             saved = load_world_into(world, self.slot, opts["world"]).get("env", {})
             frame, pose = camera_state(world, self.slot)
+            ext = world.memory_of(self.slot).extrinsics([world.camera_state(self.slot)["last"]])[0]
             scene_seed = int(saved.get("scene_seed", NO_SCENE))
             scene = None if scene_seed == NO_SCENE else self._scene(scene_seed, saved.get("style"))
             prompt = world.prompts[self.slot]
@@ -244,7 +270,7 @@ class CamWorldEnv(gym.Env):
         elif "image" in opts:
             scene, scene_seed = None, NO_SCENE
             frame = _fit_image(opts["image"], (H, W))
-            pose = _check_pose(opts.get("pose", (0.0, 0.0, 0.0)))
+            pose, ext = _check_pose(opts.get("pose", (0.0, 0.0, 0.0)), self.six_dof)
             prompt = opts.get("prompt")
         else:
             from camworld.sim import render, scene_caption
@@ -252,23 +278,30 @@ class CamWorldEnv(gym.Env):
             scene_seed = int(opts.get("scene_seed", default_seed))
             scene = self._scene(scene_seed, opts.get("style"))
             if "pose" in opts:
-                pose = _check_pose(opts["pose"])
+                pose, ext = _check_pose(opts["pose"], self.six_dof)
+                if ext is not None:
+                    raise ValueError(f"options['pose'] = {list(opts['pose'])} is a 6-DoF camera, but an episode in a "
+                                     "sim scene starts from the sim's render, and the sim renders level cameras at "
+                                     f"{CAMERA_HEIGHT} m: start a 6-DoF camera from your own image "
+                                     "(options['image']), or give (x, y, yaw)")
                 if not bool(np.all(scene.is_free(pose[:2], clearance=CLEARANCE_M))):
                     raise ValueError(f"start pose (x, y) = ({pose[0]:.2f}, {pose[1]:.2f}) is inside a wall or closer than "
                                      f"{CLEARANCE_M} m to one in scene {scene_seed}; pick a free point "
                                      "(scene.is_free) or omit options['pose'] for a random free pose")
             else:
-                pose = np.asarray(scene.sample_free_pose(rng), np.float64)
+                pose, ext = np.asarray(scene.sample_free_pose(rng), np.float64), None
             frame = render(scene, pose[None], H, W)[0][0]
             prompt = opts["prompt"] if "prompt" in opts else scene_caption(scene, rng)
         self.scene, self.scene_seed, self.prompt = scene, scene_seed, prompt
         if "world" not in opts:  # a loaded world keeps its memory and generators
-            self.backend.reset(self.slot, frame, pose, prompt=prompt, seed=world_seed, scene=scene)
+            self.backend.reset(self.slot, frame, pose if ext is None else ext, prompt=prompt, seed=world_seed,
+                               scene=scene)
+        self.extrinsics = planar_to_extrinsics(pose) if ext is None else ext.copy()   # (3, 4) the current camera
         self.pose, self.frame, self.steps = pose.copy(), frame.copy(), 0
         self.start_pose, self.start_frame = pose.copy(), frame.copy()
         self._started, self._pending = True, None
         self._collided = self._clipped = False
-        self._reset_frames, self._reset_poses = [frame[None]], [pose[None]]
+        self._reset_frames, self._reset_poses, self._reset_ext = [frame[None]], [pose[None]], [self.extrinsics[None]]
         self._retrieved = np.array(retrieved if "world" in opts else (), np.int64)
         exc = self._task_excursion()
         if exc is None or len(exc) == 0:
@@ -282,16 +315,20 @@ class CamWorldEnv(gym.Env):
     def absorb_reset(self, frames: np.ndarray, poses: np.ndarray, retrieved: np.ndarray):
         """Take the frames (T, H, W, 3) of one scripted excursion segment and the memory indices used."""
         self._retrieved = np.asarray(retrieved, np.int64).copy()
+        poses = np.asarray(poses, np.float64)
         self._reset_frames.append(np.asarray(frames))
-        self._reset_poses.append(np.asarray(poses, np.float64))
-        self.frame, self.pose = np.asarray(frames[-1]).copy(), np.asarray(poses[-1], np.float64).copy()
+        self._reset_poses.append(poses)
+        self._reset_ext.append(planar_to_extrinsics(poses))
+        self.frame, self.pose = np.asarray(frames[-1]).copy(), poses[-1].copy()
+        self.extrinsics = self._reset_ext[-1][-1].copy()
 
     def end_reset(self):
         frames = np.concatenate(self._reset_frames)
         poses = np.concatenate(self._reset_poses)
-        self._reset_frames = self._reset_poses = None
+        ext = np.concatenate(self._reset_ext)
+        self._reset_frames = self._reset_poses = self._reset_ext = None
         self._task_start(frames, poses)
-        info = self._info(frames, poses)
+        info = self._info(frames, poses, ext)
         info["prompt"] = self.prompt
         if self.render_mode == "human":   # the start and any excursion, in at most ~2 s
             self._show(frames, fps=max(self.bounds.fps, len(frames) / 2.0))
@@ -306,9 +343,21 @@ class CamWorldEnv(gym.Env):
         return self.end_step(res.frames[self.slot], res.retrieved[self.slot])
 
     def begin_step(self, action) -> np.ndarray:
-        """Validate the action -> target poses (T, 3) of the segment (walls applied)."""
+        """Validate the action -> target poses (T, 3) of the segment, or cameras (T, 3, 4) for a 6-DoF pose
+        action (walls applied)."""
         if not self._started:
             raise RuntimeError("call env.reset() before env.step(): the world has no start frame yet")
+        if self.six_dof:
+            end, self._clipped = end_extrinsics(action, self.extrinsics, self.bounds)
+            cams, self._collided = segment_extrinsics(self.extrinsics, end, self.frames_per_step, self.scene,
+                                                      CLEARANCE_M)
+            self._pending = cams
+            return cams
+        if self.action_type == "pose" and np.shape(action) == (6,):
+            raise ValueError(f"a 6-DoF pose action {POSE6_FIELDS} needs a world model trained on 6-DoF cameras (its "
+                             "checkpoint's record says \"cameras\": \"6dof\"; camworld train --data on videos with "
+                             f"6-DoF cameras); this world is {self.cameras} ({type(self.backend).__name__}): give "
+                             "(x m, y m, yaw rad)")
         end, self._clipped = end_pose(action, self.action_type, self.pose, self.bounds)
         poses, self._collided = segment_poses(self.pose, end, self.frames_per_step, self.scene, CLEARANCE_M)
         self._pending = poses
@@ -320,11 +369,16 @@ class CamWorldEnv(gym.Env):
         poses, self._pending = self._pending, None
         if poses is None:
             raise RuntimeError("end_step without begin_step")
+        if poses.ndim == 3:                  # 6-DoF cameras (T, 3, 4): the tasks see their ground pose and heading
+            ext, poses = poses, extrinsics_to_planar(poses)
+        else:
+            ext = planar_to_extrinsics(poses)
         self._retrieved = np.asarray(retrieved, np.int64).copy()
         frames = np.array(frames, dtype=np.uint8, copy=True)               # (T, H, W, 3), never a view
         self.frame, self.pose, self.steps = frames[-1].copy(), poses[-1].copy(), self.steps + 1
+        self.extrinsics = ext[-1].copy()
         reward, terminated = self._task_reward(frames, poses)
-        info = self._info(frames, poses)
+        info = self._info(frames, poses, ext)
         if self.render_mode == "human":
             self._show(frames)
         return self._observation(self.frame), float(reward), bool(terminated), False, info
@@ -336,7 +390,7 @@ class CamWorldEnv(gym.Env):
 
     # ---------------------------------------------------------------- info, render, close
 
-    def _info(self, frames: np.ndarray, poses: np.ndarray) -> dict:
+    def _info(self, frames: np.ndarray, poses: np.ndarray, ext: np.ndarray) -> dict:
         k = self.context_size
         used = self._retrieved[-k:]
         retrieved = np.full(k, -1, np.int64)
@@ -346,7 +400,8 @@ class CamWorldEnv(gym.Env):
             "poses": np.array(poses, np.float64, copy=True),
             "pose": self.pose.copy(),
             "start_pose": self.start_pose.copy(),
-            "extrinsics": planar_to_extrinsics(self.pose),
+            "extrinsics": self.extrinsics.copy(),
+            "frame_extrinsics": np.array(ext, np.float64, copy=True),
             "retrieved": retrieved,
             "memory_size": int(len(self.backend.memories[self.slot])),
             "scene_seed": int(self.scene_seed),
@@ -493,14 +548,24 @@ def _frame_size(frame_size):
     return (H, W)
 
 
-def _check_pose(pose) -> np.ndarray:
+def _check_pose(pose, six_dof: bool = False) -> tuple:
+    """options['pose'] -> (planar pose (3,), its camera (3, 4) when 6-DoF, else None). ``six_dof``: the env
+    takes 6-DoF pose actions, so a start may also be (x, y, z, yaw, pitch, roll)."""
+    what = "(x m, y m, yaw rad)" + (" or (x m, y m, z m, yaw rad, pitch rad, roll rad)" if six_dof else "")
     try:
         p = np.asarray(pose, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"options['pose'] must be (x m, y m, yaw rad), got {pose!r}") from None
-    if p.shape != (3,) or not np.all(np.isfinite(p)):
-        raise ValueError(f"options['pose'] must be 3 finite numbers (x m, y m, yaw rad), got {pose!r}")
-    return p
+        raise ValueError(f"options['pose'] must be {what}, got {pose!r}") from None
+    if p.shape not in ((3,), (6,) if six_dof else (3,)) or not np.all(np.isfinite(p)):
+        raise ValueError(f"options['pose'] must be {what} as finite numbers, got {pose!r}"
+                         + ("" if six_dof or p.shape != (6,) else "; a 6-DoF start needs action_type='pose' on a "
+                            "world model trained on 6-DoF cameras"))
+    if p.shape == (3,):
+        return p, None
+    ext = euler_to_extrinsics(*p)
+    if p[2] == CAMERA_HEIGHT and p[4] == 0 and p[5] == 0:       # level at eye height: a planar pose
+        return p[[0, 1, 3]].copy(), None
+    return extrinsics_to_planar(ext), ext
 
 
 def _fit_image(image, size) -> np.ndarray:

@@ -5,10 +5,20 @@ source the retrieved context (memory indices per world) and the target poses, an
 frames and the latents to cache in memory (generated frames keep the latents they were generated
 as, so a frame is never encoded twice).
 
+Cameras. The DiT conditions on camera-to-world [R|t], so any camera can be asked for: the context's
+are the memory's stored extrinsics (planar frames: ``planar_to_extrinsics`` of their pose, as
+appended), the targets' are given as (B, T, 3, 4) or derived from planar (B, T, 3) poses. What a
+model was trained on is its ``cameras``: "planar" (the sim, every checkpoint without the field) or
+"6dof", read from the checkpoint's record by ``checkpoint_cameras`` (``model.trained_cameras``);
+``World`` lets a planar model generate only planar cameras.
+
 Letters: B worlds stepped (active), T target frames, k context frames, C/h/w latent shape, S frame size.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +26,32 @@ import torch
 from camworld.geometry import planar_to_extrinsics
 from camworld.profile import section
 from camworld.model.world_model import WorldModel, cast_decoder, cast_dit, inference_dtype, resolve_device
+
+
+CAMERA_KINDS = ("planar", "6dof")
+
+
+def checkpoint_cameras(path) -> str:
+    """The cameras a checkpoint's DiT was trained on: "planar" or "6dof".
+
+    Read from its JSON's training record: ``record["cameras"]``, else that of the DiT stage it was
+    exported from (``record["dit"]``, followed down); a record without the field is "planar" (trained
+    on the sim, as every checkpoint before recorded training). Training on recorded videos writes
+    "6dof" when any video's cameras are not planar (``camworld.recorded.is_planar``)."""
+    from camworld.model.world_model import DEFAULT_CHECKPOINT
+
+    path = DEFAULT_CHECKPOINT if path is None else Path(path)
+    jpath = path.with_suffix(".json")
+    try:
+        rec = json.loads(jpath.read_text()).get("record") or {}
+    except (OSError, ValueError, AttributeError) as e:
+        raise ValueError(f"checkpoint config {jpath} could not be read ({e})") from None
+    while isinstance(rec, dict) and "cameras" not in rec and isinstance(rec.get("dit"), dict):
+        rec = rec["dit"]
+    kind = rec.get("cameras", "planar") if isinstance(rec, dict) else "planar"
+    if kind not in CAMERA_KINDS:
+        raise ValueError(f"{jpath}: record cameras = {kind!r}, expected one of {CAMERA_KINDS}")
+    return kind
 
 
 class ModelFrames:
@@ -48,13 +84,23 @@ class ModelFrames:
             raise ValueError(f"sample_steps must be >= 1, got {sample_steps}")
         self.gens: dict = {}           # world -> torch.Generator (sampling noise)
 
+    @property
+    def cameras(self) -> str:
+        """ "planar" or "6dof": what the model was trained on, ``model.trained_cameras`` (set from the
+        checkpoint's record by ``camworld.world.load_world_model``); "planar" when unset."""
+        kind = getattr(self.model, "trained_cameras", "planar")
+        if kind not in CAMERA_KINDS:
+            raise ValueError(f"model.trained_cameras must be one of {CAMERA_KINDS}, got {kind!r}")
+        return kind
+
     def reset(self, i: int, seed: int, scene=None):
         self.gens[i] = torch.Generator(device=self.device).manual_seed(int(seed))
 
     @torch.no_grad()
     def make_frames(self, worlds, banks, context, targets: np.ndarray, prompts) -> tuple:
         """worlds: B world indices; banks: their MemoryBanks; context: B int64 index arrays (oldest
-        first); targets (B, T, 3). -> (uint8 (B, T, S, S, 3), float32 latents (B, T, C, h, w))."""
+        first); targets (B, T, 3) planar poses or (B, T, 3, 4) camera-to-world extrinsics.
+        -> (uint8 (B, T, S, S, 3), float32 latents (B, T, C, h, w))."""
         B, T = targets.shape[:2]
         S = self.cfg.frame_size
         k = max(len(ix) for ix in context)
@@ -67,10 +113,11 @@ class ModelFrames:
             with section("encode"):                        # cached latents; frames never encoded are encoded
                 ctx[b, k - n:] = self._latents(bank, idx)
             mask[b, k - n:] = True
-            e = planar_to_extrinsics(bank.poses[idx])
+            e = bank.extrinsics(idx)                       # (n, 3, 4) as stored
             cext[b, k - n:] = e
             cext[b, : k - n] = e[-1]
-        tgt = torch.as_tensor(planar_to_extrinsics(targets), dtype=torch.float32, device=self.device)
+        tgt = targets if targets.ndim == 4 else planar_to_extrinsics(targets)     # (B, T, 3, 4)
+        tgt = torch.as_tensor(tgt, dtype=torch.float32, device=self.device)
         noise = torch.stack([torch.randn((T, C, h, w), generator=self.gens[i], device=self.device) for i in worlds])
         ctx_eps = None
         if self.context_noise > 0:  # each world's own generator: a world's frames never depend on the others
