@@ -228,7 +228,7 @@ def run_benchmark(args) -> dict:
     (out / "agents").mkdir(parents=True, exist_ok=True)
     args.frame_size = learned_frame_size(args.checkpoint)
     t0 = time.perf_counter()
-    runs = [(c, s) for c in args.conditions for s in args.seeds]
+    runs = [(c, s) for s in args.seeds for c in args.conditions]   # seed by seed: a partial run has paired rows
     bar = tqdm(total=args.budget * len(runs), desc="eval agents (env steps)", unit="step",
                disable=not args.progress)
     states = [train_one(c, s, args, out, bar) for c, s in runs]

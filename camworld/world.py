@@ -154,7 +154,8 @@ class World:
             self.torch_threads = threads.apply(torch_threads)   # the process's fair share (camworld.threads)
             from camworld.model.frames import ModelFrames
 
-            self.source = ModelFrames(model, device, sample_steps, guidance, context_noise, dtype, frames_per_pass)
+            self.source = ModelFrames(model, device, sample_steps, guidance, context_noise, dtype, frames_per_pass,
+                                      num_worlds=num_worlds)
         self.num_worlds = int(num_worlds)
         self.retrieval, self.context_size = retrieval, int(context_size)
         self.shared_memory = bool(shared_memory)

@@ -139,7 +139,8 @@ class CamWorldEnv(gym.Env):
     ``render_mode`` ("rgb_array": ``render()`` returns the last frame; "human": a pygame window),
     ``sample_steps``/``guidance`` (sampler overrides), ``memory_capacity``, ``torch_threads`` (learned
     world: torch threads of this process; None = the thread policy below), ``dtype`` (learned world: the
-    DiT's sampling dtype; "auto" = bfloat16 on CUDA and on CPUs with AMX, else "float32"),
+    DiT's sampling dtype; "auto" = bfloat16 on CUDA and, from 8 worlds per batch,
+    on CPUs with AMX, else "float32"),
     ``frames_per_pass`` (learned world: frames per sampling pass; None = the checkpoint's).
 
     ## Running envs in parallel

@@ -72,6 +72,11 @@ def test_inference_dtype_policy_and_errors():
     assert inference_dtype("cpu", "float32") == torch.float32
     assert inference_dtype("cpu", "bfloat16") == torch.bfloat16
     assert inference_dtype("cpu", "auto") in (torch.float32, torch.bfloat16)
+    # a single world on a CPU samples in float32 (the casts cost more than bfloat16 saves at batch 1)
+    assert inference_dtype("cpu", "auto", num_worlds=1) == torch.float32
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    assert inference_dtype("cpu", "auto", num_worlds=16) == (torch.bfloat16 if amx else torch.float32)
+    assert inference_dtype("cpu", "bfloat16", num_worlds=1) == torch.bfloat16      # asked for: given
     with pytest.raises(ValueError, match="float16 sampling is for CUDA"):
         inference_dtype("cpu", "float16")
     with pytest.raises(ValueError, match="dtype must be"):

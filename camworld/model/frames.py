@@ -61,11 +61,12 @@ class ModelFrames:
 
     def __init__(self, model: WorldModel, device="auto", sample_steps: int | None = None,
                  guidance: float | None = None, context_noise: float | None = None, dtype="auto",
-                 frames_per_pass: int | None = None):
+                 frames_per_pass: int | None = None, num_worlds: int | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
-        self.dtype = inference_dtype(self.device, dtype)       # the DiT's sampling dtype (model.world_model)
+        # the DiT's sampling dtype (model.world_model.inference_dtype; "auto" looks at the batch: num_worlds)
+        self.dtype = inference_dtype(self.device, dtype, num_worlds)
         self.dit = cast_dit(self.model.dit, self.dtype)
         self.decoder = cast_decoder(self.model.vae.decoder, self.dtype)
         self.sample_steps, self.guidance = sample_steps, guidance

@@ -39,10 +39,17 @@ def resolve_device(device="auto") -> torch.device:
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def inference_dtype(device, dtype="auto") -> torch.dtype:
+# "auto" on a CPU takes bfloat16 from this many worlds per batch on: below it the casts cost more than the
+# faster matmuls save (measured, camworld bench env --samplers: N=1 4 steps float32 6.95 vs bfloat16 4.37
+# env steps/s; N=16 13.68 vs 18.35; docs/benchmarks/env.md)
+CPU_BF16_MIN_WORLDS = 8
+
+
+def inference_dtype(device, dtype="auto", num_worlds: int | None = None) -> torch.dtype:
     """The dtype the DiT runs in for sampling. ``"auto"``: bfloat16 where the hardware multiplies it fast
     (CUDA with bf16 support; CPUs with AMX tiles, where oneDNN runs bf16 matmuls ~4-10x faster than
-    float32), else float32. Latents, the Euler update and the VAE stay float32 in every case."""
+    float32, for batches of at least ``CPU_BF16_MIN_WORLDS`` worlds), else float32. Latents and the Euler
+    update stay float32 in every case; the VAE decoder follows the DiT's dtype."""
     if isinstance(dtype, torch.dtype):
         dt = dtype
     elif dtype in (None, "auto"):
@@ -50,7 +57,8 @@ def inference_dtype(device, dtype="auto") -> torch.dtype:
         if dev.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-        return torch.bfloat16 if dev.type == "cpu" and amx is not None and amx() else torch.float32
+        big = num_worlds is None or int(num_worlds) >= CPU_BF16_MIN_WORLDS
+        return torch.bfloat16 if dev.type == "cpu" and amx is not None and amx() and big else torch.float32
     elif dtype in DTYPES:
         dt = DTYPES[dtype]
     else:
