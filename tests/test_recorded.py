@@ -61,6 +61,21 @@ def test_good_data_set_and_planar_detection(good):
     assert [(v.path, v.source, v.planar, v.frames) for v in index.videos] == [("videos/a", "mp4", True, 6),
                                                                               ("videos/b", "images", False, 6)]
     assert not index.planar
+    assert open_dataset(good, progress=False, full=True, threads=3).to_dict() == index.to_dict()
+
+
+def test_short_videos_serve_the_vae_stage_only(good, tmp_path):
+    """6 frames at 30 fps are 2 model frames: too few for a DiT sample (a target segment and a frame before it),
+    enough for VAE frames."""
+    from camworld.data import batch_rng
+    from camworld.model import preset
+    from camworld.train.recorded import DataConfig, prepare
+
+    cfg = preset("tiny")
+    with pytest.raises(SystemExit, match="long enough"):
+        prepare(DataConfig(root=str(good)), tmp_path / "dit", False, cfg, log=lambda m: None)
+    source = prepare(DataConfig(root=str(good)), tmp_path / "vae", False, cfg, log=lambda m: None, min_frames=1)
+    assert source.frames(batch_rng(0, 0), 10, 32).shape == (10, 32, 32, 3)
 
 
 def _corrupt_mp4(root):
@@ -340,7 +355,7 @@ def test_revisit_rule():
 def test_seeking_reads_the_counted_frames(tmp_path):
     from camworld.recorded.frames import probe_mp4, seekable
 
-    F = 40
+    F = 80
     schema.write_video(tmp_path / "v", _frames(F, 32, 32), np.arange(F) / 7.5, np.broadcast_to(g.intrinsics(32, 32),
                        (F, 3, 3)), np.tile(np.eye(4), (F, 1, 1)))
     mp4 = tmp_path / "v" / "video.mp4"

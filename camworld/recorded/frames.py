@@ -120,12 +120,15 @@ def decode_mp4(path, indices, crop=None, size: int | None = None, width: int = 0
     return frames[idx - first]
 
 
+SEEK_MIN_FRAMES = 64   # shorter videos decode from the start at no real cost: not worth the check
+
+
 def seekable(path, frames: int, width: int, height: int, cfr_fps: float) -> float:
     """``cfr_fps`` if seeking by time lands on the very frames that counting does (checked on the middle
-    and the last two frames, small), else 0.0 (then reads decode from the start)."""
-    if cfr_fps <= 0 or frames < 3:
+    and the last frame, small), else 0.0 (then reads decode from the start)."""
+    if cfr_fps <= 0 or frames < SEEK_MIN_FRAMES:
         return 0.0
-    probe = [frames // 2, frames - 2, frames - 1]
+    probe = [frames // 2, frames - 1]
     crop, args = (0, 0, min(width, height)), dict(width=width, height=height)
     exact = decode_mp4(path, probe, crop, 16, **args)
     sought = np.concatenate([decode_mp4(path, [i], crop, 16, seek_fps=cfr_fps, **args) for i in probe])

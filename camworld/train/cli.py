@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--eval-batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--workers", type=int, default=0,
-                   help="processes that make batches ahead (0 = inline; same batches either way)")
+                   help="processes that make batches ahead (0 = inline; same batches either way); with --data "
+                        "also the threads that check the videos at the start")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="train on recorded posed videos (a camworld.posed-videos folder, docs/DATA.md) instead of "
                         "rendering on the fly")

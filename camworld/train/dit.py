@@ -152,7 +152,7 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
     log = CSVLog(out / "log.csv", ["step", "loss", "psnr_all", "psnr_revisit", "psnr_novel", "samples_per_s", "lr", "time"])
     eval_cfg = copy.deepcopy(tc)
     eval_cfg.batch_size, eval_cfg.revisit_prob, eval_cfg.recent_only_prob = run.eval_batch, 0.5, 0.0
-    source = prepare(run.data, out, run.resume, cfg, rank, world) if run.data else None
+    source = prepare(run.data, out, run.resume, cfg, rank, world, threads=max(1, run.workers)) if run.data else None
     held_rng = np.random.default_rng([run.seed, 10**9])
     held = (sample_batch(held_rng, eval_cfg, cfg.frame_size, heldout=True) if source is None
             else source.batch(held_rng, eval_cfg, cfg.frame_size, heldout=True))

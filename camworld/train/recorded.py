@@ -262,11 +262,13 @@ def _shard(source: RecordedSource, heldout: bool):
 # ---------------------------------------------------------------- run setup
 
 
-def prepare(data: DataConfig, out: Path, resume: bool, cfg, rank: int = 0, world: int = 1,
-            log=print) -> RecordedSource:
+def prepare(data: DataConfig, out: Path, resume: bool, cfg, rank: int = 0, world: int = 1, log=print,
+            min_frames: int | None = None, threads: int = 1) -> RecordedSource:
     """Validate the data set once per run and fix it in ``out/data_index.json`` (rank 0 writes it, the other
     ranks wait for it); a resumed run checks that the data still is what the run started on. Logs what it
-    found: videos, skipped ones with their reasons, planar or 6-DoF cameras, field-of-view mismatches."""
+    found: videos, skipped ones with their reasons, planar or 6-DoF cameras, field-of-view mismatches.
+    Videos with fewer than ``min_frames`` model frames are left out (default: a DiT sample's target segment
+    and a frame before it; the VAE stage needs 1). ``threads`` videos are checked at once."""
     import torch.distributed as dist
 
     out = Path(out)
@@ -275,10 +277,10 @@ def prepare(data: DataConfig, out: Path, resume: bool, cfg, rank: int = 0, world
     tc = cfg.train
     if rank == 0:
         try:
-            index = open_dataset(data.root, skip_bad=data.skip_bad, progress=True)
+            index = open_dataset(data.root, skip_bad=data.skip_bad, progress=True, threads=threads)
         except DataError as e:
             raise SystemExit(f"camworld train --data: {e}") from e
-        index = _usable(index, data, tc, log)
+        index = _usable(index, data, tc, log, tc.target_frames + 2 if min_frames is None else min_frames)
         if resume and path.exists():
             old = DatasetIndex.load(path)
             if [(v.path, v.frames) for v in old.videos] != [(v.path, v.frames) for v in index.videos]:
@@ -302,14 +304,14 @@ def prepare(data: DataConfig, out: Path, resume: bool, cfg, rank: int = 0, world
                           cache=mb <= data.cache_mb)
 
 
-def _usable(index: DatasetIndex, data: DataConfig, tc, log) -> DatasetIndex:
-    """Leave out videos too short for one sample (a target segment and a frame before it), saying so."""
+def _usable(index: DatasetIndex, data: DataConfig, tc, log, min_frames: int) -> DatasetIndex:
+    """Leave out videos with fewer than ``min_frames`` model frames, saying so."""
     src = RecordedSource("", data, 0.0, int(tc.frame_stride))
     keep, short = [], []
     for v in index.videos:
-        (keep if (v.frames - 1) // src.stride(v) + 1 >= tc.target_frames + 2 else short).append(v)
+        (keep if (v.frames - 1) // src.stride(v) + 1 >= min_frames else short).append(v)
     if short:
-        log(f"data: {len(short)} videos have fewer than {tc.target_frames + 2} model frames and are left out "
+        log(f"data: {len(short)} videos have fewer than {min_frames} model frames and are left out "
             f"(first: {short[0].path})")
     if not [v for v in keep if v.split == "train"]:
         raise SystemExit(f"camworld train --data: no training video in {data.root} is long enough for one sample")

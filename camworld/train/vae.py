@@ -63,7 +63,8 @@ def train_vae(run: VAERunConfig, cfg, device) -> WorldModel:
         step = load_train_state(out, model, opt)["step"]
     log = CSVLog(out / "log.csv", ["step", "loss", "psnr_train", "psnr_heldout", "samples_per_s", "time"])
     total = run.steps or tc.vae_steps
-    source = prepare(run.data, out, run.resume, cfg, rank, world) if run.data else None
+    source = (prepare(run.data, out, run.resume, cfg, rank, world, min_frames=1, threads=max(1, run.workers))
+              if run.data else None)
     held_rng = np.random.default_rng([run.seed, 10**9])
     held = (vae_batch(held_rng, 64, cfg.frame_size, heldout=True) if source is None
             else source.frames(held_rng, 64, cfg.frame_size, heldout=True))
