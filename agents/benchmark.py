@@ -231,9 +231,25 @@ def run_benchmark(args) -> dict:
     runs = [(c, s) for s in args.seeds for c in args.conditions]   # seed by seed: a partial run has paired rows
     bar = tqdm(total=args.budget * len(runs), desc="eval agents (env steps)", unit="step",
                disable=not args.progress)
-    states = [train_one(c, s, args, out, bar) for c, s in runs]
+    if args.report:   # only what finished: agents whose state file holds a final score at this budget
+        states, missing = [], []
+        for c, s in runs:
+            path = _state_path(out, c, s)
+            st = json.loads(path.read_text()) if path.exists() else None
+            if st is not None and st.get("final") is not None and st["steps"] >= args.budget:
+                states.append(st)
+            else:
+                missing.append(f"{c}_s{s}")
+        if not states:
+            raise SystemExit(f"camworld eval agents --report: no finished agent in {out / 'agents'}")
+        if missing:
+            print(f"--report: not finished, left out: {', '.join(missing)}")
+        args.conditions = [c for c in args.conditions if any(st["condition"] == c for st in states)]
+    else:
+        states = [train_one(c, s, args, out, bar) for c, s in runs]
     bar.close()
-    baselines = {"random": [score(random_policy(s), args, args.episodes) for s in args.seeds]}
+    seeds = sorted({st["seed"] for st in states})
+    baselines = {"random": [score(random_policy(s), args, args.episodes) for s in seeds]}
     oracle = oracle_for(args.task)
     if oracle is not None:
         baselines["oracle"] = [score(oracle, args, args.episodes)]
@@ -248,6 +264,7 @@ def summarise(args, states, baselines) -> dict:
     for c in args.conditions:
         finals = [s["final"] for s in states if s["condition"] == c]
         rows[c] = _row(finals)
+        rows[c]["seeds"] = sorted(s["seed"] for s in states if s["condition"] == c)
         rows[c]["train_steps_per_s"] = float(np.mean([s["steps"] / max(s["train_seconds"], 1e-9)
                                                       for s in states if s["condition"] == c]))
     for name, finals in baselines.items():
@@ -258,7 +275,8 @@ def summarise(args, states, baselines) -> dict:
             if c != "twin":
                 transfer[c] = {m: transfer_ratio(rows[c][m], rows["twin"][m], rows["random"][m])
                                for m in ("mean_return", "success_rate")}
-    return {"task": args.task, "budget": args.budget, "seeds": list(args.seeds), "num_envs": args.num_envs,
+    return {"task": args.task, "budget": args.budget, "seeds": sorted({s["seed"] for s in states}),
+            "num_envs": args.num_envs,
             "frame_size": args.frame_size, "checkpoint": args.checkpoint or "shipped default",
             "n_steps": args.n_steps, "episodes": args.episodes, "eval_every": args.eval_every,
             "max_episode_steps": args.max_episode_steps, "rows": rows, "transfer": transfer,
@@ -283,12 +301,14 @@ def markdown(res) -> str:
              f"{res['num_envs']} envs x {res['n_steps']} steps per rollout; every agent scored in "
              f"`{env_id('twin', res['task'])}` on {res['episodes']} held-out episodes (reset seeds from "
              f"{EVAL_SEED}). Mean ± 95% t-interval over seeds.", "",
-             "| agent | trained in | twin return | twin success rate | train env-steps/s |", "|---|---|---|---|---|"]
+             "| agent | trained in | seeds | twin return | twin success rate | train env-steps/s |",
+             "|---|---|---|---|---|---|"]
     where = {"learned": "ContextAsMemory (default retrieval)", "learned-recent": "ContextAsMemory (`recent`)",
              "twin": "CamWorld twin", "random": "-", "oracle": "- (scripted, true goal pose)"}
     for name, r in res["rows"].items():
         sps = f"{r['train_steps_per_s']:.1f}" if "train_steps_per_s" in r else "-"
-        lines.append(f"| {name} | {where.get(name, name)} | {_fmt(r['mean_return'], r['mean_return_ci'])} | "
+        seeds = ", ".join(map(str, r.get("seeds", []))) or "-"
+        lines.append(f"| {name} | {where.get(name, name)} | {seeds} | {_fmt(r['mean_return'], r['mean_return_ci'])} | "
                      f"{_fmt(r['success_rate'], r['success_rate_ci'])} | {sps} |")
     if res["transfer"]:
         lines += ["", "Transfer ratio (agent - random) / (twin agent - random), n/a where the twin agent does not "
@@ -359,6 +379,8 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="eval_agents")
     p.add_argument("--resume", action="store_true", help="continue from what --out holds")
+    p.add_argument("--report", action="store_true",
+                   help="train nothing: score the baselines and report the agents of --out that finished")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     threads.add_argument(p)
 

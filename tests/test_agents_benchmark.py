@@ -80,6 +80,14 @@ def test_quick_benchmark_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsys
     again = json.loads((tmp_path / "results.json").read_text())
     assert (tmp_path / "agents" / "twin_s0.zip").read_bytes() == before
     assert [r["curve"] for r in again["runs"]] == [r["curve"] for r in res["runs"]]
+    capsys.readouterr()
+
+    # --report: nothing trains; an agent that did not finish is left out, and said so
+    (tmp_path / "agents" / "learned-recent_s1.json").unlink()
+    assert main(argv + ["--report"]) == 0
+    assert "not finished, left out: learned-recent_s1" in capsys.readouterr().out
+    rep = json.loads((tmp_path / "results.json").read_text())
+    assert rep["rows"]["learned-recent"]["seeds"] == [0] and rep["rows"]["learned"]["seeds"] == [0, 1]
 
 
 def test_resume_continues_an_unfinished_agent(tiny_checkpoint, tmp_path):
