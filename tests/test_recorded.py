@@ -405,6 +405,7 @@ def test_training_samples_from_an_imported_6dof_clip(tmp_path):
     source = prepare(DataConfig(root=str(tmp_path / "data")), tmp_path / "run", False, cfg, log=logs.append)
     text = "\n".join(logs)
     assert "stride [4]" in text and "6-DoF frustum rule" in text and "cover 33.8 degrees" in text
+    assert source.cameras == "6dof"                  # what the DiT's checkpoint record will say
     batch = source.batch(batch_rng(0, 0), cfg.train, cfg.frame_size)
     assert batch.tgt_frames.shape == (4, 2, 32, 32, 3) and batch.ctx_mask[:, -1].all()
     assert batch.tgt_frames.std() > 10                     # real pixels, not padding

@@ -177,6 +177,9 @@ def test_both_stages_train_from_a_folder_and_resume_exactly(recorded, tmp_path, 
     from camworld.eval import evaluate
 
     ckpt = tmp_path / "dit_a" / "model.safetensors"
+    from camworld.model.frames import checkpoint_cameras
+
+    assert checkpoint_cameras(ckpt) == "planar"      # the sim's cameras are level at a constant height
     res = evaluate(WorldModel.load(ckpt), 1, 3, kinds=["rot60"], strategies=["fov+nonadj"], ks=(3,), progress=False)
     assert all(r["psnr"] > 5 for r in res["runs"])
     # ... and a world to explore
@@ -288,3 +291,31 @@ def test_a_video_that_breaks_after_indexing_is_named_or_skipped(recorded, tmp_pa
     skipping = dataclasses.replace(source, data=dataclasses.replace(source.data, skip_bad=True))
     for step in range(8):
         assert skipping.batch(batch_rng(0, step), cfg.train, 32).tgt_frames.shape == (4, 2, 32, 32, 3)
+
+
+def test_a_dit_trained_on_6dof_videos_is_a_6dof_world(tiny_vae, tmp_path):
+    """Cameras that pitch and climb: the checkpoint's record says cameras 6dof, so World takes extrinsics."""
+    import numpy as np
+
+    from camworld import geometry as g
+    from camworld.model.frames import checkpoint_cameras
+    from camworld.recorded import schema
+    from camworld.world import load_world_model
+
+    rng = np.random.default_rng(0)
+    F = 40
+    c2w = np.tile(np.eye(4), (F, 1, 1))
+    c2w[:, :3, :3] = g.planar_to_extrinsics(np.stack([np.zeros(F), np.zeros(F), np.linspace(0, 2, F)], 1))[:, :, :3]
+    tilt = np.linspace(0, 0.5, F)   # the camera pitches up as it turns and climbs
+    for i, a in enumerate(tilt):
+        c2w[i, :3, :3] = c2w[i, :3, :3] @ np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    c2w[:, :3, 3] = np.stack([np.linspace(0, 3, F), np.zeros(F), np.linspace(1.2, 2.0, F)], 1)
+    frames = rng.integers(0, 255, (F, 32, 32, 3), dtype=np.uint8)
+    for name in ("a", "b"):
+        schema.write_video(tmp_path / "data" / name, frames, np.arange(F) / 30,
+                           np.broadcast_to(g.intrinsics(32, 32), (F, 3, 3)), c2w, image_ext=".png")
+    schema.write_dataset(tmp_path / "data", ["a", "b"])
+    _from_folder("dit", tmp_path / "run", tmp_path / "data", 2, "--vae", str(tiny_vae), "--eval-batch", "2")
+    ckpt = tmp_path / "run" / "model.safetensors"
+    assert checkpoint_cameras(ckpt) == "6dof"
+    assert load_world_model(ckpt, device="cpu").trained_cameras == "6dof"

@@ -195,6 +195,7 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
             shipped.dit.load_state_dict(ema.state_dict())
             shipped.save(out / "model", record={"stage": "dit", "step": step, "seed": run.seed, "world_size": world,
                                                 "vae": str(run.vae), "data": data_record(run),
+                                                "cameras": "planar" if source is None else source.cameras,
                                                 "command": " ".join(sys.argv)})
             save_train_state(out, model, opt, step, {"stage": "dit", "seed": run.seed})
     bar.close()

@@ -150,6 +150,12 @@ class RecordedSource:
     world: int = 1
     cache: bool = False      # keep decoded videos in memory (prepare decides: the data set fits in cache_mb)
 
+    @property
+    def cameras(self) -> str:
+        """What a DiT trained on these videos can generate (its checkpoint record's ``cameras``, read by
+        ``camworld.model.frames.checkpoint_cameras``): "planar" when every video's cameras are, else "6dof"."""
+        return "planar" if _load_index(self.index_path).planar else "6dof"
+
     def stride(self, info) -> int:
         return self.data.stride or max(1, int(round(info.fps * self.frame_stride / SIM_FPS)))
 
