@@ -266,14 +266,16 @@ class MultiAgentCamWorld(ParallelEnv):
             raise RuntimeError("no live agents: call reset() first (or again, after the episode ended)")
         self._check_actions(actions)
         N, live = len(self.possible_agents), [self._index[a] for a in self.agents]
-        targets = np.zeros((N, self.frames_per_step, 3))
-        active = np.zeros(N, bool)
+        targets, active = None, np.zeros(N, bool)
         for i in live:
             a = self.possible_agents[i]
             try:
-                targets[i] = self.envs[i].begin_step(actions[a])
+                t = np.asarray(self.envs[i].begin_step(actions[a]), np.float64)   # (T, 3) planar or (T, 3, 4) 6-DoF
             except ValueError as e:
                 raise ValueError(f"action for {a}: {e}") from None
+            if targets is None:
+                targets = np.zeros((N,) + t.shape)
+            targets[i] = t
             active[i] = True
         res = self.backend.step_result(targets, active=active)                 # (N, T, H, W, 3), one pass
         frames = res.frames

@@ -396,3 +396,20 @@ def test_vector_env_steps_six_dof_pose_actions_in_one_batch(ckpt6):
         np.testing.assert_array_equal(info["extrinsics"][i], euler_to_extrinsics(*act[i].astype(np.float64)))
         assert not np.allclose(info["extrinsics"][i], start[i])
     venv.close()
+
+
+def test_multi_agent_env_steps_six_dof_pose_actions(ckpt6):
+    from camworld.envs.multi_agent import MultiAgentCamWorld
+
+    env = MultiAgentCamWorld(n_agents=2, backend="model", checkpoint=ckpt6, device="cpu", frames_per_step=2,
+                             context_size=3, action_type="pose", max_cycles=3)
+    _, infos = env.reset(seed=0)
+    acts = {}
+    for a in env.agents:
+        x, y, z = infos[a]["extrinsics"][:, 3]
+        acts[a] = np.array([x + 0.1, y, z + 0.05, 0.0, 0.05, 0.0], np.float32)
+    _, _, _, _, infos = env.step(acts)
+    for a in env.agents:
+        assert infos[a]["frame_extrinsics"].shape == (2, 3, 4)
+        np.testing.assert_allclose(infos[a]["extrinsics"][:, 3][2], acts[a][2], atol=1e-5)
+    env.close()
