@@ -36,6 +36,10 @@ from camworld.retrieval.strategies import STRATEGIES, retrieve
 SIX_DOF = " 6-DoF"     # row label suffix: the strategy on the same poses given as extrinsics
 
 
+STEP_SOURCES = {"sim": "sim twin, 64x64 renders", "tiny": "learned world, tiny preset, 32x32",
+                "shipped": "learned world, the shipped checkpoint, 64x64, one world as ContextAsMemory-v0"}
+
+
 def bench_arguments(p):
     p.add_argument("--styles", default="rooms,countryside,city", help="comma-separated sim styles")
     p.add_argument("--scenes", type=int, default=3, help="held-out scenes per style")
@@ -57,7 +61,7 @@ def bench_arguments(p):
                    help="comma-separated strategies to run also with the 6-DoF frustum rule (the planar poses given "
                         "as extrinsics; '' for none): rows 'NAME 6-DoF'")
     p.add_argument("--step-worlds", default="", help="comma-separated frame sources for the env-step ratio "
-                   "(sim, tiny; '' skips)")
+                   "(sim, tiny, shipped = the shipped checkpoint as ContextAsMemory-v0 steps it; '' skips)")
     p.add_argument("--step-sizes", default="10,100000", help="memory sizes the env-step ratio compares")
     p.add_argument("--steps", type=int, default=100, help="env steps per world for the ratio")
     p.add_argument("--ram-frames", type=int, default=0, help="feed a MemoryBank this many frames and report its "
@@ -256,7 +260,7 @@ def bench(args) -> int:
         sz = _ints(args.step_sizes)
         r = scale.step_ratio(src, sizes=tuple(sz), steps=args.steps, box=args.box or 100.0, seed=args.seed)
         med = r["median_ms"]
-        parts.append(f"\nEnv-like step ({src}: {'sim twin, 64x64 renders' if src == 'sim' else 'learned world, tiny preset, 32x32'}"
+        parts.append(f"\nEnv-like step ({src}: {STEP_SOURCES.get(src, src)}"
                      f"; fov+nonadj through the bank's index, k=8, 4 frames per step; memory a dense walk in a "
                      f"{r['box']:g} m square), median of {r['steps']} steps per world, alternating: "
                      + ", ".join(f"{M:,} frames {med[M]:.2f} ms" for M in sz)

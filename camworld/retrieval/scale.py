@@ -128,8 +128,15 @@ def step_ratio(source: str = "sim", sizes=(10, 100_000), steps: int = 100, strat
         model = WorldModel(preset("tiny")).eval()
         make = lambda: ModelFrames(model, "cpu")                              # noqa: E731
         frame_size, latent_shape = int(model.cfg.frame_size), tuple(model.latent_shape)
+    elif source == "shipped":   # what gym.make("ContextAsMemory-v0") steps: the shipped checkpoint, 1 world
+        from camworld.model import WorldModel
+        from camworld.model.frames import ModelFrames
+
+        model = WorldModel.load(None, device="cpu")
+        make = lambda: ModelFrames(model, "cpu", num_worlds=1)                # noqa: E731
+        frame_size, latent_shape = int(model.cfg.frame_size), tuple(model.latent_shape)
     else:
-        raise ValueError(f"source must be 'sim' or 'tiny', got {source!r}")
+        raise ValueError(f"source must be 'sim', 'tiny' or 'shipped', got {source!r}")
     worlds = {}
     for M in sizes:
         src = make()
