@@ -132,6 +132,26 @@ def random_policy(seed: int) -> type:
     return type(f"RandomPolicy_s{seed}", (RandomPolicy,), {"SEED": int(seed)})
 
 
+class ConstantPolicy:
+    """The same discrete action at every step (``constant_policy(a)`` binds it): the cheapest policy that needs
+    neither vision nor memory. If it scores like a trained agent, the task can be solved blind."""
+
+    ACTION = 0
+
+    def __init__(self, env):
+        pass
+
+    def reset(self, obs, info):
+        pass
+
+    def act(self, obs, info):
+        return self.ACTION
+
+
+def constant_policy(action: int) -> type:
+    return type(f"ConstantPolicy_a{action}", (ConstantPolicy,), {"ACTION": int(action)})
+
+
 def oracle_for(task: str):
     """The task's scripted oracle class, or None."""
     if task in ("goal-view", "return"):
@@ -253,6 +273,10 @@ def run_benchmark(args) -> dict:
     oracle = oracle_for(args.task)
     if oracle is not None:
         baselines["oracle"] = [score(oracle, args, args.episodes)]
+    # the best single discrete action, repeated: a task whose agents score no better than this is solved blind
+    consts = [(a, score(constant_policy(a), args, args.episodes)) for a in range(7)]
+    best_a, best = max(consts, key=lambda c: (c[1]["success_rate"], c[1]["mean_return"]))
+    baselines["constant"] = [dict(best, action=best_a)]
     res = summarise(args, states, baselines)
     res["seconds"] = time.perf_counter() - t0
     write_report(res, out)
@@ -269,6 +293,8 @@ def summarise(args, states, baselines) -> dict:
                                                       for s in states if s["condition"] == c]))
     for name, finals in baselines.items():
         rows[name] = _row(finals)
+        if "action" in finals[0]:
+            rows[name]["action"] = finals[0]["action"]
     transfer = {}
     if "twin" in rows and "random" in rows:
         for c in args.conditions:
@@ -304,11 +330,13 @@ def markdown(res) -> str:
              "| agent | trained in | seeds | twin return | twin success rate | train env-steps/s |",
              "|---|---|---|---|---|---|"]
     where = {"learned": "ContextAsMemory (default retrieval)", "learned-recent": "ContextAsMemory (`recent`)",
-             "twin": "CamWorld twin", "random": "-", "oracle": "- (scripted, true goal pose)"}
+             "twin": "CamWorld twin", "random": "-", "oracle": "- (scripted, true goal pose)",
+             "constant": "- (the best single discrete action, repeated)"}
     for name, r in res["rows"].items():
         sps = f"{r['train_steps_per_s']:.1f}" if "train_steps_per_s" in r else "-"
         seeds = ", ".join(map(str, r.get("seeds", []))) or "-"
-        lines.append(f"| {name} | {where.get(name, name)} | {seeds} | {_fmt(r['mean_return'], r['mean_return_ci'])} | "
+        label = f"{name} (action {r['action']})" if "action" in r else name
+        lines.append(f"| {label} | {where.get(name, name)} | {seeds} | {_fmt(r['mean_return'], r['mean_return_ci'])} | "
                      f"{_fmt(r['success_rate'], r['success_rate_ci'])} | {sps} |")
     if res["transfer"]:
         lines += ["", "Transfer ratio (agent - random) / (twin agent - random), n/a where the twin agent does not "

@@ -59,7 +59,8 @@ def test_quick_benchmark_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsys
             "--no-progress"]
     assert main(argv) == 0
     res = json.loads((tmp_path / "results.json").read_text())
-    assert set(res["rows"]) == {"learned", "learned-recent", "twin", "random", "oracle"}
+    assert set(res["rows"]) == {"learned", "learned-recent", "twin", "random", "oracle", "constant"}
+    assert 0 <= res["rows"]["constant"]["action"] < 7
     for c in B.CONDITIONS:
         for s in (0, 1):
             assert (tmp_path / "agents" / f"{c}_s{s}.zip").stat().st_size > 0
