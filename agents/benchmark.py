@@ -367,7 +367,7 @@ def plot_curves(res, path: Path):
             if len(curves) > 1:
                 ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), alpha=0.2)
     for ax, key in zip(axes, ("mean_return", "success_rate")):
-        for name, ls in (("random", ":"), ("oracle", "--")):
+        for name, ls in (("random", ":"), ("oracle", "--"), ("constant", "-.")):
             if name in res["rows"] and np.isfinite(res["rows"][name][key]):
                 ax.axhline(res["rows"][name][key], color="gray", ls=ls, label=name)
         ax.set_xlabel("env steps of training")
