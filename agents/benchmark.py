@@ -65,7 +65,22 @@ def env_kwargs(condition: str, args) -> dict:
         kw["frame_size"] = args.frame_size       # the twin renders at the learned world's size
     if args.max_episode_steps:
         kw["max_episode_steps"] = args.max_episode_steps
+    kw.update(task_kwargs(getattr(args, "task_kwargs", None)))
     return kw
+
+
+def task_kwargs(pairs) -> dict:
+    """['excursion=walk', 'min_goal_distance=1.0'] -> {'excursion': 'walk', 'min_goal_distance': 1.0}."""
+    out = {}
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"camworld eval agents: --task-kwargs takes KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def learned_frame_size(checkpoint) -> int:
@@ -305,7 +320,7 @@ def summarise(args, states, baselines) -> dict:
             "num_envs": args.num_envs,
             "frame_size": args.frame_size, "checkpoint": args.checkpoint or "shipped default",
             "n_steps": args.n_steps, "episodes": args.episodes, "eval_every": args.eval_every,
-            "max_episode_steps": args.max_episode_steps, "rows": rows, "transfer": transfer,
+            "max_episode_steps": args.max_episode_steps, "task_kwargs": task_kwargs(args.task_kwargs), "rows": rows, "transfer": transfer,
             "runs": states}
 
 
@@ -403,6 +418,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--eval-every", type=int, default=None, help=f"env steps between curve points (full: {FULL['eval_every']})")
     p.add_argument("--eval-episodes", type=int, default=None, help="twin episodes per curve point")
     p.add_argument("--max-episode-steps", type=int, default=None, help="episode cap (default: the task's registered one)")
+    p.add_argument("--task-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="keyword arguments for every env of the task, e.g. excursion=walk min_goal_distance=1.0 "
+                        "(goal-view goals that turning in place cannot reach)")
     p.add_argument("--checkpoint", default=None, help="learned-world checkpoint (default: the shipped one)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="eval_agents")

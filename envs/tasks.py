@@ -309,7 +309,11 @@ class GoalViewEnv(_ReachPoseEnv):
     ## Arguments
 
     As ``CamWorldEnv``, plus ``excursion``: "rotate", "walk" or None (random): the first leg of the
-    tour, and ``arrival_distance`` (m), ``arrival_yaw_deg`` (None: as in ``ReturnEnv``).
+    tour, and ``arrival_distance`` (m), ``arrival_yaw_deg`` (None: as in ``ReturnEnv``), and
+    ``min_goal_distance`` (m, default 0): goals at least this far from where the tour ends (the farthest
+    frame if none is). With the defaults a rotate tour keeps the camera in place, so turning at every step
+    reaches 71% of the goals blind (``camworld eval agents`` reports it); ``excursion="walk",
+    min_goal_distance=1.0`` makes every goal need a move that only the frames can tell.
 
     ## Registered ids
 
@@ -317,6 +321,12 @@ class GoalViewEnv(_ReachPoseEnv):
     """
 
     MIN_GOAL_COST = 1.0   # m-equivalent pose error between the goal and where the tour ends (1 m or ~57 deg)
+
+    def __init__(self, *args, min_goal_distance: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not min_goal_distance >= 0:
+            raise ValueError(f"min_goal_distance must be >= 0 metres, got {min_goal_distance}")
+        self.min_goal_distance = float(min_goal_distance)
 
     def _observation_space(self):
         return spaces.Dict({"frame": self.frame_space, "goal": self.frame_space})
@@ -333,7 +343,13 @@ class GoalViewEnv(_ReachPoseEnv):
     def _task_start(self, frames, poses):
         end = poses[-1]
         cost = np.array([pose_error(p, end)[2] for p in poses[:-1]])
-        far = np.flatnonzero(cost >= min(self.MIN_GOAL_COST, cost.max()))
+        ok = cost >= min(self.MIN_GOAL_COST, cost.max())
+        if self.min_goal_distance > 0:   # goals that a turn in place cannot reach (when the tour has any)
+            dist = np.hypot(*(poses[:-1, :2] - end[:2]).T)
+            ok = ok & (dist >= min(self.min_goal_distance, dist.max()))
+            if not ok.any():
+                ok = dist >= dist.max()
+        far = np.flatnonzero(ok)
         j = int(far[self.np_random.integers(len(far))])
         self._set_goal(frames[j], poses[j])
 

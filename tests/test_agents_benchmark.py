@@ -25,6 +25,10 @@ def test_env_ids_and_conditions():
     assert B.env_kwargs("learned-recent", args)["retrieval"] == "recent"
     assert "retrieval" not in B.env_kwargs("learned", args)      # the default retrieval
     assert "checkpoint" not in B.env_kwargs("twin", args)
+    args = B.resolve(_args(["agents", "--quick", "--task-kwargs", "excursion=walk", "min_goal_distance=1.0"]))
+    assert B.env_kwargs("twin", args)["min_goal_distance"] == 1.0 and B.env_kwargs("learned", args)["excursion"] == "walk"
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        B.task_kwargs(["oops"])
 
 
 def _args(argv):
@@ -108,3 +112,23 @@ def test_resume_continues_an_unfinished_agent(tiny_checkpoint, tmp_path):
     second = B.train_one("twin", 0, args, tmp_path, bar)
     assert second["steps"] == 16 and [p["steps"] for p in second["curve"]] == [8, 16]
     assert second["curve"][0] == first["curve"][0]
+
+
+def test_goal_view_with_min_goal_distance_cannot_be_solved_by_turning():
+    """With walk tours and goals >= 1 m away, the goal needs a move: turning in place never arrives, the oracle does."""
+    import gymnasium as gym
+
+    import camworld  # noqa: F401
+    from camworld.agents.training import evaluate
+
+    kw = dict(excursion="walk", min_goal_distance=1.0, max_episode_steps=25)
+    env = gym.make("CamWorld-GoalView-v0", **kw)
+    for seed in range(3):
+        _, info = env.reset(seed=seed)
+        assert np.hypot(*(info["goal_pose"][:2] - info["pose"][:2])) >= 1.0
+    env.close()
+    turn = evaluate(B.constant_policy(3), "CamWorld-GoalView-v0", episodes=4, seed=B.EVAL_SEED, env_kwargs=kw)
+    oracle = evaluate(B.GoalPoseOracle, "CamWorld-GoalView-v0", episodes=4, seed=B.EVAL_SEED, env_kwargs=kw)
+    assert turn["success_rate"] == 0.0 and oracle["success_rate"] > 0.5
+    with pytest.raises(ValueError, match="min_goal_distance"):
+        gym.make("CamWorld-GoalView-v0", min_goal_distance=-1.0)
