@@ -124,6 +124,16 @@ def test_retrieve_errors():
         retrieve("fov", poses, times, [[0, np.nan, 0]], 4, rng)
     with pytest.raises(ValueError, match="fill must be one of"):
         retrieve("fov+nonadj", poses, times, targets, 4, rng, fill="everything")
+    from camworld.memory import PoseGrid
+
+    grid = PoseGrid()
+    grid.add(poses[:, :2], poses[:, 2])
+    for value in (np.nan, np.inf):          # with an index too (times trusted like poses, but not NaN / +inf)
+        t = times.copy()
+        t[5] = value
+        for index in (None, grid):
+            with pytest.raises(ValueError, match="mem_times contain NaN or inf at rows \\[5\\]"):
+                retrieve("fov+nonadj", poses, t, targets, 4, rng, index=index)
 
 
 def test_baselines_pick_what_they_say():

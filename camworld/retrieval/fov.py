@@ -90,14 +90,20 @@ class _Edges:
 
     def __init__(self, mem_poses: np.ndarray, p: FovParams):
         half = np.deg2rad(p.hfov_deg) / 2.0
-        self.x, self.y, self.yaw = mem_poses[:, 0], mem_poses[:, 1], mem_poses[:, 2]
-        self.lx, self.ly = np.cos(self.yaw + half), np.sin(self.yaw + half)           # (S,) each
-        self.rx, self.ry = np.cos(self.yaw - half), np.sin(self.yaw - half)
+        a = np.empty((7, len(mem_poses)))                    # one block: a subset is one fancy-index call
+        a[:3] = mem_poses.T
+        for row, edge in ((3, a[2] + half), (5, a[2] - half)):  # left and right edge directions
+            np.cos(edge, out=a[row])
+            np.sin(edge, out=a[row + 1])
+        self._set(a)
+
+    def _set(self, a: np.ndarray):
+        self.a = a
+        self.x, self.y, self.yaw, self.lx, self.ly, self.rx, self.ry = a
 
     def take(self, i: np.ndarray) -> "_Edges":
         out = object.__new__(_Edges)
-        for k in ("x", "y", "yaw", "lx", "ly", "rx", "ry"):
-            setattr(out, k, getattr(self, k)[i])
+        out._set(self.a[:, i])
         return out
 
 
