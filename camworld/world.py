@@ -61,11 +61,8 @@ LEVEL_TOL = 1e-6        # a camera within this of level at CAMERA_HEIGHT is a pl
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime: float, device: str):
     from camworld.model import WorldModel
-    from camworld.model.frames import checkpoint_cameras
 
-    model = WorldModel.load(path, device=device)
-    model.trained_cameras = checkpoint_cameras(path)     # what World(model) makes frames for (module doc)
-    return model
+    return WorldModel.load(path, device=device)          # with its trained_cameras (module doc)
 
 
 def load_world_model(checkpoint=None, device="auto"):

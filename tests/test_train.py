@@ -2,6 +2,7 @@
 arguments to the stage configs."""
 
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -319,3 +320,7 @@ def test_a_dit_trained_on_6dof_videos_is_a_6dof_world(tiny_vae, tmp_path):
     ckpt = tmp_path / "run" / "model.safetensors"
     assert checkpoint_cameras(ckpt) == "6dof"
     assert load_world_model(ckpt, device="cpu").trained_cameras == "6dof"
+    from camworld.model import WorldModel
+
+    assert WorldModel.load(ckpt, device="cpu").trained_cameras == "6dof"          # the plain loader says it too
+    assert WorldModel.load(Path(ckpt).with_suffix(".json"), device="cpu").trained_cameras == "6dof"

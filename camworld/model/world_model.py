@@ -197,7 +197,21 @@ class WorldModel(nn.Module):
                 raise ValueError(f"checkpoint {path}: tensor '{k}' has shape {tuple(v.shape)}, "
                                  f"config expects {tuple(own[k].shape)}")
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+        from camworld.model.frames import checkpoint_cameras
+
+        model.trained_cameras = checkpoint_cameras(checkpoint_path(path))   # "planar" or "6dof" (its record)
         return model.to(resolve_device(device)).eval()
+
+
+def checkpoint_path(path=None) -> Path:
+    """The .safetensors file a checkpoint argument names: None = the shipped default, a .json = its
+    tensors beside it, a folder = its default.safetensors."""
+    path = DEFAULT_CHECKPOINT if path is None else Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    if path.is_dir():
+        path = path / "default.safetensors"
+    return path
 
 
 def read_checkpoint(path=None):
@@ -205,11 +219,7 @@ def read_checkpoint(path=None):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = DEFAULT_CHECKPOINT if path is None else Path(path)
-    if path.suffix == ".json":
-        path = path.with_suffix(".safetensors")
-    if path.is_dir():
-        path = path / "default.safetensors"
+    path = checkpoint_path(path)
     if not path.exists():
         hint = " (the shipped default is missing: reinstall camworld)" if path == DEFAULT_CHECKPOINT else ""
         raise FileNotFoundError(f"no world-model checkpoint at {path}{hint}")
