@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
+from camworld.envs.actions import end_extrinsics, end_pose
 from camworld.envs.world_env import CamWorldEnv
 from camworld.geometry import DEFAULT_HFOV_DEG, interpolate_poses, wrap_angle
 from camworld.metrics import psnr
@@ -22,6 +23,7 @@ ARRIVAL_YAW_DEG = 10.0       # ... and max(10 degrees, 0.55 x the discrete turn)
 ARRIVAL_STEP_FRACTION = 0.55  # > 1/2 so that a discrete agent can always get there
 YAW_COST_M_PER_RAD = 1.0     # pose error = distance (m) + 1 m per radian of yaw error
 ARRIVAL_BONUS = 10.0
+WRONG_STOP_PENALTY = 1.0     # stop_to_arrive: stopping away from the goal ends the episode with this cost
 EXCURSION_DEG_PER_FRAME = 10.0   # scripted turns, as the paper's "rotate away and back" evaluation
 EXCURSION_M_PER_FRAME = 0.25     # scripted walks
 
@@ -176,8 +178,12 @@ class _ReachPoseEnv(CamWorldEnv):
     excursion_kinds = ("rotate", "walk")
 
     def __init__(self, *args, excursion: str | None = None, arrival_distance: float | None = None,
-                 arrival_yaw_deg: float | None = None, **kwargs):
+                 arrival_yaw_deg: float | None = None, stop_to_arrive: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        if not isinstance(stop_to_arrive, (bool, np.bool_)):
+            raise ValueError(f"stop_to_arrive must be True or False, got {stop_to_arrive!r}")
+        self.stop_to_arrive = bool(stop_to_arrive)
+        self._stopped = False
         b = self.bounds
         self.arrival_distance = float(arrival_distance if arrival_distance is not None
                                       else max(ARRIVAL_DISTANCE_M, ARRIVAL_STEP_FRACTION * b.discrete_move))
@@ -201,22 +207,43 @@ class _ReachPoseEnv(CamWorldEnv):
 
     def _set_goal(self, frame, pose):
         self.goal_frame, self.goal_pose = np.asarray(frame).copy(), np.asarray(pose, np.float64).copy()
+        self._stopped = False
         self._cost = pose_error(self.pose, self.goal_pose)[2]
 
-    def _arrived(self) -> bool:
+    def _at_goal(self) -> bool:
         d, y, _ = pose_error(self.pose, self.goal_pose)
         return d <= self.arrival_distance and np.rad2deg(y) <= self.arrival_yaw_deg
+
+    def _arrived(self) -> bool:
+        """Success: at the goal pose; with ``stop_to_arrive`` also having stopped there."""
+        return self._at_goal() and (self._stopped or not self.stop_to_arrive)
+
+    def begin_step(self, action):
+        poses = super().begin_step(action)
+        if self.stop_to_arrive:   # the stop action: noop, a zero move, or a pose target at the current pose
+            self._stopped = self._is_stop(action)     # (a move that a wall blocks is not a stop)
+        return poses
+
+    def _is_stop(self, action) -> bool:
+        if self.six_dof:
+            end, _ = end_extrinsics(action, self.extrinsics, self.bounds)
+            return bool(np.allclose(end, self.extrinsics, rtol=0.0, atol=1e-9))
+        end, _ = end_pose(action, self.action_type, self.pose, self.bounds)
+        return bool(np.allclose(end, self.pose, rtol=0.0, atol=1e-9))
 
     def _task_reward(self, frames, poses):
         cost = pose_error(self.pose, self.goal_pose)[2]
         reward, self._cost = self._cost - cost, cost
+        if self.stop_to_arrive and self._stopped:   # the agent says "here": right (+10) or wrong (-1), and it ends
+            return reward + (ARRIVAL_BONUS if self._at_goal() else -WRONG_STOP_PENALTY), True
         arrived = self._arrived()
         return reward + (ARRIVAL_BONUS if arrived else 0.0), arrived
 
     def _task_info(self):
         d, y, _ = pose_error(self.pose, self.goal_pose)
         return {"goal_pose": self.goal_pose.copy(), "goal_distance": d, "goal_yaw_error_deg": float(np.rad2deg(y)),
-                "arrived": bool(self._arrived()), "goal_psnr": psnr(self.frame, self.goal_frame)}
+                "arrived": bool(self._arrived()), "at_goal": bool(self._at_goal()),
+                "goal_psnr": psnr(self.frame, self.goal_frame)}
 
 
 class ReturnEnv(_ReachPoseEnv):
@@ -296,15 +323,18 @@ class GoalViewEnv(_ReachPoseEnv):
     Progress: the decrease of the pose error to the goal pose (distance in m + 1 m per radian of
     yaw error) during the step, plus 10 on arrival (within ``arrival_distance`` and
     ``arrival_yaw_deg``, as in ``ReturnEnv``: 0.55 m and 10 degrees at ``frames_per_step=4``).
+    With ``stop_to_arrive=True`` arriving takes the stop action (noop; a zero continuous move; a pose
+    target at the current pose) at the goal: +10 there, -1 anywhere else.
 
     ## Termination
 
-    Terminates on arrival; truncation after ``max_episode_steps`` (registered: 100).
+    Terminates on arrival (with ``stop_to_arrive``: on any stop); truncation after ``max_episode_steps``
+    (registered: 100).
 
     ## Info
 
     As ``CamWorldEnv``, plus ``goal_pose``, ``goal_distance`` (m), ``goal_yaw_error_deg``,
-    ``arrived`` (bool), ``goal_psnr`` (dB, current vs goal frame).
+    ``arrived`` (bool, success), ``at_goal`` (bool, within the tolerances), ``goal_psnr`` (dB, current vs goal frame).
 
     ## Arguments
 
@@ -314,6 +344,10 @@ class GoalViewEnv(_ReachPoseEnv):
     frame if none is). With the defaults a rotate tour keeps the camera in place, so turning at every step
     reaches 71% of the goals blind (``camworld eval agents`` reports it); ``excursion="walk",
     min_goal_distance=1.0`` makes every goal need a move that only the frames can tell.
+    ``stop_to_arrive`` (default False): the agent must say where the goal is by stopping there (passing
+    through it is not arriving), so it has to recognise the goal view: no constant action succeeds, and
+    only a world that regenerates the goal's place as it showed it lets the frames tell when to stop.
+    ``info["at_goal"]``: within the arrival tolerances, stopped or not.
 
     ## Registered ids
 

@@ -132,3 +132,35 @@ def test_goal_view_with_min_goal_distance_cannot_be_solved_by_turning():
     assert turn["success_rate"] == 0.0 and oracle["success_rate"] > 0.5
     with pytest.raises(ValueError, match="min_goal_distance"):
         gym.make("CamWorld-GoalView-v0", min_goal_distance=-1.0)
+
+
+def test_goal_view_stop_to_arrive_needs_the_stop_action_at_the_goal():
+    """stop_to_arrive: passing through the goal pose is not arriving; stopping there is (+10, ends the episode),
+    stopping elsewhere ends it with -1. So turning forever never succeeds and the oracle (which stops) does."""
+    import gymnasium as gym
+
+    import camworld  # noqa: F401
+    from camworld.agents.training import evaluate
+
+    kw = dict(excursion="rotate", stop_to_arrive=True, max_episode_steps=40, frame_size=32)
+    env = gym.make("CamWorld-GoalView-v0", **kw)
+    _, info = env.reset(seed=3)
+    _, reward, terminated, _, info = env.step(0)                         # stop at once, away from the goal
+    assert terminated and not info["arrived"] and not info["at_goal"] and reward == pytest.approx(-1.0)
+    follow = B.GoalPoseOracle(env.unwrapped)
+    obs, info = env.reset(seed=4)
+    follow.reset(obs, info)
+    for _ in range(40):                                                  # the oracle walks to the goal, then stops
+        a = follow.act(obs, info)
+        obs, reward, terminated, truncated, info = env.step(a)
+        if info["at_goal"] and not info["arrived"]:
+            assert a != 0 and not terminated                             # there, but it has not said so yet
+        if terminated or truncated:
+            break
+    assert terminated and a == 0 and info["arrived"] and reward > 9.0
+    env.close()
+    turn = evaluate(B.constant_policy(3), "CamWorld-GoalView-v0", episodes=3, seed=B.EVAL_SEED, env_kwargs=kw)
+    oracle = evaluate(B.GoalPoseOracle, "CamWorld-GoalView-v0", episodes=3, seed=B.EVAL_SEED, env_kwargs=kw)
+    assert turn["success_rate"] == 0.0 and oracle["success_rate"] == 1.0
+    with pytest.raises(ValueError, match="stop_to_arrive"):
+        gym.make("CamWorld-GoalView-v0", stop_to_arrive="yes")
