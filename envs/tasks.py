@@ -23,7 +23,8 @@ ARRIVAL_YAW_DEG = 10.0       # ... and max(10 degrees, 0.55 x the discrete turn)
 ARRIVAL_STEP_FRACTION = 0.55  # > 1/2 so that a discrete agent can always get there
 YAW_COST_M_PER_RAD = 1.0     # pose error = distance (m) + 1 m per radian of yaw error
 ARRIVAL_BONUS = 10.0
-WRONG_STOP_PENALTY = 1.0     # stop_to_arrive: stopping away from the goal ends the episode with this cost
+WRONG_STOP_PENALTY = 5.0     # stop_to_arrive: stopping away from the goal ends the episode with this cost (more than
+                             # a random walk loses in progress, so that stopping at once is not the best blind policy)
 EXCURSION_DEG_PER_FRAME = 10.0   # scripted turns, as the paper's "rotate away and back" evaluation
 EXCURSION_M_PER_FRAME = 0.25     # scripted walks
 
@@ -178,11 +179,15 @@ class _ReachPoseEnv(CamWorldEnv):
     excursion_kinds = ("rotate", "walk")
 
     def __init__(self, *args, excursion: str | None = None, arrival_distance: float | None = None,
-                 arrival_yaw_deg: float | None = None, stop_to_arrive: bool = False, **kwargs):
+                 arrival_yaw_deg: float | None = None, stop_to_arrive: bool = False,
+                 wrong_stop_penalty: float = WRONG_STOP_PENALTY, **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(stop_to_arrive, (bool, np.bool_)):
             raise ValueError(f"stop_to_arrive must be True or False, got {stop_to_arrive!r}")
         self.stop_to_arrive = bool(stop_to_arrive)
+        if not wrong_stop_penalty >= 0:
+            raise ValueError(f"wrong_stop_penalty must be >= 0, got {wrong_stop_penalty}")
+        self.wrong_stop_penalty = float(wrong_stop_penalty)
         self._stopped = False
         b = self.bounds
         self.arrival_distance = float(arrival_distance if arrival_distance is not None
@@ -234,8 +239,8 @@ class _ReachPoseEnv(CamWorldEnv):
     def _task_reward(self, frames, poses):
         cost = pose_error(self.pose, self.goal_pose)[2]
         reward, self._cost = self._cost - cost, cost
-        if self.stop_to_arrive and self._stopped:   # the agent says "here": right (+10) or wrong (-1), and it ends
-            return reward + (ARRIVAL_BONUS if self._at_goal() else -WRONG_STOP_PENALTY), True
+        if self.stop_to_arrive and self._stopped:   # the agent says "here": right (+10) or wrong (-wrong_stop_penalty), and it ends
+            return reward + (ARRIVAL_BONUS if self._at_goal() else -self.wrong_stop_penalty), True
         arrived = self._arrived()
         return reward + (ARRIVAL_BONUS if arrived else 0.0), arrived
 
@@ -324,7 +329,7 @@ class GoalViewEnv(_ReachPoseEnv):
     yaw error) during the step, plus 10 on arrival (within ``arrival_distance`` and
     ``arrival_yaw_deg``, as in ``ReturnEnv``: 0.55 m and 10 degrees at ``frames_per_step=4``).
     With ``stop_to_arrive=True`` arriving takes the stop action (noop; a zero continuous move; a pose
-    target at the current pose) at the goal: +10 there, -1 anywhere else.
+    target at the current pose) at the goal: +10 there, -``wrong_stop_penalty`` (5) anywhere else.
 
     ## Termination
 

@@ -136,7 +136,7 @@ def test_goal_view_with_min_goal_distance_cannot_be_solved_by_turning():
 
 def test_goal_view_stop_to_arrive_needs_the_stop_action_at_the_goal():
     """stop_to_arrive: passing through the goal pose is not arriving; stopping there is (+10, ends the episode),
-    stopping elsewhere ends it with -1. So turning forever never succeeds and the oracle (which stops) does."""
+    stopping elsewhere ends it with -5. So turning forever never succeeds and the oracle (which stops) does."""
     import gymnasium as gym
 
     import camworld  # noqa: F401
@@ -146,7 +146,7 @@ def test_goal_view_stop_to_arrive_needs_the_stop_action_at_the_goal():
     env = gym.make("CamWorld-GoalView-v0", **kw)
     _, info = env.reset(seed=3)
     _, reward, terminated, _, info = env.step(0)                         # stop at once, away from the goal
-    assert terminated and not info["arrived"] and not info["at_goal"] and reward == pytest.approx(-1.0)
+    assert terminated and not info["arrived"] and not info["at_goal"] and reward == pytest.approx(-5.0)
     follow = B.GoalPoseOracle(env.unwrapped)
     obs, info = env.reset(seed=4)
     follow.reset(obs, info)
