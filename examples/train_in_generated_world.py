@@ -15,7 +15,7 @@ import argparse
 from stable_baselines3 import PPO
 
 from camworld.agents import GoalPoseOracle, evaluate, policy_for
-from camworld.agents.benchmark import random_policy
+from camworld.agents.benchmark import constant_policy, random_policy
 from camworld.agents.training import PPO_DEFAULTS
 from camworld.envs import make_sb3_vec_env
 
@@ -43,8 +43,10 @@ def main(argv=None):
 
     # 2. score it in the real world (the twin), on held-out scenes, against random and the pose oracle
     twin = "CamWorld-GoalView-v0"
+    # "always turn left" is there because goal-view's default tours can be solved blind by turning: an agent that
+    # scores like it has learned to turn, not to look (docs/benchmarks/agents.md)
     for name, agent in (("PPO (trained in the generated world)", model), ("random", random_policy(args.seed)),
-                        ("pose oracle", GoalPoseOracle)):
+                        ("always turn left", constant_policy(3)), ("pose oracle", GoalPoseOracle)):
         r = evaluate(agent, twin, episodes=args.episodes, seed=100_000, env_kwargs=cap)
         print(f"{name:38s} twin return {r['mean_return']:7.2f}   success {r['success_rate']:.0%}")
     print(f"saved the agent to {args.save}")
