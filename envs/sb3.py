@@ -113,7 +113,22 @@ def make_sb3_vec_env(env_id: str, num_envs: int = 1, seed: int | None = None, mo
     if seed is not None:
         venv.seed(seed)
     if monitor:
-        from stable_baselines3.common.vec_env import VecMonitor
-
-        venv = VecMonitor(venv)
+        venv = _monitor(venv)
     return venv
+
+
+def _monitor(venv):
+    """SB3's ``VecMonitor``, but ``reset_infos`` reads through to the adapter's (SB3's wrappers keep an empty
+    list of their own, so a scripted policy that needs the reset info, e.g. a goal pose, would get ``{}``)."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    class _Monitor(VecMonitor):
+        @property
+        def reset_infos(self):
+            return self.venv.reset_infos
+
+        @reset_infos.setter
+        def reset_infos(self, value):    # VecEnv.__init__ assigns one; the adapter's list is the one that counts
+            pass
+
+    return _Monitor(venv)

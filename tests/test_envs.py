@@ -418,6 +418,10 @@ def test_sb3_adapter_terminal_observation(tiny_checkpoint):
     a = venv.reset()
     venv.seed(4)
     np.testing.assert_array_equal(a, venv.reset())
+    monitored = make_sb3_vec_env("CamWorld-v0", num_envs=2, seed=0, **kw)      # VecMonitor-ed (the default)
+    obs = monitored.reset()
+    assert all("pose" in i for i in monitored.reset_infos)                        # the reset info reads through
+    np.testing.assert_array_equal(obs[1], monitored.reset_infos[1]["frames"][-1])
     venv.close()
 
 
