@@ -221,7 +221,6 @@ class World:
         self.memories[bank] = memory
         self._clock[bank] = int(clock)
 
-
     def newest(self, i: int) -> tuple:
         """The newest frame uint8 (H, W, 3) and planar pose (3,) of camera/world ``i`` (where it stands; its
         full camera: ``memory_of(i).extrinsics([camera_state(i)["last"]])``)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from camworld.envs.actions import end_extrinsics, end_pose
 from camworld.envs.world_env import CamWorldEnv
 from camworld.geometry import DEFAULT_HFOV_DEG, interpolate_poses, wrap_angle
 from camworld.metrics import psnr
@@ -225,16 +224,11 @@ class _ReachPoseEnv(CamWorldEnv):
 
     def begin_step(self, action):
         poses = super().begin_step(action)
-        if self.stop_to_arrive:   # the stop action: noop, a zero move, or a pose target at the current pose
-            self._stopped = self._is_stop(action)     # (a move that a wall blocks is not a stop)
+        if self.stop_to_arrive:   # the stop action: noop, a zero move, or a pose target at the current camera,
+            # read from the unobstructed end (a move that a wall blocks is not a stop)
+            here = self.extrinsics if self.six_dof else self.pose
+            self._stopped = bool(np.allclose(self._end_target, here, rtol=0.0, atol=1e-9))
         return poses
-
-    def _is_stop(self, action) -> bool:
-        if self.six_dof:
-            end, _ = end_extrinsics(action, self.extrinsics, self.bounds)
-            return bool(np.allclose(end, self.extrinsics, rtol=0.0, atol=1e-9))
-        end, _ = end_pose(action, self.action_type, self.pose, self.bounds)
-        return bool(np.allclose(end, self.pose, rtol=0.0, atol=1e-9))
 
     def _task_reward(self, frames, poses):
         cost = pose_error(self.pose, self.goal_pose)[2]

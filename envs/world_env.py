@@ -350,6 +350,7 @@ class CamWorldEnv(gym.Env):
             raise RuntimeError("call env.reset() before env.step(): the world has no start frame yet")
         if self.six_dof:
             end, self._clipped = end_extrinsics(action, self.extrinsics, self.bounds)
+            self._end_target = end                            # the unobstructed end camera (tasks read it)
             cams, self._collided = segment_extrinsics(self.extrinsics, end, self.frames_per_step, self.scene,
                                                       CLEARANCE_M)
             self._pending = cams
@@ -360,6 +361,7 @@ class CamWorldEnv(gym.Env):
                              f"6-DoF cameras); this world is {self.cameras} ({type(self.backend).__name__}): give "
                              "(x m, y m, yaw rad)")
         end, self._clipped = end_pose(action, self.action_type, self.pose, self.bounds)
+        self._end_target = end                                # the unobstructed end pose (tasks read it)
         poses, self._collided = segment_poses(self.pose, end, self.frames_per_step, self.scene, CLEARANCE_M)
         self._pending = poses
         return poses
