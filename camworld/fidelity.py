@@ -265,7 +265,8 @@ def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrie
            "frames_per_step": FRAMES_PER_STEP, "context_noise": model.cfg.diffusion.context_noise
            if context_noise is None else context_noise,
            "sample_steps": sample_steps or model.cfg.diffusion.sample_steps, "drivers": {}, "memory": []}
-    probe = _world(model, 1, retrieval, k, context_noise, sample_steps, sampler)   # what the settings resolve to
+    # what the settings resolve to, at the batch the runs use ("auto" picks the dtype by worlds per batch)
+    probe = _world(model, episodes, retrieval, k, context_noise, sample_steps, sampler)
     res["dtype"], res["frames_per_pass"] = str(probe.dtype).replace("torch.", ""), probe.frames_per_pass
     videos = {}
     t0 = time.perf_counter()
