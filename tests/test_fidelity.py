@@ -264,6 +264,50 @@ def test_newest_concat_starts_as_the_plain_dit_and_sees_the_newest_frame():
         load_dit_init(WorldModel(cfg2).dit, plain.dit)
 
 
+def test_self_generated_context_replaces_only_the_newest_frame_with_the_models_own_sample():
+    """Rollout-aware training: the newest context latent of the chosen samples becomes the network's own
+    sample from the older context (the same sample the sampler gives), older frames and single-frame
+    samples are untouched, and prob 0 changes nothing."""
+    from camworld.model.diffusion import sample
+    from camworld.train import DiTLoss, self_generated_context
+
+    model = _trained_looking(preset("tiny"))
+    dit = model.dit.train()
+    C, h, w = model.latent_shape
+    B, Fc = 4, 3
+    torch.manual_seed(0)
+    ctx = torch.randn(B, Fc, C, h, w)
+    mask = torch.ones(B, Fc, dtype=torch.bool)
+    mask[1, :2] = False                                   # sample 1 holds only its newest frame
+    ctx = ctx * mask[..., None, None, None]
+    ext = torch.eye(3, 4).expand(B, Fc, 3, 4).clone()
+    ext[:, :, 0, 3] = torch.arange(Fc, dtype=torch.float32) * 0.2
+    prompts = [None] * B
+    out, pick = self_generated_context(dit, ctx, mask, ext, prompts, 1.0, 2, torch.Generator().manual_seed(3))
+    assert pick.tolist() == [True, False, True, True]
+    assert dit.training                                   # the training mode is restored
+    assert torch.equal(out[:, :-1], ctx[:, :-1]) and torch.equal(out[1], ctx[1])
+    assert not torch.allclose(out[0, -1], ctx[0, -1])
+    # what replaced it is the sampler's output for that camera, given the older frames
+    g = torch.Generator().manual_seed(3)
+    torch.rand(B, generator=g)                            # the draw of which samples change
+    idx = torch.tensor([0, 2, 3])
+    with torch.no_grad():
+        st = dit.eval().encode_context(ctx[idx, :-1], mask[idx, :-1], ext[idx, :-1], [None] * 3)
+        z = sample(dit, (3, 1, C, h, w), ext[idx, -1:], st, steps=2, generator=g)
+    dit.train()
+    assert torch.allclose(out[idx, -1], z[:, 0], atol=1e-6)
+    same, none = self_generated_context(dit, ctx, mask, ext, prompts, 0.0, 2, torch.Generator().manual_seed(3))
+    assert not none.any() and torch.equal(same, ctx)
+    with pytest.raises(ValueError, match="self_ctx_prob"):
+        self_generated_context(dit, ctx, mask, ext, prompts, 1.5, 2)
+    # in the loss: finite, and the gradient reaches the weights through the ordinary path only
+    z0, tgt = torch.randn(B, 2, C, h, w), torch.eye(3, 4).expand(B, 2, 3, 4).clone()
+    loss = DiTLoss(dit, self_ctx_prob=1.0)(ctx, mask, ext, z0, tgt, prompts, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and dit.final.weight.grad.abs().sum() > 0
+
+
 def test_shipped_model_predicts_better_than_copying_the_newest_frame():
     """Regression on fixed held-out episodes driven by the env's discrete actions: with ground truth in
     memory the shipped model beats copying the newest frame (measured: 20.13 vs 18.41 dB, VAE ceiling 25.63)."""

@@ -75,6 +75,12 @@ class TrainConfig:
     # to flow time sigma ~ U(0, ctx_noise_max) (z = (1 - sigma) z0 + sigma eps) and sigma is the context
     # tokens' timestep, so the network learns to read slightly wrong memories; 0 = off (the shipped recipe)
     ctx_noise_max: float = 0.0
+    # rollout-aware training (self-generated context): in this share of samples with >= 2 context frames
+    # the newest context latent is replaced by the network's own sample of it (``self_ctx_steps`` Euler
+    # steps, no gradient) from the older context, so it learns to continue from frames it made itself,
+    # as in a free rollout, where every frame it continues is its own; 0 = off (the shipped recipe)
+    self_ctx_prob: float = 0.0
+    self_ctx_steps: int = 4            # the shipped sampler's steps, so the frames are the env's kind
     # trajectories as the env drives them: a walk of random agent actions (forward, backward, strafe, turn,
     # noop in env step sizes, stopped at walls) replaces the smooth random walk in this share of samples
     action_walk_prob: float = 0.0

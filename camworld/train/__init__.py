@@ -28,7 +28,7 @@ Modules: ``runtime`` (run config, process setup and DDP, train state, log, data 
 from camworld.train.cli import (add_arguments, bench, bench_arguments, dit_run_config, export, export_config, main,
                                 run, vae_run_config)
 from camworld.train.dit import (GROWABLE, DiTLoss, DiTRunConfig, _dit_batch, encode_batch, load_dit_init,
-                                revisit_eval, save_sample_grid, train_dit)
+                                revisit_eval, save_sample_grid, self_generated_context, train_dit)
 from camworld.train.merge import ExportConfig, export_checkpoint
 from camworld.train.recorded import DataConfig, RecordedSource, prepare, retrieve_context
 from camworld.train.runtime import (BatchStream, CSVLog, RunConfig, apply_overrides, check_ranks_identical, dist_info,
@@ -43,7 +43,7 @@ __all__ = [
     "session", "dist_info", "init_distributed", "check_ranks_identical", "apply_overrides",
     "save_train_state", "load_train_state", "CSVLog", "progress", "warmup_lr", "BatchStream",
     "train_vae", "reconstruction_metrics",
-    "train_dit", "DiTLoss", "GROWABLE", "load_dit_init", "encode_batch", "revisit_eval", "save_sample_grid",
+    "train_dit", "DiTLoss", "self_generated_context", "GROWABLE", "load_dit_init", "encode_batch", "revisit_eval", "save_sample_grid",
     "export_checkpoint", "measure_throughput",
     "add_arguments", "run", "main", "export", "bench", "bench_arguments",
     "vae_run_config", "dit_run_config", "export_config",

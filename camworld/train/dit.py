@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from camworld.metrics import psnr
 from camworld.model import WorldModel
-from camworld.model.diffusion import flow_loss, noise_context
+from camworld.model.diffusion import flow_loss, noise_context, sample
 from camworld.train.runtime import (BatchStream, CSVLog, RunConfig, check_ranks_identical, data_record, dist_info,
                                     load_train_state, progress, save_train_state, warmup_lr)
 
@@ -35,20 +35,60 @@ class DiTRunConfig(RunConfig):
 class DiTLoss(nn.Module):
     """Wraps encode_context + flow loss in one forward, so DDP sees a single call. With
     ``ctx_noise_max`` > 0 each sample's context latents are noised to a flow time drawn from
-    U(0, ctx_noise_max), which the network is told (context noise augmentation)."""
+    U(0, ctx_noise_max), which the network is told (context noise augmentation). With
+    ``self_ctx_prob`` > 0 the newest context frame of that share of samples is first replaced by the
+    network's own sample of it (``self_generated_context``)."""
 
-    def __init__(self, dit, ctx_noise_max: float = 0.0):
+    def __init__(self, dit, ctx_noise_max: float = 0.0, self_ctx_prob: float = 0.0, self_ctx_steps: int = 4,
+                 shift: float = 1.0):
         super().__init__()
         self.dit = dit
         self.ctx_noise_max = float(ctx_noise_max)
+        self.self_ctx_prob, self.self_ctx_steps, self.shift = float(self_ctx_prob), int(self_ctx_steps), float(shift)
 
     def forward(self, ctx, ctx_mask, ctx_ext, z0, tgt_ext, prompts, generator):
+        if self.self_ctx_prob > 0:
+            ctx, _ = self_generated_context(self.dit, ctx, ctx_mask, ctx_ext, prompts, self.self_ctx_prob,
+                                            self.self_ctx_steps, generator, shift=self.shift)
         ctx_t = None
         if self.ctx_noise_max > 0:
             ctx_t = torch.rand(ctx.shape[0], generator=generator, device=ctx.device) * self.ctx_noise_max
             ctx = noise_context(ctx, ctx_mask, ctx_t, generator)
         state = self.dit.encode_context(ctx, ctx_mask, ctx_ext, prompts, ctx_t=ctx_t)
         return flow_loss(self.dit, z0, tgt_ext, state, generator)
+
+
+@torch.no_grad()
+def self_generated_context(dit, ctx, ctx_mask, ctx_ext, prompts, prob: float, steps: int,
+                           generator: torch.Generator | None = None, shift: float = 1.0):
+    """Rollout-aware training: for each sample with probability ``prob`` that has at least 2 valid
+    context frames, the newest context latent ctx[:, -1] is replaced by what the network samples at
+    that camera from the older context (ctx[:, :-1]; ``steps`` Euler steps from fresh noise, no
+    gradient). In a free rollout every frame the model continues is one it generated; trained on clean
+    context only, it has never seen that input. Returns (new ctx, (B,) bool: which samples changed);
+    ``ctx`` itself is not modified."""
+    B = ctx.shape[0]
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"self_ctx_prob must be in [0, 1], got {prob}")
+    if steps < 1:
+        raise ValueError(f"self_ctx_steps must be >= 1, got {steps}")
+    draw = torch.rand(B, generator=generator, device=ctx.device) < prob
+    pick = draw & ctx_mask[:, -2].bool() if ctx.shape[1] >= 2 else torch.zeros_like(draw)
+    if not bool(pick.any()):
+        return ctx, pick
+    idx = pick.nonzero()[:, 0]
+    was_training = dit.training
+    dit.eval()
+    try:
+        state = dit.encode_context(ctx[idx, :-1], ctx_mask[idx, :-1], ctx_ext[idx, :-1],
+                                   [prompts[i] for i in idx.tolist()])
+        z = sample(dit, (len(idx), 1, *ctx.shape[2:]), ctx_ext[idx, -1:], state, steps=steps, shift=shift,
+                   generator=generator, device=ctx.device)
+    finally:
+        dit.train(was_training)
+    out = ctx.clone()
+    out[idx, -1] = z[:, 0].to(ctx.dtype)
+    return out, pick
 
 
 # parameters a fine-tune may add to an --init checkpoint: zero-initialised, so the network starts as the old one
@@ -147,7 +187,7 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
     if run.init and not run.resume:
         load_dit_init(model.dit, WorldModel.load(run.init, device=device).dit)
         ema.load_state_dict(model.dit.state_dict())
-    loss_mod = DiTLoss(model.dit, tc.ctx_noise_max)
+    loss_mod = DiTLoss(model.dit, tc.ctx_noise_max, tc.self_ctx_prob, tc.self_ctx_steps, cfg.diffusion.shift)
     net = nn.parallel.DistributedDataParallel(loss_mod) if world > 1 else loss_mod
     log = CSVLog(out / "log.csv", ["step", "loss", "psnr_all", "psnr_revisit", "psnr_novel", "samples_per_s", "lr", "time"])
     eval_cfg = copy.deepcopy(tc)
