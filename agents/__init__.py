@@ -2,7 +2,7 @@
 
 Scripted policies (numpy only): ``RandomWalkPolicy``, ``WaypointFollower``, ``ReturnToStartPolicy``,
 and ``steer`` (one action toward a pose). SB3 pieces (import torch and stable-baselines3 when used):
-``FrameCNN`` and ``GoalFrameExtractor`` (feature extractors), ``train``, ``evaluate``, ``policy_for``.
+``FrameCNN``, ``GoalFrameExtractor`` and ``WorldLatentExtractor`` (feature extractors), ``train``, ``evaluate``, ``policy_for``.
 ``camworld.agents.benchmark`` is ``camworld eval agents`` (train in the generated world, score in the twin);
 its ``GoalPoseOracle`` and ``RandomPolicy`` are exported here too.
 """
@@ -10,9 +10,9 @@ its ``GoalPoseOracle`` and ``RandomPolicy`` are exported here too.
 from camworld.agents.scripted import RandomWalkPolicy, ReturnToStartPolicy, WaypointFollower, steer
 
 __all__ = ["RandomWalkPolicy", "WaypointFollower", "ReturnToStartPolicy", "steer",
-           "FrameCNN", "GoalFrameExtractor", "train", "evaluate", "policy_for", "GoalPoseOracle", "RandomPolicy"]
+           "FrameCNN", "GoalFrameExtractor", "WorldLatentExtractor", "train", "evaluate", "policy_for", "GoalPoseOracle", "RandomPolicy"]
 
-_LAZY = {"FrameCNN": "features", "GoalFrameExtractor": "features", "train": "training", "evaluate": "training",
+_LAZY = {"FrameCNN": "features", "GoalFrameExtractor": "features", "WorldLatentExtractor": "features", "train": "training", "evaluate": "training",
          "policy_for": "training", "GoalPoseOracle": "benchmark", "RandomPolicy": "benchmark"}
 
 

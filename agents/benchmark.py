@@ -230,7 +230,7 @@ def train_one(condition: str, seed: int, args, out: Path, bar) -> dict:
         if state["steps"] > 0:
             model = PPO.load(str(zpath), env=venv, device="cpu")
         else:
-            policy, policy_kwargs = policy_for(venv.observation_space)
+            policy, policy_kwargs = policy_for(venv.observation_space, features=getattr(args, "features", "cnn"))
             kw = dict(PPO_DEFAULTS, n_steps=args.n_steps)
             kw["batch_size"] = min(kw["batch_size"], kw["n_steps"] * args.num_envs)
             model = PPO(policy, venv, policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **kw)
@@ -319,7 +319,7 @@ def summarise(args, states, baselines) -> dict:
     return {"task": args.task, "budget": args.budget, "seeds": sorted({s["seed"] for s in states}),
             "num_envs": args.num_envs,
             "frame_size": args.frame_size, "checkpoint": args.checkpoint or "shipped default",
-            "n_steps": args.n_steps, "episodes": args.episodes, "eval_every": args.eval_every,
+            "n_steps": args.n_steps, "features": getattr(args, "features", "cnn"), "episodes": args.episodes, "eval_every": args.eval_every,
             "max_episode_steps": args.max_episode_steps, "task_kwargs": task_kwargs(args.task_kwargs), "rows": rows, "transfer": transfer,
             "runs": states}
 
@@ -338,7 +338,7 @@ def _fmt(v, ci, nd=2) -> str:
 
 
 def markdown(res) -> str:
-    lines = [f"Task `{res['task']}`: PPO, {res['budget']} env steps per agent, seeds {res['seeds']}, "
+    lines = [f"Task `{res['task']}`: PPO ({res.get('features', 'cnn')} features), {res['budget']} env steps per agent, seeds {res['seeds']}, "
              f"{res['num_envs']} envs x {res['n_steps']} steps per rollout; every agent scored in "
              f"`{env_id('twin', res['task'])}` on {res['episodes']} held-out episodes (reset seeds from "
              f"{EVAL_SEED}). Mean ± 95% t-interval over seeds.", "",
@@ -414,6 +414,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--seeds", nargs="+", type=int, default=None, help=f"training seeds (full: {FULL['seeds']})")
     p.add_argument("--num-envs", type=int, default=None, help=f"envs per agent, one batched world (full: {FULL['num_envs']})")
     p.add_argument("--n-steps", type=int, default=None, help=f"PPO rollout steps per env (full: {FULL['n_steps']})")
+    p.add_argument("--features", default="cnn", choices=["cnn", "world-latent"],
+                   help="the agents' feature extractor: a CNN on pixels trained from scratch (cnn), or the world "
+                        "model's frozen VAE encoder with a small trained head (world-latent)")
     p.add_argument("--episodes", type=int, default=None, help=f"final twin episodes per agent (full: {FULL['episodes']})")
     p.add_argument("--eval-every", type=int, default=None, help=f"env steps between curve points (full: {FULL['eval_every']})")
     p.add_argument("--eval-episodes", type=int, default=None, help="twin episodes per curve point")

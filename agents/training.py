@@ -13,21 +13,32 @@ import numpy as np
 PPO_DEFAULTS = dict(n_steps=128, batch_size=64, n_epochs=4, learning_rate=2.5e-4, ent_coef=0.01, gamma=0.99)
 
 
-def policy_for(observation_space, features_dim: int = 256) -> tuple:
-    """-> (SB3 policy name, policy_kwargs) with the right camworld feature extractor."""
+FEATURES = ("cnn", "world-latent")
+
+
+def policy_for(observation_space, features_dim: int = 256, features: str = "cnn", checkpoint: str | None = None) -> tuple:
+    """-> (SB3 policy name, policy_kwargs) with the right camworld feature extractor.
+
+    ``features``: "cnn" (a CNN on the pixels, trained from scratch: ``FrameCNN`` / ``GoalFrameExtractor``) or
+    "world-latent" (the world model's frozen VAE encoder and a small trained head: ``WorldLatentExtractor``;
+    ``checkpoint`` picks the world model, None the shipped one)."""
     from gymnasium import spaces
 
-    from camworld.agents.features import FrameCNN, GoalFrameExtractor
+    from camworld.agents.features import FrameCNN, GoalFrameExtractor, WorldLatentExtractor
 
-    if isinstance(observation_space, spaces.Dict):
-        return "MultiInputPolicy", dict(features_extractor_class=GoalFrameExtractor,
-                                        features_extractor_kwargs=dict(features_dim=features_dim))
-    return "CnnPolicy", dict(features_extractor_class=FrameCNN, features_extractor_kwargs=dict(features_dim=features_dim))
+    if features not in FEATURES:
+        raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+    name = "MultiInputPolicy" if isinstance(observation_space, spaces.Dict) else "CnnPolicy"
+    if features == "world-latent":
+        return name, dict(features_extractor_class=WorldLatentExtractor,
+                          features_extractor_kwargs=dict(features_dim=features_dim, checkpoint=checkpoint))
+    cls = GoalFrameExtractor if name == "MultiInputPolicy" else FrameCNN
+    return name, dict(features_extractor_class=cls, features_extractor_kwargs=dict(features_dim=features_dim))
 
 
 def train(env_id: str, total_timesteps: int = 10_000, num_envs: int = 4, algo: str = "PPO", seed: int = 0,
           env_kwargs: dict | None = None, algo_kwargs: dict | None = None, features_dim: int = 256,
-          save: str | None = None, verbose: int = 0):
+          save: str | None = None, verbose: int = 0, features: str = "cnn"):
     """Train an SB3 agent on ``num_envs`` envs stepped in one batched world. Returns the model.
 
     Args:
@@ -36,6 +47,7 @@ def train(env_id: str, total_timesteps: int = 10_000, num_envs: int = 4, algo: s
         env_kwargs: passed to the env (action_type, frames_per_step, checkpoint, ...).
         algo_kwargs: passed to the algorithm (PPO gets ``PPO_DEFAULTS`` underneath).
         save: a path to save the trained model to (SB3 zip).
+        features: "cnn" or "world-latent" (``policy_for``).
     """
     import stable_baselines3 as sb3
 
@@ -44,7 +56,7 @@ def train(env_id: str, total_timesteps: int = 10_000, num_envs: int = 4, algo: s
     if not hasattr(sb3, algo):
         raise ValueError(f"unknown SB3 algorithm {algo!r}; try PPO, A2C, DQN, SAC")
     venv = make_sb3_vec_env(env_id, num_envs=num_envs, seed=seed, **(env_kwargs or {}))
-    policy, policy_kwargs = policy_for(venv.observation_space, features_dim)
+    policy, policy_kwargs = policy_for(venv.observation_space, features_dim, features)
     kwargs = dict(PPO_DEFAULTS) if algo == "PPO" else {}
     kwargs.update(algo_kwargs or {})
     if algo == "PPO":

@@ -113,6 +113,53 @@ def test_feature_extractors():
         GoalFrameExtractor(spaces.Dict({"frame": box}))
 
 
+def test_world_latent_extractor_uses_the_frozen_world_encoder(tiny_checkpoint, tmp_path):
+    """Features through the world model's VAE: its latents exactly (the frame as the world encodes it),
+    the goal difference channel, a frozen encoder, clear errors; and a PPO agent with it trains, saves
+    and loads."""
+    torch = pytest.importorskip("torch")
+    from gymnasium import spaces
+
+    from camworld.agents import WorldLatentExtractor, policy_for
+    from camworld.model import WorldModel
+
+    box = spaces.Box(0, 255, (3, 32, 32), np.uint8)
+    net = WorldLatentExtractor(spaces.Dict({"frame": box, "goal": box}), features_dim=24, checkpoint=tiny_checkpoint)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    x = torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255.0   # what SB3 hands over
+    wm = WorldModel.load(tiny_checkpoint, device="cpu")
+    assert torch.allclose(net.latents(x), wm.encode(frames), atol=1e-5)
+    out = net({"frame": x, "goal": x.flip(0)})
+    assert out.shape == (2, 24)
+    out.sum().backward()
+    assert all(p.grad is None for p in net.encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.head.parameters())
+    single = WorldLatentExtractor(box, features_dim=16, checkpoint=tiny_checkpoint)
+    assert single(x).shape == (2, 16)
+    with pytest.raises(ValueError, match="encodes 32x32"):
+        WorldLatentExtractor(spaces.Box(0, 255, (3, 64, 64), np.uint8), checkpoint=tiny_checkpoint)
+    with pytest.raises(ValueError, match="keys"):
+        WorldLatentExtractor(spaces.Dict({"frame": box}), checkpoint=tiny_checkpoint)
+    with pytest.raises(ValueError, match="features must be"):
+        policy_for(box, features="pixels")
+    name, kw = policy_for(spaces.Dict({"frame": box, "goal": box}), features="world-latent", checkpoint=tiny_checkpoint)
+    assert name == "MultiInputPolicy" and kw["features_extractor_class"] is WorldLatentExtractor
+
+
+def test_train_goal_view_on_world_latents_saves_and_loads(tmp_path):
+    from stable_baselines3 import PPO
+
+    from camworld.agents import train
+
+    zpath = tmp_path / "agent.zip"
+    model = train("CamWorld-GoalView-v0", total_timesteps=16, num_envs=2, env_kwargs=dict(frame_size=64),
+                  features_dim=32, features="world-latent", save=str(zpath),
+                  algo_kwargs=dict(n_steps=8, batch_size=8, n_epochs=1))
+    again = PPO.load(str(zpath), device="cpu")
+    obs = {k: v[None] for k, v in model.observation_space.sample().items()}
+    assert np.array_equal(model.predict(obs, deterministic=True)[0], again.predict(obs, deterministic=True)[0])
+
+
 def test_train_and_evaluate_goal_view():
     from camworld.agents import train
 
