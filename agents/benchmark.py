@@ -230,7 +230,8 @@ def train_one(condition: str, seed: int, args, out: Path, bar) -> dict:
         if state["steps"] > 0:
             model = PPO.load(str(zpath), env=venv, device="cpu")
         else:
-            policy, policy_kwargs = policy_for(venv.observation_space, features=getattr(args, "features", "cnn"))
+            policy, policy_kwargs = policy_for(venv.observation_space, features=getattr(args, "features", "cnn"),
+                                                 checkpoint=getattr(args, "checkpoint", None))
             kw = dict(PPO_DEFAULTS, n_steps=args.n_steps)
             kw["batch_size"] = min(kw["batch_size"], kw["n_steps"] * args.num_envs)
             model = PPO(policy, venv, policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **kw)

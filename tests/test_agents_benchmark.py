@@ -95,6 +95,23 @@ def test_quick_benchmark_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsys
     assert rep["rows"]["learned-recent"]["seeds"] == [0] and rep["rows"]["learned"]["seeds"] == [0, 1]
 
 
+def test_benchmark_agents_on_world_latents(tiny_checkpoint, tmp_path, capsys):
+    """--features world-latent: the agents see the frames through the same world model's VAE."""
+    from camworld.agents import WorldLatentExtractor
+    from camworld.cli import main
+    from stable_baselines3 import PPO
+
+    argv = ["eval", "agents", "--quick", "--checkpoint", tiny_checkpoint, "--out", str(tmp_path), "--budget", "8",
+            "--seeds", "0", "--conditions", "twin", "--num-envs", "2", "--n-steps", "4", "--eval-every", "8",
+            "--max-episode-steps", "4", "--threads", "1", "--no-progress", "--features", "world-latent"]
+    assert main(argv) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["features"] == "world-latent" and "(world-latent features)" in (tmp_path / "results.md").read_text()
+    agent = PPO.load(str(tmp_path / "agents" / "twin_s0.zip"), device="cpu")
+    assert isinstance(agent.policy.features_extractor, WorldLatentExtractor)
+    capsys.readouterr()
+
+
 def test_resume_continues_an_unfinished_agent(tiny_checkpoint, tmp_path):
     """Stopped after its first chunk (as a crash would leave it), an agent resumes from its zip and
     finishes the budget: the curve keeps the first point and adds the rest."""
