@@ -12,7 +12,7 @@ from camworld import geometry
 from camworld.memory import MemoryBank, PoseGrid
 from camworld.retrieval import STRATEGIES, retrieve
 from camworld.retrieval.bench import fold, random_walk
-from camworld.retrieval.fov import FovParams, fov_candidates, overlap_matrix
+from camworld.retrieval.fov import FovParams, _Edges, fov_candidates, overlap_matrix
 from camworld.retrieval.frustum import FrustumParams, frustum_candidates
 from camworld.retrieval.frustum import overlap_matrix as frustum_matrix
 from camworld.retrieval.index import planar_candidates
@@ -202,3 +202,41 @@ def test_index_misuse_is_refused(always_index):
         retrieve("fov+nonadj", a.poses, a.times, tgt, 4, np.random.default_rng(0), index=stale)
     with pytest.raises(ValueError, match="PoseGrid"):
         retrieve("fov", a.poses, a.times, tgt, 4, np.random.default_rng(0), index="grid")
+
+
+@pytest.mark.parametrize("kind", ["dense", "adversarial"])
+def test_edge_memo_never_changes_an_answer(kind, mode):
+    """The index keeps each tested frame's FOV edge directions between queries (``index._EdgeMemo``):
+    they must be recomputed whenever the pose passed has another yaw, and kept apart per hfov."""
+    from camworld.retrieval import index
+
+    mem = _memory(kind, 20000, 11)
+    g = _grid(mem, 11)
+    r = np.random.default_rng(11)
+    for q in range(6):
+        tgt = _targets(mem, 11 + q)
+        p = FovParams(hfov_deg=90.0) if q % 3 == 2 else P
+        for hits in (True, False):                     # twice each: the second call reads the memo
+            got_i, got_h = planar_candidates(g, mem, tgt, p, hits)
+            want_i, want_h = _brute(mem, tgt, p)
+            np.testing.assert_array_equal(got_i, want_i)
+            if hits:
+                np.testing.assert_array_equal(got_h, want_h)
+        # the same grid, some yaws moved by one or a few ulps (the same buckets): the memo must notice
+        moved = mem.copy()
+        pick = r.random(len(mem)) < 0.5
+        moved[pick, 2] = np.nextafter(moved[pick, 2], np.inf * r.choice([-1.0, 1.0], pick.sum()))
+        idx = np.flatnonzero(r.random(len(mem)) < 0.3)
+        e, ref = index._edges(g, moved, idx, p), _Edges(moved[idx], p)          # bit for bit what the rule computes
+        everything = np.arange(len(idx))
+        for a, b in ((e.x, ref.x), (e.yaw, ref.yaw), (e.lx, ref.lx), (e.ly, ref.ly), (e.right(everything),
+                                                                                         ref.right(everything))):
+            np.testing.assert_array_equal(np.asarray(a).view(np.int64), np.asarray(b).view(np.int64))
+        for hits in (True, False):
+            got_i, got_h = planar_candidates(g, moved, tgt, p, hits)
+            want_i, want_h = _brute(moved, tgt, p)
+            np.testing.assert_array_equal(got_i, want_i)
+            if hits:
+                np.testing.assert_array_equal(got_h, want_h)
+    memo = index._MEMOS[g]
+    assert len(memo) == 2 and all(len(m.a) >= len(mem) for m in memo.values())

@@ -68,63 +68,123 @@ def _pair_meets(dx, dy, ux, uy, vx, vy, p: FovParams, sin_par: float):
     Solves a*u - b*v = d: a = (d x v) / (u x v), b = (d x u) / (u x v); a is the distance of the
     crossing from the target camera (u is a unit vector). One target at a time on flat arrays, the
     parallel case only on its rows: several times faster than broadcasting (S, T, 2), with the same
-    float operations per element, so the same answers.
+    float operations per element, so the same answers. Parallel rows divide by a tiny (or zero)
+    ``u x v`` too; what that gives them is overwritten by the parallel case (call under
+    ``np.errstate(divide="ignore", invalid="ignore")``).
     """
     den = ux * vy - uy * vx
-    parallel = np.abs(den) <= sin_par
     dxu = dx * uy - dy * ux                      # d x u; |d x u| is the memory origin's distance from the target ray's line
-    safe = np.where(parallel, 1.0, den)
-    a = (dx * vy - dy * vx) / safe
+    a = (dx * vy - dy * vx) / den
     meets = (a >= p.near) if p.near > 0 else (a > 0)   # a >= near > 0 implies a > 0
     meets &= a <= p.far
-    meets &= (dxu / safe) > 0                    # b > 0: in front of the memory camera
-    meets &= ~parallel
-    i = np.flatnonzero(parallel)                 # same direction, close to the side, not too far ahead
-    dxi, dyi, vxi, vyi = dx[i], dy[i], vx[i], vy[i]
-    meets[i] = ((ux * vxi + uy * vyi) > 0) & (np.abs(dxu[i]) <= p.parallel_offset) & ((ux * dxi + uy * dyi) <= p.far)
+    np.divide(dxu, den, out=a)
+    meets &= a > 0                               # b > 0: in front of the memory camera
+    np.abs(den, out=den)
+    i = np.flatnonzero(den <= sin_par)           # parallel: same direction, close to the side, not too far ahead
+    if len(i):
+        dxi, dyi, vxi, vyi = dx[i], dy[i], vx[i], vy[i]
+        meets[i] = ((ux * vxi + uy * vyi) > 0) & (np.abs(dxu[i]) <= p.parallel_offset) & ((ux * dxi + uy * dyi) <= p.far)
     return meets
 
 
 class _Edges:
-    """A memory's positions, yaws and FOV edge directions (the 4 trig calls per frame, done once)."""
+    """A memory's positions and yaws (one (3, S) block) and its FOV edge directions: the left ones for
+    every frame, the right ones only for the frames that ask (``right``): the rule needs them only
+    where the left pair met, and trig is most of the rule's cost."""
 
     def __init__(self, mem_poses: np.ndarray, p: FovParams):
-        half = np.deg2rad(p.hfov_deg) / 2.0
-        a = np.empty((7, len(mem_poses)))                    # one block: a subset is one fancy-index call
+        self.half = np.deg2rad(p.hfov_deg) / 2.0
+        a = np.empty((5, len(mem_poses)))
         a[:3] = mem_poses.T
-        for row, edge in ((3, a[2] + half), (5, a[2] - half)):  # left and right edge directions
-            np.cos(edge, out=a[row])
-            np.sin(edge, out=a[row + 1])
-        self._set(a)
+        np.add(a[2], self.half, out=a[3])                      # the left edge's heading
+        np.sin(a[3], out=a[4])
+        np.cos(a[3], out=a[3])
+        self.x, self.y, self.yaw, self.lx, self.ly = a
+        self._rx = self._ry = self._have = None
 
-    def _set(self, a: np.ndarray):
-        self.a = a
-        self.x, self.y, self.yaw, self.lx, self.ly, self.rx, self.ry = a
+    @classmethod
+    def of(cls, x, y, yaw, lx, ly, rx, ry, half) -> "_Edges":
+        """From arrays already computed (every frame's both edges, as ``__init__`` and ``right`` compute them)."""
+        e = object.__new__(cls)
+        e.half, e.x, e.y, e.yaw, e.lx, e.ly = half, x, y, yaw, lx, ly
+        e._rx, e._ry, e._have = rx, ry, True
+        return e
+
+    def __len__(self):
+        return len(self.x)
 
     def take(self, i: np.ndarray) -> "_Edges":
-        out = object.__new__(_Edges)
-        out._set(self.a[:, i])
-        return out
+        """The frames i only."""
+        e = object.__new__(_Edges)
+        e.half = self.half
+        rows = [self.x, self.y, self.yaw, self.lx, self.ly]
+        if self._have is not None:
+            rows += [self._rx, self._ry]
+        a = [r.take(i) for r in rows]
+        e.x, e.y, e.yaw, e.lx, e.ly = a[:5]
+        e._rx = e._ry = e._have = None
+        if self._have is True:
+            e._rx, e._ry, e._have = a[5], a[6], True
+        elif self._have is not None:
+            e._rx, e._ry, e._have = a[5], a[6], self._have[i]
+        return e
+
+    def right(self, i: np.ndarray):
+        """(cos, sin) of the right edge's heading (yaw - hfov / 2) of frames i, each computed once."""
+        if self._have is True:
+            return self._rx[i], self._ry[i]
+        if self._have is None:
+            self._rx, self._ry, self._have = np.empty(len(self)), np.empty(len(self)), np.zeros(len(self), bool)
+        need = i[~self._have[i]]
+        if len(need):
+            edge = self.yaw[need] - self.half
+            self._rx[need], self._ry[need] = np.cos(edge), np.sin(edge)
+            self._have[need] = True
+        return self._rx[i], self._ry[i]
 
 
-def _one_target(e: _Edges, target, p: FovParams) -> np.ndarray:
-    """The rule for every memory frame of e against one target pose (3,) -> bool (S,).
+def _rule(e: _Edges, targets: np.ndarray, p: FovParams, any_only: bool) -> np.ndarray:
+    """The rule for every memory frame of e against every target (T, 3): bool (S, T), or with
+    ``any_only`` bool (S,) whether any target accepts it (a frame already accepted is not tested again).
 
-    The right edge pair is computed only where the left one met, within max_cam_dist (same
-    per-element floats as computing everything, so the same answers, for about half the work).
+    Per target: both pairs only where needed (the right pair where the left one met, within
+    max_cam_dist; the same-view case within same_view_dist), with the same per-element floats as
+    computing everything, so every frame gets the same answer whatever subset it is tested in.
     """
-    xt, yt, wt = (float(v) for v in target)
-    half = np.deg2rad(p.hfov_deg) / 2.0
+    half = e.half
     sin_par = np.sin(np.deg2rad(p.parallel_deg))
-    dx, dy = e.x - xt, e.y - yt                                   # target -> memory
-    dist2 = dx * dx + dy * dy
-    left = _pair_meets(dx, dy, np.cos(wt + half), np.sin(wt + half), e.lx, e.ly, p, sin_par)
-    i = np.flatnonzero(left & (dist2 <= p.max_cam_dist ** 2))
-    hit = np.zeros(len(dx), bool)
-    hit[i] = _pair_meets(dx[i], dy[i], np.cos(wt - half), np.sin(wt - half), e.rx[i], e.ry[i], p, sin_par)
-    near = np.flatnonzero(dist2 <= p.same_view_dist ** 2)         # the (slow) angle wrap for those only
-    hit[near] |= np.abs(geometry.wrap_angle(e.yaw[near] - wt)) <= np.deg2rad(p.same_view_deg)
-    return hit
+    sv = np.deg2rad(p.same_view_deg)
+    md2, sd2 = p.max_cam_dist ** 2, p.same_view_dist ** 2
+    S = len(e)
+    out = np.zeros(S, bool) if any_only else np.zeros((len(targets), S), bool)
+    full, alive = out, None              # any_only: out holds the frames still alive (alive: their rows in full)
+    targets = np.asarray(targets, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for j, t in enumerate(targets):
+            if any_only and j == 1 and len(targets) > 2 and 4 * np.count_nonzero(full) > S:
+                alive = np.flatnonzero(~full)        # a quarter or more accepted: test the rest only
+                e, out = e.take(alive), np.zeros(len(alive), bool)
+            xt, yt, wt = (float(v) for v in t)
+            dx, dy = e.x - xt, e.y - yt                           # target -> memory
+            dist2 = dx * dx + dy * dy
+            left = _pair_meets(dx, dy, np.cos(wt + half), np.sin(wt + half), e.lx, e.ly, p, sin_par)
+            left &= dist2 <= md2
+            hit = out if any_only else out[j]
+            if any_only:
+                left &= ~hit
+            i = np.flatnonzero(left)
+            if len(i):
+                rx, ry = e.right(i)
+                i = i[_pair_meets(dx[i], dy[i], np.cos(wt - half), np.sin(wt - half), rx, ry, p, sin_par)]
+                hit[i] = True
+            near = np.flatnonzero(dist2 <= sd2)                   # the (slow) angle wrap for those only
+            if len(near):
+                hit[near[np.abs(geometry.wrap_angle(e.yaw[near] - wt)) <= sv]] = True
+    if any_only:
+        if alive is not None:
+            full[alive] = out
+        return full
+    return np.ascontiguousarray(out.T)
 
 
 def overlap_matrix(mem_poses: np.ndarray, target_poses: np.ndarray, p: FovParams) -> np.ndarray:
@@ -133,24 +193,12 @@ def overlap_matrix(mem_poses: np.ndarray, target_poses: np.ndarray, p: FovParams
     Row s depends on memory pose s alone, so any subset of memory gets the same rows (what lets the
     index test only some frames and still match the exhaustive search bit for bit).
     """
-    e = _Edges(mem_poses, p)
-    out = np.empty((len(mem_poses), len(target_poses)), bool)
-    for j, t in enumerate(np.asarray(target_poses, np.float64)):
-        out[:, j] = _one_target(e, t, p)
-    return out
+    return _rule(_Edges(mem_poses, p), target_poses, p, any_only=False)
 
 
 def overlap_any(mem_poses: np.ndarray, target_poses: np.ndarray, p: FovParams) -> np.ndarray:
     """``overlap_matrix(...).any(1)``, testing each frame only until a target accepts it: bool (S,)."""
-    e, left = _Edges(mem_poses, p), np.arange(len(mem_poses))
-    out = np.zeros(len(mem_poses), bool)
-    for t in np.asarray(target_poses, np.float64):
-        if len(left) == 0:
-            break
-        hit = _one_target(e, t, p)
-        out[left[hit]] = True
-        left, e = left[~hit], e.take(~hit)
-    return out
+    return _rule(_Edges(mem_poses, p), target_poses, p, any_only=True)
 
 
 def prefilter(mem_poses: np.ndarray, centres: np.ndarray, radius: float) -> np.ndarray:

