@@ -2,7 +2,8 @@
 
 Scripted policies (numpy only): ``RandomWalkPolicy``, ``WaypointFollower``, ``ReturnToStartPolicy``,
 and ``steer`` (one action toward a pose). SB3 pieces (import torch and stable-baselines3 when used):
-``FrameCNN``, ``GoalFrameExtractor`` and ``WorldLatentExtractor`` (feature extractors), ``train``, ``evaluate``, ``policy_for``.
+``FrameCNN``, ``GoalFrameExtractor`` and ``LatentGoalHead`` (feature extractors), ``WorldLatents`` and
+``LatentVecEnv`` (frames as the world model's latents), ``train``, ``evaluate``, ``policy_for``.
 ``camworld.agents.benchmark`` is ``camworld eval agents`` (train in the generated world, score in the twin);
 its ``GoalPoseOracle`` and ``RandomPolicy`` are exported here too.
 """
@@ -10,9 +11,9 @@ its ``GoalPoseOracle`` and ``RandomPolicy`` are exported here too.
 from camworld.agents.scripted import RandomWalkPolicy, ReturnToStartPolicy, WaypointFollower, steer
 
 __all__ = ["RandomWalkPolicy", "WaypointFollower", "ReturnToStartPolicy", "steer",
-           "FrameCNN", "GoalFrameExtractor", "WorldLatentExtractor", "train", "evaluate", "policy_for", "GoalPoseOracle", "RandomPolicy"]
+           "FrameCNN", "GoalFrameExtractor", "LatentGoalHead", "WorldLatents", "LatentVecEnv", "train", "evaluate", "policy_for", "GoalPoseOracle", "RandomPolicy"]
 
-_LAZY = {"FrameCNN": "features", "GoalFrameExtractor": "features", "WorldLatentExtractor": "features", "train": "training", "evaluate": "training",
+_LAZY = {"FrameCNN": "features", "GoalFrameExtractor": "features", "LatentGoalHead": "features", "WorldLatents": "latents", "LatentVecEnv": "latents", "train": "training", "evaluate": "training",
          "policy_for": "training", "GoalPoseOracle": "benchmark", "RandomPolicy": "benchmark"}
 
 

@@ -178,8 +178,26 @@ def score(agent, args, episodes: int, seed: int = EVAL_SEED) -> dict:
     """An agent's mean return and success rate on ``episodes`` held-out twin episodes."""
     from camworld.agents.training import evaluate
 
+    lat = _latents(args) if _features(args) == "world-latent" and hasattr(agent, "predict") else None
     return evaluate(agent, env_id("twin", args.task), episodes=episodes, seed=seed,
-                    env_kwargs=env_kwargs("twin", args))
+                    env_kwargs=env_kwargs("twin", args), obs_transform=lat)
+
+
+def _features(args) -> str:
+    return getattr(args, "features", "cnn")
+
+
+_LATENTS = {}
+
+
+def _latents(args):
+    """The benchmark's world model's encoder (``--checkpoint``), one per checkpoint per process."""
+    from camworld.agents.latents import WorldLatents
+
+    key = args.checkpoint
+    if key not in _LATENTS:
+        _LATENTS[key] = WorldLatents(key)
+    return _LATENTS[key]
 
 
 # ---------------------------------------------------------------- one training run (resumable)
@@ -226,12 +244,15 @@ def train_one(condition: str, seed: int, args, out: Path, bar) -> dict:
     bar.update(state["steps"])
     venv = make_sb3_vec_env(env_id(condition, args.task), num_envs=args.num_envs, seed=seed,
                             **env_kwargs(condition, args))
+    if _features(args) == "world-latent":
+        from camworld.agents.latents import LatentVecEnv
+
+        venv = LatentVecEnv(venv, _latents(args))
     try:
         if state["steps"] > 0:
             model = PPO.load(str(zpath), env=venv, device="cpu")
         else:
-            policy, policy_kwargs = policy_for(venv.observation_space, features=getattr(args, "features", "cnn"),
-                                                 checkpoint=getattr(args, "checkpoint", None))
+            policy, policy_kwargs = policy_for(venv.observation_space, features=_features(args))
             kw = dict(PPO_DEFAULTS, n_steps=args.n_steps)
             kw["batch_size"] = min(kw["batch_size"], kw["n_steps"] * args.num_envs)
             model = PPO(policy, venv, policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **kw)
@@ -320,7 +341,7 @@ def summarise(args, states, baselines) -> dict:
     return {"task": args.task, "budget": args.budget, "seeds": sorted({s["seed"] for s in states}),
             "num_envs": args.num_envs,
             "frame_size": args.frame_size, "checkpoint": args.checkpoint or "shipped default",
-            "n_steps": args.n_steps, "features": getattr(args, "features", "cnn"), "episodes": args.episodes, "eval_every": args.eval_every,
+            "n_steps": args.n_steps, "features": _features(args), "episodes": args.episodes, "eval_every": args.eval_every,
             "max_episode_steps": args.max_episode_steps, "task_kwargs": task_kwargs(args.task_kwargs), "rows": rows, "transfer": transfer,
             "runs": states}
 
@@ -416,8 +437,8 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--num-envs", type=int, default=None, help=f"envs per agent, one batched world (full: {FULL['num_envs']})")
     p.add_argument("--n-steps", type=int, default=None, help=f"PPO rollout steps per env (full: {FULL['n_steps']})")
     p.add_argument("--features", default="cnn", choices=["cnn", "world-latent"],
-                   help="the agents' feature extractor: a CNN on pixels trained from scratch (cnn), or the world "
-                        "model's frozen VAE encoder with a small trained head (world-latent)")
+                   help="what the agents see: pixels through a CNN trained from scratch (cnn), or the frames encoded "
+                        "by the world model's frozen VAE, with a small trained head (world-latent)")
     p.add_argument("--episodes", type=int, default=None, help=f"final twin episodes per agent (full: {FULL['episodes']})")
     p.add_argument("--eval-every", type=int, default=None, help=f"env steps between curve points (full: {FULL['eval_every']})")
     p.add_argument("--eval-episodes", type=int, default=None, help="twin episodes per curve point")

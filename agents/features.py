@@ -82,68 +82,41 @@ class GoalFrameExtractor(BaseFeaturesExtractor):
         return self.linear(self.cnn(torch.cat(x, 1)))                     # (B, 2C, H, W) -> (B, D)
 
 
-class WorldLatentExtractor(BaseFeaturesExtractor):
-    """Frames -> features through the world model's own frozen VAE encoder (the "V" of a V-M-C agent):
-    each image key becomes its 4x16x16 latent (the posterior mean, as the world uses), and only a small
-    convolutional head on top is trained. A goal-view ``Dict(frame, goal)`` also gets the latent
-    difference frame - goal, so "the view matches the goal" is near-linear in the input. The encoder is
-    the one the learned world generates in, trained on the sim's frames; it is part of the SB3 zip (small)
-    and never updated (``requires_grad`` False; SB3's optimiser skips it).
 
-        PPO("MultiInputPolicy", venv, policy_kwargs=dict(features_extractor_class=WorldLatentExtractor))
+class LatentGoalHead(BaseFeaturesExtractor):
+    """Features from world-model latents (``camworld.agents.latents.WorldLatents`` observations): a small
+    CNN over the latent grid; for a goal-view ``Dict(frame, goal)`` over [frame, goal, frame - goal], so
+    "the view matches the goal" is near-linear in its input. Latents (B, C, h, w) float, not images: SB3
+    passes them through untouched."""
 
-    ``checkpoint``: the world model whose VAE encodes (None: the shipped one); its frame size must be the
-    env's. ``keys``: the image keys of a Dict space (None: ("frame", "goal")).
-    """
-
-    def __init__(self, observation_space: gym.Space, features_dim: int = 256, checkpoint: str | None = None,
-                 width: int = 32, keys: tuple | None = None):
+    def __init__(self, observation_space: gym.Space, features_dim: int = 256, width: int = 32,
+                 keys: tuple = ("frame", "goal")):
         super().__init__(observation_space, features_dim)
-        from camworld.model import WorldModel
-
         if isinstance(observation_space, gym.spaces.Dict):
-            self.keys = tuple(keys or ("frame", "goal"))
-            missing = [k for k in self.keys if k not in observation_space.spaces]
+            missing = [k for k in keys if k not in observation_space.spaces]
             if missing:
-                raise ValueError(f"WorldLatentExtractor needs Dict keys {self.keys}, missing {missing} "
+                raise ValueError(f"LatentGoalHead needs Dict keys {keys}, missing {missing} "
                                  f"(got {list(observation_space.spaces)})")
-            first = observation_space.spaces[self.keys[0]]
+            self.keys, first = tuple(keys), observation_space.spaces[keys[0]]
         else:
             self.keys, first = None, observation_space
-        C, H, W = _channels_first_shape(first)
-        wm = WorldModel.load(checkpoint, device="cpu")
-        if (H, W) != (wm.cfg.frame_size,) * 2 or C != 3:
-            raise ValueError(f"the world model encodes {wm.cfg.frame_size}x{wm.cfg.frame_size} RGB frames, "
-                             f"the observations are {C}x{H}x{W}")
-        self.encoder = wm.vae.encoder.float().eval().requires_grad_(False)
-        self.latent_channels, self.latent_scale = wm.cfg.vae.latent_channels, float(wm.cfg.latent_scale)
-        inputs = self.latent_channels * (1 if self.keys is None else len(self.keys) + 1)
+        if len(first.shape) != 3:
+            raise ValueError(f"LatentGoalHead needs latent observations (C, h, w), got shape {first.shape}")
+        C, h, w = first.shape
+        inputs = C * (1 if self.keys is None else len(self.keys) + 1)
         self.head = nn.Sequential(
             nn.Conv2d(inputs, width, 3, 1, 1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.ReLU(),          # latent / 2
-            nn.Conv2d(2 * width, 2 * width, 4, 2, 1), nn.ReLU(),      # latent / 4
+            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.ReLU(),          # h / 2
+            nn.Conv2d(2 * width, 2 * width, 4, 2, 1), nn.ReLU(),      # h / 4
             nn.Flatten())
         with torch.no_grad():
-            n = self.head(torch.zeros(1, inputs, wm.cfg.vae.latent_size, wm.cfg.vae.latent_size)).shape[1]
+            n = self.head(torch.zeros(1, inputs, h, w)).shape[1]
         self.linear = nn.Sequential(nn.Linear(n, features_dim), nn.ReLU())
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.encoder.eval()                # frozen: GroupNorm has no running stats, but keep it explicit
-        return self
-
-    def latents(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (B, 3, H, W) or (B, H, W, 3) in [0, 1] (what SB3 passes) -> scaled latents (B, C, h, w)."""
-        if x.shape[-1] == 3 and x.shape[1] != 3:
-            x = x.permute(0, 3, 1, 2)
-        with torch.no_grad():
-            mean = self.encoder(x.float() * 2.0 - 1.0)[:, : self.latent_channels]
-        return mean / self.latent_scale
 
     def forward(self, obs) -> torch.Tensor:
         if self.keys is None:
-            z = self.latents(obs)
+            z = obs
         else:
-            zs = [self.latents(obs[k]) for k in self.keys]
+            zs = [obs[k] for k in self.keys]
             z = torch.cat(zs + [zs[0] - zs[1]], 1)
-        return self.linear(self.head(z))
+        return self.linear(self.head(z.float()))

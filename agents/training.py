@@ -16,22 +16,23 @@ PPO_DEFAULTS = dict(n_steps=128, batch_size=64, n_epochs=4, learning_rate=2.5e-4
 FEATURES = ("cnn", "world-latent")
 
 
-def policy_for(observation_space, features_dim: int = 256, features: str = "cnn", checkpoint: str | None = None) -> tuple:
+def policy_for(observation_space, features_dim: int = 256, features: str = "cnn") -> tuple:
     """-> (SB3 policy name, policy_kwargs) with the right camworld feature extractor.
 
     ``features``: "cnn" (a CNN on the pixels, trained from scratch: ``FrameCNN`` / ``GoalFrameExtractor``) or
-    "world-latent" (the world model's frozen VAE encoder and a small trained head: ``WorldLatentExtractor``;
-    ``checkpoint`` picks the world model, None the shipped one)."""
+    "world-latent" (``observation_space`` holds world-model latents, ``camworld.agents.latents.WorldLatents``:
+    a small head on them, ``LatentGoalHead``)."""
     from gymnasium import spaces
 
-    from camworld.agents.features import FrameCNN, GoalFrameExtractor, WorldLatentExtractor
+    from camworld.agents.features import FrameCNN, GoalFrameExtractor, LatentGoalHead
 
     if features not in FEATURES:
         raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
-    name = "MultiInputPolicy" if isinstance(observation_space, spaces.Dict) else "CnnPolicy"
+    is_dict = isinstance(observation_space, spaces.Dict)
     if features == "world-latent":
-        return name, dict(features_extractor_class=WorldLatentExtractor,
-                          features_extractor_kwargs=dict(features_dim=features_dim, checkpoint=checkpoint))
+        return ("MultiInputPolicy" if is_dict else "MlpPolicy",
+                dict(features_extractor_class=LatentGoalHead, features_extractor_kwargs=dict(features_dim=features_dim)))
+    name = "MultiInputPolicy" if is_dict else "CnnPolicy"
     cls = GoalFrameExtractor if name == "MultiInputPolicy" else FrameCNN
     return name, dict(features_extractor_class=cls, features_extractor_kwargs=dict(features_dim=features_dim))
 
@@ -47,7 +48,9 @@ def train(env_id: str, total_timesteps: int = 10_000, num_envs: int = 4, algo: s
         env_kwargs: passed to the env (action_type, frames_per_step, checkpoint, ...).
         algo_kwargs: passed to the algorithm (PPO gets ``PPO_DEFAULTS`` underneath).
         save: a path to save the trained model to (SB3 zip).
-        features: "cnn" or "world-latent" (``policy_for``).
+        features: "cnn" (pixels) or "world-latent" (the env's frames become the world model's latents,
+            ``camworld.agents.latents``; ``env_kwargs["checkpoint"]`` picks the model, else the shipped one;
+            evaluate such an agent with ``obs_transform=WorldLatents(...)``).
     """
     import stable_baselines3 as sb3
 
@@ -56,6 +59,10 @@ def train(env_id: str, total_timesteps: int = 10_000, num_envs: int = 4, algo: s
     if not hasattr(sb3, algo):
         raise ValueError(f"unknown SB3 algorithm {algo!r}; try PPO, A2C, DQN, SAC")
     venv = make_sb3_vec_env(env_id, num_envs=num_envs, seed=seed, **(env_kwargs or {}))
+    if features == "world-latent":
+        from camworld.agents.latents import LatentVecEnv, WorldLatents
+
+        venv = LatentVecEnv(venv, WorldLatents((env_kwargs or {}).get("checkpoint")))
     policy, policy_kwargs = policy_for(venv.observation_space, features_dim, features)
     kwargs = dict(PPO_DEFAULTS) if algo == "PPO" else {}
     kwargs.update(algo_kwargs or {})
@@ -69,12 +76,13 @@ def train(env_id: str, total_timesteps: int = 10_000, num_envs: int = 4, algo: s
 
 
 def evaluate(agent, env_id: str, episodes: int = 10, seed: int = 0, deterministic: bool = True,
-             env_kwargs: dict | None = None, max_steps: int | None = None) -> dict:
+             env_kwargs: dict | None = None, max_steps: int | None = None, obs_transform=None) -> dict:
     """Run whole episodes (one env, seeds ``seed .. seed + episodes - 1``) and summarise them.
 
     Args:
         agent: an SB3 model (``predict``), a scripted policy class (built per env, e.g.
             ``ReturnToStartPolicy``) or instance (``reset``/``act``), or a callable ``(obs, info) -> action``.
+        obs_transform: applied to each observation before an SB3 model sees it (e.g. ``WorldLatents``).
     Returns:
         dict with ``mean_return``, ``std_return``, ``mean_length``, ``success_rate`` (share of episodes
         with ``info["arrived"]``, NaN for tasks without it) and ``final_goal_psnr`` (mean, NaN if absent).
@@ -95,7 +103,8 @@ def evaluate(agent, env_id: str, episodes: int = 10, seed: int = 0, deterministi
             total, steps, done = 0.0, 0, False
             while not done:
                 if hasattr(agent, "predict"):
-                    action, _ = agent.predict(obs, deterministic=deterministic)
+                    action, _ = agent.predict(obs if obs_transform is None else obs_transform(obs),
+                                              deterministic=deterministic)
                 elif hasattr(agent, "act"):
                     action = agent.act(obs, info)
                 else:

@@ -113,43 +113,57 @@ def test_feature_extractors():
         GoalFrameExtractor(spaces.Dict({"frame": box}))
 
 
-def test_world_latent_extractor_uses_the_frozen_world_encoder(tiny_checkpoint, tmp_path):
-    """Features through the world model's VAE: its latents exactly (the frame as the world encodes it),
-    the goal difference channel, a frozen encoder, clear errors; and a PPO agent with it trains, saves
-    and loads."""
+def test_world_latents_are_the_worlds_own_and_goals_are_encoded_once_per_change(tiny_checkpoint):
+    """Observations as the world model's latents: exactly what the world encodes, a goal re-encoded only
+    when it changes (and then correctly), spaces and clear errors; the head trains on them."""
     torch = pytest.importorskip("torch")
     from gymnasium import spaces
 
-    from camworld.agents import WorldLatentExtractor, policy_for
+    from camworld.agents import LatentGoalHead, WorldLatents, policy_for
     from camworld.model import WorldModel
 
-    box = spaces.Box(0, 255, (3, 32, 32), np.uint8)
-    net = WorldLatentExtractor(spaces.Dict({"frame": box, "goal": box}), features_dim=24, checkpoint=tiny_checkpoint)
-    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    x = torch.as_tensor(frames).permute(0, 3, 1, 2).float() / 255.0   # what SB3 hands over
+    lat = WorldLatents(tiny_checkpoint)
     wm = WorldModel.load(tiny_checkpoint, device="cpu")
-    assert torch.allclose(net.latents(x), wm.encode(frames), atol=1e-5)
-    out = net({"frame": x, "goal": x.flip(0)})
-    assert out.shape == (2, 24)
-    out.sum().backward()
-    assert all(p.grad is None for p in net.encoder.parameters())
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.head.parameters())
-    single = WorldLatentExtractor(box, features_dim=16, checkpoint=tiny_checkpoint)
-    assert single(x).shape == (2, 16)
-    with pytest.raises(ValueError, match="encodes 32x32"):
-        WorldLatentExtractor(spaces.Box(0, 255, (3, 64, 64), np.uint8), checkpoint=tiny_checkpoint)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    goals = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    want_f, want_g = wm.encode(frames).numpy(), wm.encode(goals).numpy()
+    out = lat({"frame": frames, "goal": goals})
+    assert out["frame"].dtype == np.float32 and np.allclose(out["frame"], want_f, atol=1e-5)
+    assert np.allclose(out["goal"], want_g, atol=1e-5)
+    calls = []
+    real = lat.encode
+    lat.encode = lambda x: (calls.append(len(x)), real(x))[1]
+    goals2 = goals.copy()
+    goals2[1] = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)       # env 1 was reset: a new goal
+    out2 = lat({"frame": frames, "goal": goals2})
+    assert calls == [3, 1]                                               # frames, then only the new goal
+    assert np.allclose(out2["goal"], wm.encode(goals2).numpy(), atol=1e-5)
+    single = lat({"frame": frames[0], "goal": goals[0]})                 # one env's observation
+    assert single["goal"].shape == (4, 8, 8) and np.allclose(single["goal"], want_g[0], atol=1e-5)
+    box = spaces.Box(0, 255, (32, 32, 3), np.uint8)
+    sp = lat.space(spaces.Dict({"frame": box, "goal": box}))
+    assert sp["frame"].shape == (4, 8, 8) and sp["goal"].dtype == np.float32
+    with pytest.raises(ValueError, match="encodes uint8"):
+        lat.space(spaces.Box(0, 255, (64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="frames must be uint8"):
+        lat.encode(frames.astype(np.float32))
+    head = LatentGoalHead(sp, features_dim=24)
+    y = head({k: torch.as_tensor(v) for k, v in out.items()})
+    assert y.shape == (3, 24)
+    y.sum().backward()
+    assert all(p.grad is not None for p in head.head.parameters())
     with pytest.raises(ValueError, match="keys"):
-        WorldLatentExtractor(spaces.Dict({"frame": box}), checkpoint=tiny_checkpoint)
+        LatentGoalHead(spaces.Dict({"frame": sp["frame"]}))
     with pytest.raises(ValueError, match="features must be"):
         policy_for(box, features="pixels")
-    name, kw = policy_for(spaces.Dict({"frame": box, "goal": box}), features="world-latent", checkpoint=tiny_checkpoint)
-    assert name == "MultiInputPolicy" and kw["features_extractor_class"] is WorldLatentExtractor
+    assert policy_for(sp, features="world-latent")[1]["features_extractor_class"] is LatentGoalHead
 
 
 def test_train_goal_view_on_world_latents_saves_and_loads(tmp_path):
     from stable_baselines3 import PPO
 
-    from camworld.agents import train
+    from camworld.agents import WorldLatents, train
 
     zpath = tmp_path / "agent.zip"
     model = train("CamWorld-GoalView-v0", total_timesteps=16, num_envs=2, env_kwargs=dict(frame_size=64),
@@ -158,6 +172,9 @@ def test_train_goal_view_on_world_latents_saves_and_loads(tmp_path):
     again = PPO.load(str(zpath), device="cpu")
     obs = {k: v[None] for k, v in model.observation_space.sample().items()}
     assert np.array_equal(model.predict(obs, deterministic=True)[0], again.predict(obs, deterministic=True)[0])
+    res = evaluate(again, "CamWorld-GoalView-v0", episodes=1, env_kwargs=dict(frame_size=64), max_steps=3,
+                   obs_transform=WorldLatents())
+    assert np.isfinite(res["mean_return"])
 
 
 def test_train_and_evaluate_goal_view():

@@ -97,7 +97,7 @@ def test_quick_benchmark_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsys
 
 def test_benchmark_agents_on_world_latents(tiny_checkpoint, tmp_path, capsys):
     """--features world-latent: the agents see the frames through the same world model's VAE."""
-    from camworld.agents import WorldLatentExtractor
+    from camworld.agents import LatentGoalHead
     from camworld.cli import main
     from stable_baselines3 import PPO
 
@@ -108,7 +108,7 @@ def test_benchmark_agents_on_world_latents(tiny_checkpoint, tmp_path, capsys):
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["features"] == "world-latent" and "(world-latent features)" in (tmp_path / "results.md").read_text()
     agent = PPO.load(str(tmp_path / "agents" / "twin_s0.zip"), device="cpu")
-    assert isinstance(agent.policy.features_extractor, WorldLatentExtractor)
+    assert isinstance(agent.policy.features_extractor, LatentGoalHead)
     capsys.readouterr()
 
 
