@@ -179,7 +179,7 @@ class _ReachPoseEnv(CamWorldEnv):
 
     def __init__(self, *args, excursion: str | None = None, arrival_distance: float | None = None,
                  arrival_yaw_deg: float | None = None, stop_to_arrive: bool = False,
-                 wrong_stop_penalty: float = WRONG_STOP_PENALTY, **kwargs):
+                 wrong_stop_penalty: float = WRONG_STOP_PENALTY, wrong_stop_ends: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(stop_to_arrive, (bool, np.bool_)):
             raise ValueError(f"stop_to_arrive must be True or False, got {stop_to_arrive!r}")
@@ -187,6 +187,9 @@ class _ReachPoseEnv(CamWorldEnv):
         if not wrong_stop_penalty >= 0:
             raise ValueError(f"wrong_stop_penalty must be >= 0, got {wrong_stop_penalty}")
         self.wrong_stop_penalty = float(wrong_stop_penalty)
+        if not isinstance(wrong_stop_ends, (bool, np.bool_)):
+            raise ValueError(f"wrong_stop_ends must be True or False, got {wrong_stop_ends!r}")
+        self.wrong_stop_ends = bool(wrong_stop_ends)
         self._stopped = False
         b = self.bounds
         self.arrival_distance = float(arrival_distance if arrival_distance is not None
@@ -233,8 +236,10 @@ class _ReachPoseEnv(CamWorldEnv):
     def _task_reward(self, frames, poses):
         cost = pose_error(self.pose, self.goal_pose)[2]
         reward, self._cost = self._cost - cost, cost
-        if self.stop_to_arrive and self._stopped:   # the agent says "here": right (+10) or wrong (-wrong_stop_penalty), and it ends
-            return reward + (ARRIVAL_BONUS if self._at_goal() else -self.wrong_stop_penalty), True
+        if self.stop_to_arrive and self._stopped:   # the agent says "here": right (+10, it ends) or wrong
+            if self._at_goal():                     # (-wrong_stop_penalty; it ends unless wrong_stop_ends is False)
+                return reward + ARRIVAL_BONUS, True
+            return reward - self.wrong_stop_penalty, self.wrong_stop_ends
         arrived = self._arrived()
         return reward + (ARRIVAL_BONUS if arrived else 0.0), arrived
 
@@ -323,11 +328,13 @@ class GoalViewEnv(_ReachPoseEnv):
     yaw error) during the step, plus 10 on arrival (within ``arrival_distance`` and
     ``arrival_yaw_deg``, as in ``ReturnEnv``: 0.55 m and 10 degrees at ``frames_per_step=4``).
     With ``stop_to_arrive=True`` arriving takes the stop action (noop; a zero continuous move; a pose
-    target at the current pose) at the goal: +10 there, -``wrong_stop_penalty`` (5) anywhere else.
+    target at the current pose) at the goal: +10 there, -``wrong_stop_penalty`` (5) anywhere else; a
+    wrong stop ends the episode unless ``wrong_stop_ends=False`` (then the agent pays and goes on).
 
     ## Termination
 
-    Terminates on arrival (with ``stop_to_arrive``: on any stop); truncation after ``max_episode_steps``
+    Terminates on arrival (with ``stop_to_arrive``: on any stop, or only on the right one with
+    ``wrong_stop_ends=False``); truncation after ``max_episode_steps``
     (registered: 100).
 
     ## Info

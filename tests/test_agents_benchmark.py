@@ -181,3 +181,14 @@ def test_goal_view_stop_to_arrive_needs_the_stop_action_at_the_goal():
     assert turn["success_rate"] == 0.0 and oracle["success_rate"] == 1.0
     with pytest.raises(ValueError, match="stop_to_arrive"):
         gym.make("CamWorld-GoalView-v0", stop_to_arrive="yes")
+    # wrong_stop_ends=False: a wrong stop costs the penalty and the episode goes on; the right one still ends it
+    env = gym.make("CamWorld-GoalView-v0", **kw, wrong_stop_ends=False, wrong_stop_penalty=1.0)
+    _, info = env.reset(seed=3)
+    _, reward, terminated, _, info = env.step(0)
+    assert not terminated and not info["arrived"] and reward == pytest.approx(-1.0)
+    env.close()
+    oracle = evaluate(B.GoalPoseOracle, "CamWorld-GoalView-v0", episodes=3, seed=B.EVAL_SEED,
+                      env_kwargs=dict(kw, wrong_stop_ends=False))
+    assert oracle["success_rate"] == 1.0
+    with pytest.raises(ValueError, match="wrong_stop_ends"):
+        gym.make("CamWorld-GoalView-v0", wrong_stop_ends="no")
