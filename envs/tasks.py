@@ -179,7 +179,8 @@ class _ReachPoseEnv(CamWorldEnv):
 
     def __init__(self, *args, excursion: str | None = None, arrival_distance: float | None = None,
                  arrival_yaw_deg: float | None = None, stop_to_arrive: bool = False,
-                 wrong_stop_penalty: float = WRONG_STOP_PENALTY, wrong_stop_ends: bool = True, **kwargs):
+                 wrong_stop_penalty: float = WRONG_STOP_PENALTY, wrong_stop_ends: bool = True,
+                 stop_credit: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(stop_to_arrive, (bool, np.bool_)):
             raise ValueError(f"stop_to_arrive must be True or False, got {stop_to_arrive!r}")
@@ -190,6 +191,9 @@ class _ReachPoseEnv(CamWorldEnv):
         if not isinstance(wrong_stop_ends, (bool, np.bool_)):
             raise ValueError(f"wrong_stop_ends must be True or False, got {wrong_stop_ends!r}")
         self.wrong_stop_ends = bool(wrong_stop_ends)
+        if not stop_credit >= 0:
+            raise ValueError(f"stop_credit must be >= 0 (pose error, m + rad), got {stop_credit}")
+        self.stop_credit = float(stop_credit)
         self._stopped = False
         b = self.bounds
         self.arrival_distance = float(arrival_distance if arrival_distance is not None
@@ -239,7 +243,8 @@ class _ReachPoseEnv(CamWorldEnv):
         if self.stop_to_arrive and self._stopped:   # the agent says "here": right (+10, it ends) or wrong
             if self._at_goal():                     # (-wrong_stop_penalty; it ends unless wrong_stop_ends is False)
                 return reward + ARRIVAL_BONUS, True
-            return reward - self.wrong_stop_penalty, self.wrong_stop_ends
+            near = ARRIVAL_BONUS * max(0.0, 1.0 - cost / self.stop_credit) if self.stop_credit > 0 else 0.0
+            return reward + near - self.wrong_stop_penalty, self.wrong_stop_ends
         arrived = self._arrived()
         return reward + (ARRIVAL_BONUS if arrived else 0.0), arrived
 
@@ -330,6 +335,8 @@ class GoalViewEnv(_ReachPoseEnv):
     With ``stop_to_arrive=True`` arriving takes the stop action (noop; a zero continuous move; a pose
     target at the current pose) at the goal: +10 there, -``wrong_stop_penalty`` (5) anywhere else; a
     wrong stop ends the episode unless ``wrong_stop_ends=False`` (then the agent pays and goes on).
+    ``stop_credit`` (m + rad, default 0 = none): a wrong stop still earns 10 x max(0, 1 - error / stop_credit),
+    so a stop near the goal is worth more than one far off (graded credit that PPO can climb).
 
     ## Termination
 

@@ -192,3 +192,12 @@ def test_goal_view_stop_to_arrive_needs_the_stop_action_at_the_goal():
     assert oracle["success_rate"] == 1.0
     with pytest.raises(ValueError, match="wrong_stop_ends"):
         gym.make("CamWorld-GoalView-v0", wrong_stop_ends="no")
+    # stop_credit: a wrong stop near the goal earns part of the bonus, falling linearly with the pose error
+    env = gym.make("CamWorld-GoalView-v0", **kw, stop_credit=4.0, wrong_stop_penalty=1.0)
+    _, info = env.reset(seed=3)
+    err = info["goal_distance"] + np.deg2rad(info["goal_yaw_error_deg"])
+    _, reward, terminated, _, info = env.step(0)
+    assert terminated and not info["arrived"] and reward == pytest.approx(10.0 * max(0.0, 1 - err / 4.0) - 1.0)
+    env.close()
+    with pytest.raises(ValueError, match="stop_credit"):
+        gym.make("CamWorld-GoalView-v0", stop_credit=-1.0)
