@@ -184,7 +184,11 @@ def score(agent, args, episodes: int, seed: int = EVAL_SEED) -> dict:
 
 
 def _features(args) -> str:
-    return getattr(args, "features", "cnn")
+    return "world-latent" if _algo(args) == "dagger" else getattr(args, "features", "cnn")
+
+
+def _algo(args) -> str:
+    return getattr(args, "algo", "ppo")
 
 
 _LATENTS = {}
@@ -227,6 +231,8 @@ def _save_state(path: Path, state: dict):
 
 def train_one(condition: str, seed: int, args, out: Path, bar) -> dict:
     """Train (or resume) one agent; score it in the twin every ``eval_every`` steps and at the end."""
+    if _algo(args) == "dagger":
+        return train_one_dagger(condition, seed, args, out, bar)
     from stable_baselines3 import PPO
 
     from camworld.agents.training import PPO_DEFAULTS, policy_for
@@ -272,6 +278,51 @@ def train_one(condition: str, seed: int, args, out: Path, bar) -> dict:
             _save_state(spath, state)
     finally:
         venv.close()
+    return state
+
+
+def train_one_dagger(condition: str, seed: int, args, out: Path, bar) -> dict:
+    """The same protocol with DAgger on world latents (``camworld.agents.imitation``): rounds of
+    ``n_steps`` steps per env, the policy refit after each; the policy and the aggregated dataset are saved
+    at each curve point, and a resumed agent continues from the last one (its episodes start afresh)."""
+    from camworld.agents.imitation import DaggerAgent
+
+    spath = _state_path(out, condition, seed)
+    ppath, dpath = spath.with_name(spath.stem + "_policy.safetensors"), spath.with_name(spath.stem + "_data.npz")
+    state = {"condition": condition, "seed": seed, "env_id": env_id(condition, args.task), "steps": 0,
+             "curve": [], "train_seconds": 0.0, "final": None, "algo": "dagger"}
+    lat = _latents(args)
+    agent = data = None
+    if args.resume and spath.exists() and ppath.exists() and dpath.exists():
+        state = json.loads(spath.read_text())
+        if state.get("final") is not None and state["steps"] >= args.budget:
+            bar.update(args.budget)
+            return state
+        agent = DaggerAgent.load(ppath, lat)
+        with np.load(dpath) as z:
+            data = {"obs": {k[4:]: z[k] for k in z.files if k.startswith("obs_")}, "act": z["act"]}
+    bar.update(state["steps"])
+    per_round = args.n_steps * args.num_envs
+    total_rounds = max(1, args.budget // per_round)
+    done = state["steps"] // per_round
+    while done < total_rounds:
+        chunk = min(max(1, args.eval_every // per_round), total_rounds - done)
+        t0 = time.perf_counter()
+        agent, data = DaggerAgent.train(env_id(condition, args.task), lat, rounds=chunk, round_steps=args.n_steps,
+                                        num_envs=args.num_envs, seed=seed, env_kwargs=env_kwargs(condition, args),
+                                        agent=agent, data=data, start_round=done, callback=bar.update)
+        state["train_seconds"] += time.perf_counter() - t0
+        done += chunk
+        state["steps"] = done * per_round
+        agent.save(ppath)
+        atomic_write(dpath, lambda tmp: np.savez(tmp, act=data["act"],
+                                                 **{f"obs_{k}": v for k, v in data["obs"].items()}))
+        last = done >= total_rounds
+        res = score(agent, args, args.episodes if last else args.eval_episodes)
+        state["curve"].append({"steps": state["steps"], **res})
+        if last:
+            state["final"] = res
+        _save_state(spath, state)
     return state
 
 
@@ -341,7 +392,7 @@ def summarise(args, states, baselines) -> dict:
     return {"task": args.task, "budget": args.budget, "seeds": sorted({s["seed"] for s in states}),
             "num_envs": args.num_envs,
             "frame_size": args.frame_size, "checkpoint": args.checkpoint or "shipped default",
-            "n_steps": args.n_steps, "features": _features(args), "episodes": args.episodes, "eval_every": args.eval_every,
+            "n_steps": args.n_steps, "features": _features(args), "algo": _algo(args), "episodes": args.episodes, "eval_every": args.eval_every,
             "max_episode_steps": args.max_episode_steps, "task_kwargs": task_kwargs(args.task_kwargs), "rows": rows, "transfer": transfer,
             "runs": states}
 
@@ -360,8 +411,10 @@ def _fmt(v, ci, nd=2) -> str:
 
 
 def markdown(res) -> str:
-    lines = [f"Task `{res['task']}`: PPO ({res.get('features', 'cnn')} features), {res['budget']} env steps per agent, seeds {res['seeds']}, "
-             f"{res['num_envs']} envs x {res['n_steps']} steps per rollout; every agent scored in "
+    algo = ("DAgger (imitating the goal-pose oracle)" if res.get("algo") == "dagger" else "PPO")
+    lines = [f"Task `{res['task']}`: {algo} on {res.get('features', 'cnn')} features, {res['budget']} env steps per "
+             f"agent, seeds {res['seeds']}, {res['num_envs']} envs x {res['n_steps']} steps per "
+             f"{'round' if res.get('algo') == 'dagger' else 'rollout'}; every agent scored in "
              f"`{env_id('twin', res['task'])}` on {res['episodes']} held-out episodes (reset seeds from "
              f"{EVAL_SEED}). Mean ± 95% t-interval over seeds.", "",
              "| agent | trained in | seeds | twin return | twin success rate | train env-steps/s |",
@@ -436,6 +489,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--seeds", nargs="+", type=int, default=None, help=f"training seeds (full: {FULL['seeds']})")
     p.add_argument("--num-envs", type=int, default=None, help=f"envs per agent, one batched world (full: {FULL['num_envs']})")
     p.add_argument("--n-steps", type=int, default=None, help=f"PPO rollout steps per env (full: {FULL['n_steps']})")
+    p.add_argument("--algo", default="ppo", choices=["ppo", "dagger"],
+                   help="ppo (SB3, reward only), or dagger (imitates the goal-pose oracle, whose labels come from "
+                        "the poses; on world latents; goal-view and return only)")
     p.add_argument("--features", default="cnn", choices=["cnn", "world-latent"],
                    help="what the agents see: pixels through a CNN trained from scratch (cnn), or the frames encoded "
                         "by the world model's frozen VAE, with a small trained head (world-latent)")

@@ -83,6 +83,14 @@ def LatentVecEnv(venv, latents: WorldLatents):
             super().__init__(venv, observation_space=latents.space(venv.observation_space))
             self.latents = latents
 
+        @property
+        def reset_infos(self):        # the wrapped env's (a reset's info holds the goal pose, for instance)
+            return self.venv.reset_infos
+
+        @reset_infos.setter
+        def reset_infos(self, value):  # VecEnv.__init__ assigns one; the wrapped env's list is the one that counts
+            pass
+
         def reset(self):
             return self.latents(self.venv.reset())
 

@@ -177,6 +177,37 @@ def test_train_goal_view_on_world_latents_saves_and_loads(tmp_path):
     assert np.isfinite(res["mean_return"])
 
 
+def test_dagger_aggregates_oracle_labels_and_round_trips(tiny_checkpoint, tmp_path):
+    """DAgger on world latents: every visited state is labelled with the goal-pose oracle's action, the
+    dataset grows by one round of steps per round, the policy fits the labels it saw, and save/load keeps
+    its predictions."""
+    torch = pytest.importorskip("torch")
+    from camworld.agents import WorldLatents
+    from camworld.agents.imitation import DaggerAgent
+
+    kw = dict(KW, excursion="rotate", stop_to_arrive=True)
+    lat = WorldLatents(tiny_checkpoint)
+    agent, data = DaggerAgent.train("CamWorld-GoalView-v0", lat, rounds=2, round_steps=6, num_envs=2, env_kwargs=kw,
+                                    epochs=30, lr=3e-3)
+    assert len(data["act"]) == 2 * 6 * 2 and data["obs"]["goal"].shape == (24, 4, 8, 8)
+    assert set(np.unique(data["act"])) <= {0, 1, 3, 4}                   # the oracle: stop, forward, turns
+    assert agent.meta["steps"] == 24 and agent.meta["rounds"] == 2
+    with torch.no_grad():
+        logits = agent.policy({k: torch.as_tensor(v) for k, v in data["obs"].items()})
+    assert (logits.argmax(-1).numpy() == data["act"]).mean() > 0.6   # it fits what it was shown
+    again, more = DaggerAgent.train("CamWorld-GoalView-v0", lat, rounds=1, round_steps=6, num_envs=2, env_kwargs=kw,
+                                    agent=agent, data=data, start_round=2)
+    assert len(more["act"]) == 36 and again.meta["rounds"] == 3
+    agent.save(tmp_path / "policy")
+    loaded = DaggerAgent.load(tmp_path / "policy.safetensors", lat)
+    obs = {k: v[:3] for k, v in data["obs"].items()}
+    assert np.array_equal(agent.predict(obs)[0], loaded.predict(obs)[0])
+    assert isinstance(loaded.predict({k: v[0] for k, v in obs.items()})[0], int)
+    with pytest.raises(ValueError, match="discrete"):
+        DaggerAgent.train("CamWorld-GoalView-v0", lat, rounds=1, round_steps=1, num_envs=1,
+                          env_kwargs=dict(kw, action_type="continuous"))
+
+
 def test_train_and_evaluate_goal_view():
     from camworld.agents import train
 

@@ -112,6 +112,30 @@ def test_benchmark_agents_on_world_latents(tiny_checkpoint, tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_benchmark_dagger_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsys):
+    """--algo dagger: the same protocol and report; policies and datasets saved; resume keeps finished agents."""
+    from camworld.cli import main
+
+    argv = ["eval", "agents", "--quick", "--checkpoint", tiny_checkpoint, "--out", str(tmp_path), "--budget", "16",
+            "--seeds", "0", "--conditions", "twin", "learned-recent", "--num-envs", "2", "--n-steps", "4",
+            "--eval-every", "8", "--max-episode-steps", "6", "--threads", "1", "--no-progress", "--algo", "dagger",
+            "--task-kwargs", "excursion=rotate", "stop_to_arrive=true"]
+    assert main(argv) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["algo"] == "dagger" and res["features"] == "world-latent"
+    assert "DAgger" in (tmp_path / "results.md").read_text()
+    for c in ("twin", "learned-recent"):
+        run = next(r for r in res["runs"] if r["condition"] == c)
+        assert [p["steps"] for p in run["curve"]] == [8, 16]
+        assert (tmp_path / "agents" / f"{c}_s0_policy.safetensors").stat().st_size > 0
+        with np.load(tmp_path / "agents" / f"{c}_s0_data.npz") as z:
+            assert len(z["act"]) == 16
+    before = (tmp_path / "agents" / "twin_s0_policy.safetensors").read_bytes()
+    assert main(argv + ["--resume"]) == 0
+    assert (tmp_path / "agents" / "twin_s0_policy.safetensors").read_bytes() == before
+    capsys.readouterr()
+
+
 def test_resume_continues_an_unfinished_agent(tiny_checkpoint, tmp_path):
     """Stopped after its first chunk (as a crash would leave it), an agent resumes from its zip and
     finishes the budget: the curve keeps the first point and adds the rest."""
