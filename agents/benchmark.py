@@ -392,9 +392,9 @@ def summarise(args, states, baselines) -> dict:
     return {"task": args.task, "budget": args.budget, "seeds": sorted({s["seed"] for s in states}),
             "num_envs": args.num_envs,
             "frame_size": args.frame_size, "checkpoint": args.checkpoint or "shipped default",
-            "n_steps": args.n_steps, "features": _features(args), "algo": _algo(args), "episodes": args.episodes, "eval_every": args.eval_every,
-            "max_episode_steps": args.max_episode_steps, "task_kwargs": task_kwargs(args.task_kwargs), "rows": rows, "transfer": transfer,
-            "runs": states}
+            "n_steps": args.n_steps, "features": _features(args), "algo": _algo(args), "episodes": args.episodes,
+            "eval_every": args.eval_every, "max_episode_steps": args.max_episode_steps,
+            "task_kwargs": task_kwargs(args.task_kwargs), "rows": rows, "transfer": transfer, "runs": states}
 
 
 def _row(finals) -> dict:
