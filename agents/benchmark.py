@@ -4,7 +4,8 @@
     camworld eval agents                               # the full setting (wall time in BENCHMARKS.md)
     camworld eval agents --task goal-view --budget 12000 --seeds 0 1 2 --resume
 
-For one task, the same algorithm (PPO, ``camworld.agents.training.PPO_DEFAULTS``), the same seeds and
+For one task, the same algorithm (PPO, ``camworld.agents.training.PPO_DEFAULTS``; or with ``--algo dagger``
+imitation of the goal-pose oracle on world latents, ``camworld.agents.imitation``), the same seeds and
 the same env-step budget train three agents:
 
 - ``learned``: inside ``ContextAsMemory-<Task>-v0``, the learned world with the default retrieval;
