@@ -72,9 +72,13 @@ def _pair_meets(dx, dy, ux, uy, vx, vy, p: FovParams, sin_par: float):
     ``u x v`` too; what that gives them is overwritten by the parallel case (call under
     ``np.errstate(divide="ignore", invalid="ignore")``).
     """
-    den = ux * vy - uy * vx
-    dxu = dx * uy - dy * ux                      # d x u; |d x u| is the memory origin's distance from the target ray's line
-    a = (dx * vy - dy * vx) / den
+    den = ux * vy
+    den -= uy * vx
+    dxu = dx * uy
+    dxu -= dy * ux                               # d x u; |d x u| is the memory origin's distance from the target ray's line
+    a = dx * vy
+    a -= dy * vx
+    a /= den
     meets = (a >= p.near) if p.near > 0 else (a > 0)   # a >= near > 0 implies a > 0
     meets &= a <= p.far
     np.divide(dxu, den, out=a)
@@ -82,8 +86,8 @@ def _pair_meets(dx, dy, ux, uy, vx, vy, p: FovParams, sin_par: float):
     np.abs(den, out=den)
     i = np.flatnonzero(den <= sin_par)           # parallel: same direction, close to the side, not too far ahead
     if len(i):
-        dxi, dyi, vxi, vyi = dx[i], dy[i], vx[i], vy[i]
-        meets[i] = ((ux * vxi + uy * vyi) > 0) & (np.abs(dxu[i]) <= p.parallel_offset) & ((ux * dxi + uy * dyi) <= p.far)
+        dxi, dyi, vxi, vyi = dx.take(i), dy.take(i), vx.take(i), vy.take(i)
+        meets[i] = ((ux * vxi + uy * vyi) > 0) & (np.abs(dxu.take(i)) <= p.parallel_offset) & ((ux * dxi + uy * dyi) <= p.far)
     return meets
 
 
@@ -132,7 +136,7 @@ class _Edges:
     def right(self, i: np.ndarray):
         """(cos, sin) of the right edge's heading (yaw - hfov / 2) of frames i, each computed once."""
         if self._have is True:
-            return self._rx[i], self._ry[i]
+            return self._rx.take(i), self._ry.take(i)
         if self._have is None:
             self._rx, self._ry, self._have = np.empty(len(self)), np.empty(len(self)), np.zeros(len(self), bool)
         need = i[~self._have[i]]
@@ -158,28 +162,33 @@ def _rule(e: _Edges, targets: np.ndarray, p: FovParams, any_only: bool) -> np.nd
     S = len(e)
     out = np.zeros(S, bool) if any_only else np.zeros((len(targets), S), bool)
     full, alive = out, None              # any_only: out holds the frames still alive (alive: their rows in full)
+    fresh = True                         # any_only: no frame of out accepted yet
     targets = np.asarray(targets, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         for j, t in enumerate(targets):
             if any_only and j == 1 and len(targets) > 2 and 4 * np.count_nonzero(full) > S:
                 alive = np.flatnonzero(~full)        # a quarter or more accepted: test the rest only
                 e, out = e.take(alive), np.zeros(len(alive), bool)
+                fresh = True
             xt, yt, wt = (float(v) for v in t)
             dx, dy = e.x - xt, e.y - yt                           # target -> memory
             dist2 = dx * dx + dy * dy
             left = _pair_meets(dx, dy, np.cos(wt + half), np.sin(wt + half), e.lx, e.ly, p, sin_par)
-            left &= dist2 <= md2
             hit = out if any_only else out[j]
-            if any_only:
+            if any_only and not fresh:
                 left &= ~hit
             i = np.flatnonzero(left)
+            i = i[dist2.take(i) <= md2]
             if len(i):
                 rx, ry = e.right(i)
-                i = i[_pair_meets(dx[i], dy[i], np.cos(wt - half), np.sin(wt - half), rx, ry, p, sin_par)]
+                i = i[_pair_meets(dx.take(i), dy.take(i), np.cos(wt - half), np.sin(wt - half), rx, ry, p, sin_par)]
                 hit[i] = True
+                fresh = False
             near = np.flatnonzero(dist2 <= sd2)                   # the (slow) angle wrap for those only
             if len(near):
-                hit[near[np.abs(geometry.wrap_angle(e.yaw[near] - wt)) <= sv]] = True
+                same = near[np.abs(geometry.wrap_angle(e.yaw.take(near) - wt)) <= sv]
+                hit[same] = True
+                fresh = fresh and len(same) == 0
     if any_only:
         if alive is not None:
             full[alive] = out

@@ -363,15 +363,17 @@ def _planar_states(grid: PoseGrid, cells: _Cells, tgt: np.ndarray, p: FovParams,
     rows, nrows = (ci * T + ti, C * T) if hits else (ci, C)
     maybe, sure = _target_arcs(cells, ci, tgt[ti], p)
     m, su = _cover(grid, nrows, [(rows, s, l) for s, l in maybe], [(rows, s, l) for s, l in sure])
-    state = np.zeros((C, B + 1), np.int64)
     if hits:
+        state = np.zeros((C, B + 1), np.int64)
         m, su = m.reshape(C, T, B), su.reshape(C, T, B)
         state[:, :B] = np.where((m & ~su).any(1), TEST, su.sum(1))
         any_maybe = m.any((1, 2))
     else:
-        state[:, :B] = np.where(su, SURE, np.where(m, TEST, REJECT))
+        state = np.zeros((C, B + 1), np.int8)                     # SURE 1, TEST -1, REJECT 0
+        np.subtract(su.view(np.int8), (m & ~su).view(np.int8), out=state[:, :B])
         any_maybe = m.any(1)
-    state[:, B] = np.where(any_maybe & (grid.n_steep > 0), TEST, REJECT)   # steep frames: any planar yaw
+    if grid.n_steep > 0:
+        state[:, B] = np.where(any_maybe, TEST, REJECT)                   # steep frames: any planar yaw
     state[cells.border] = TEST                                             # unbounded boxes: test them all
     return state
 
