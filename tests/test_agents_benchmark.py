@@ -106,7 +106,7 @@ def test_benchmark_agents_on_world_latents(tiny_checkpoint, tmp_path, capsys):
             "--max-episode-steps", "4", "--threads", "1", "--no-progress", "--features", "world-latent"]
     assert main(argv) == 0
     res = json.loads((tmp_path / "results.json").read_text())
-    assert res["features"] == "world-latent" and "(world-latent features)" in (tmp_path / "results.md").read_text()
+    assert res["features"] == "world-latent" and "PPO on world-latent features" in (tmp_path / "results.md").read_text()
     agent = PPO.load(str(tmp_path / "agents" / "twin_s0.zip"), device="cpu")
     assert isinstance(agent.policy.features_extractor, LatentGoalHead)
     capsys.readouterr()
