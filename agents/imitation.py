@@ -134,6 +134,8 @@ class DaggerAgent:
                 got_o, got_a = {k: [] for k in keys}, []
                 for _ in range(round_steps):
                     labels = np.array([_label(i, bounds, tol, ytol) for i in infos], np.int64)
+                    # the policy samples even where the oracle acts (round 0: everywhere), so its generator's
+                    # stream, and with it a run, depends only on (seed, round)
                     mine, _ = agent.predict(obs, deterministic=False, generator=gen)
                     act = np.where(rng.random(num_envs) < beta, labels, mine)
                     for k in keys:

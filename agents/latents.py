@@ -78,18 +78,12 @@ def LatentVecEnv(venv, latents: WorldLatents):
     when used."""
     from stable_baselines3.common.vec_env import VecEnvWrapper
 
-    class _LatentVecEnv(VecEnvWrapper):
+    from camworld.envs.sb3 import ResetInfosFromWrapped
+
+    class _LatentVecEnv(ResetInfosFromWrapped, VecEnvWrapper):   # reset infos hold the goal pose
         def __init__(self):
             super().__init__(venv, observation_space=latents.space(venv.observation_space))
             self.latents = latents
-
-        @property
-        def reset_infos(self):        # the wrapped env's (a reset's info holds the goal pose, for instance)
-            return self.venv.reset_infos
-
-        @reset_infos.setter
-        def reset_infos(self, value):  # VecEnv.__init__ assigns one; the wrapped env's list is the one that counts
-            pass
 
         def reset(self):
             return self.latents(self.venv.reset())

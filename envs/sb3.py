@@ -117,18 +117,25 @@ def make_sb3_vec_env(env_id: str, num_envs: int = 1, seed: int | None = None, mo
     return venv
 
 
+class ResetInfosFromWrapped:
+    """Mixin for SB3 ``VecEnvWrapper`` subclasses: ``reset_infos`` reads through to the wrapped env's list
+    (SB3's wrappers keep an empty list of their own, so a policy that needs the reset info, e.g. a goal pose,
+    would get ``{}``). Put it before the SB3 class in the bases."""
+
+    @property
+    def reset_infos(self):
+        return self.venv.reset_infos
+
+    @reset_infos.setter
+    def reset_infos(self, value):    # VecEnv.__init__ assigns one; the wrapped env's list is the one that counts
+        pass
+
+
 def _monitor(venv):
-    """SB3's ``VecMonitor``, but ``reset_infos`` reads through to the adapter's (SB3's wrappers keep an empty
-    list of their own, so a scripted policy that needs the reset info, e.g. a goal pose, would get ``{}``)."""
+    """SB3's ``VecMonitor``, with ``reset_infos`` read through to the adapter's (``ResetInfosFromWrapped``)."""
     from stable_baselines3.common.vec_env import VecMonitor
 
-    class _Monitor(VecMonitor):
-        @property
-        def reset_infos(self):
-            return self.venv.reset_infos
-
-        @reset_infos.setter
-        def reset_infos(self, value):    # VecEnv.__init__ assigns one; the adapter's list is the one that counts
-            pass
+    class _Monitor(ResetInfosFromWrapped, VecMonitor):
+        pass
 
     return _Monitor(venv)

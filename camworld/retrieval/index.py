@@ -44,9 +44,9 @@ Letters: C occupied cells in range, T targets, B heading bins (n_bins), R runs o
 
 from __future__ import annotations
 
-import numpy as np
-
 import weakref
+
+import numpy as np
 
 from camworld.memory import PoseGrid, ranges
 from camworld.retrieval.fov import FovParams, _Edges, _rule
@@ -245,11 +245,9 @@ _MEMOS: "weakref.WeakKeyDictionary[PoseGrid, dict]" = weakref.WeakKeyDictionary(
 def _edges(grid: PoseGrid, poses: np.ndarray, idx: np.ndarray, p: FovParams) -> _Edges:
     half = float(np.deg2rad(p.hfov_deg) / 2.0)
     memos = _MEMOS.setdefault(grid, {})
-    memo = memos.get(half)
-    if memo is None:
-        memo = memos[half] = _EdgeMemo(np.deg2rad(p.hfov_deg) / 2.0)
-    return memo.edges(poses, idx, grid.n)
-
+    if half not in memos:
+        memos[half] = _EdgeMemo(half)
+    return memos[half].edges(poses, idx, grid.n)
 
 
 def _wrap(a):
