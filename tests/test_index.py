@@ -204,6 +204,33 @@ def test_index_misuse_is_refused(always_index):
         retrieve("fov", a.poses, a.times, tgt, 4, np.random.default_rng(0), index="grid")
 
 
+def test_index_check_is_remembered_only_for_the_same_frames(always_index):
+    """A passed spot check is not re-run while the index holds the same frames and its spot rows the same
+    poses; other poses at those rows, or a grown index, are checked again (and refused if wrong)."""
+    from camworld.retrieval import registry
+
+    a, b = _bank(_memory("dense", 600, 4)), _bank(_memory("dense", 600, 5))
+    tgt, rng = [[0.0, 0.0, 0.0]], np.random.default_rng(0)
+    retrieve("fov+nonadj", a.poses, a.times, tgt, 4, rng, index=a.index)
+    assert registry._PASSED[a.index][0] == 600
+    with pytest.raises(ValueError, match="does not match mem_poses"):   # b's poses, a's index: spot rows differ
+        retrieve("fov+nonadj", b.poses, b.times, tgt, 4, rng, index=a.index)
+    for planar in (True, False):            # the same poses as a copy, and as extrinsics: still accepted
+        poses = a.poses.copy() if planar else a.extrinsics()
+        retrieve("fov+nonadj", poses, a.times, tgt, 4, rng, index=a.index)
+    moved = a.poses.copy()
+    moved[-1, 0] += 100.0                   # the last frame is a spot row: filed elsewhere now
+    with pytest.raises(ValueError, match="does not match mem_poses"):
+        retrieve("fov+nonadj", moved, a.times, tgt, 4, rng, index=a.index)
+    a.append(np.zeros((1, 4, 4, 3), np.uint8), np.zeros((1, 3)))
+    retrieve("fov+nonadj", a.poses, a.times, tgt, 4, rng, index=a.index)
+    assert registry._PASSED[a.index][0] == 601
+    grown = a.poses.copy()
+    grown[-1, 0] += 100.0                   # the new last row: the check runs again at the new size
+    with pytest.raises(ValueError, match="does not match mem_poses"):
+        retrieve("fov+nonadj", grown, a.times, tgt, 4, rng, index=a.index)
+
+
 @pytest.mark.parametrize("kind", ["dense", "adversarial"])
 def test_edge_memo_never_changes_an_answer(kind, mode):
     """The index keeps each tested frame's FOV edge directions between queries (``index._EdgeMemo``):

@@ -162,6 +162,33 @@ def test_nonadj_one_frame_per_run():
     assert len(filled) == 10 and set(filled[:-1].tolist()) <= set(range(10)) | set(range(50, 60))
 
 
+def test_one_per_run_matches_run_ids():
+    """``_one_per_run`` finds run starts and the newest frame's run without run ids (``runs``): the same
+    frames as picking through the ids, with the newest at a run's start, middle or end, alone, or absent."""
+    from camworld.retrieval.registry import _validate
+    from camworld.retrieval.strategies import _one_per_run
+
+    r = np.random.default_rng(3)
+    for trial in range(60):
+        M = int(r.integers(2, 400))
+        poses = np.c_[np.cumsum(r.choice([0.1, 0.1, 3.0], M)), np.zeros(M), np.zeros(M)]
+        times = np.cumsum(r.choice([1.0, 1.0, 5.0], M))
+        cand = np.flatnonzero(r.random(M) < r.uniform(0.05, 1.0))
+        if len(cand) == 0:
+            continue
+        newest = int(r.choice(cand)) if trial % 4 else int(r.integers(M))     # a candidate, or any frame
+        times[newest] = times.max() + 1.0
+        q = _validate(poses, times, [[0.0, 0.0, 0.0]], 8, np.random.default_rng(trial))
+        assert q.newest == newest
+        rid = runs(cand, times, poses)
+        starts = np.flatnonzero(np.r_[True, rid[1:] != rid[:-1]])
+        lengths = np.diff(np.r_[starts, len(cand)])
+        reps = cand[starts + (np.random.default_rng(trial).random(len(starts)) * lengths).astype(np.int64)]
+        own = rid[cand == newest]
+        want = np.delete(reps, own[0]) if len(own) else reps
+        np.testing.assert_array_equal(_one_per_run(q, cand, 1.0, 1.0), want)
+
+
 def test_coverage_prefers_complementary_views():
     # target looks along +x; memory: many near-duplicates of one view and one view of the other half
     tgt = np.array([[0.0, 0.0, 0.0]])

@@ -168,22 +168,33 @@ def _cover(grid: PoseGrid, rows: int, maybe: list, sure: list):
     return (cum - su * _SURE_WEIGHT) > 0.5, su
 
 
-def _gather(grid: PoseGrid, cells: _Cells, state: np.ndarray):
-    """Frames of the runs of equal non-reject state over (C, B + 1) bins -> (frames, state of each frame)."""
+def _runs(grid: PoseGrid, cells: _Cells, state: np.ndarray):
+    """Runs of equal non-reject state over (C, B + 1) bins -> (state of each run, where its frames start in
+    ``grid.order``, how many). A run never joins two ix rows; within a row, the cells between two occupied
+    ones hold no frames, so a run's key range [first key, last key] holds exactly its buckets' frames."""
     C, W = state.shape
     flat = state.ravel()
-    brk = np.zeros(C * W, bool)
+    brk = np.empty(C * W, bool)
+    brk[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=brk[1:])
     brk[np.flatnonzero(cells.row_start) * W] = True                # runs never join two ix rows
-    start = np.flatnonzero(np.concatenate([[True], flat[1:] != flat[:-1]]) | brk)
+    start = np.flatnonzero(brk)
     end = np.append(start[1:], C * W) - 1
-    keep = flat[start] != REJECT
-    start, end = start[keep], end[keep]
-    klo = grid.cells[cells.pos[start // W]] * grid.bins_per_cell + start % W
-    khi = grid.cells[cells.pos[end // W]] * grid.bins_per_cell + end % W
-    lo = np.searchsorted(grid.keys, klo, side="left")
-    hi = np.searchsorted(grid.keys, khi, side="right")
-    frames = grid.order[ranges(lo, hi - lo)]
-    return frames, np.repeat(flat[start], hi - lo)
+    st = flat.take(start)
+    keep = np.flatnonzero(st != REJECT)
+    start, end, st = start.take(keep), end.take(keep), st.take(keep)
+    ids = grid.cells.take(cells.pos)
+    k = np.empty(2 * len(start), np.int64)               # each run's first key and last key + 1: nondecreasing,
+    k[0::2] = ids.take(start // W) * grid.bins_per_cell + start % W          # so one search finds both ends
+    k[1::2] = ids.take(end // W) * grid.bins_per_cell + end % W + 1
+    at = np.searchsorted(grid.keys, k, side="left")
+    return st, at[0::2], at[1::2] - at[0::2]
+
+
+def _gather(grid: PoseGrid, cells: _Cells, state: np.ndarray):
+    """Frames of the runs of equal non-reject state over (C, B + 1) bins -> (frames, state of each frame)."""
+    st, lo, count = _runs(grid, cells, state)
+    return grid.order.take(ranges(lo, count)), np.repeat(st, count)
 
 
 def _check(grid: PoseGrid, M: int):
@@ -308,19 +319,19 @@ class _Box:
         self.dmax = np.sqrt((ax + self.hx) ** 2 + (ay + self.hy) ** 2)
 
 
-def _target_arcs(cells: _Cells, ci, tgt_rows: np.ndarray, p: FovParams):
-    """Maybe and sure arcs of the rule's cases for boxes ci against one target each (tgt_rows (P, 3))."""
+def _target_arcs(cells: _Cells, ci, tgt_rows: np.ndarray, p: FovParams, edge_dirs):
+    """Maybe and sure arcs of the rule's cases for boxes ci against one target each (tgt_rows (P, 3));
+    ``edge_dirs``: (ux, uy) (2P,), the unit directions of those targets' left edges, then their right ones."""
     half = np.deg2rad(p.hfov_deg) / 2.0
     sv, par = np.deg2rad(p.same_view_deg), np.deg2rad(p.parallel_deg)
     b = _Box(cells, ci, tgt_rows[:, 0], tgt_rows[:, 1])
     wt = tgt_rows[:, 2]
+    ux, uy = edge_dirs
     ok, ok_sure = b.dmin <= p.max_cam_dist + EPS_POS, b.dmax <= p.max_cam_dist - EPS_POS
     # both target edges (left: + half, right: - half) in one pass over (2P,) arrays: half the numpy calls
     P = len(ci)
     sh = np.repeat([half, -half], P)
     gx, gy, hx, hy, hd = (np.concatenate([v, v]) for v in (b.gx, b.gy, b.hx, b.hy, b.hd))
-    ang = np.concatenate([wt, wt]) + sh
-    ux, uy = np.cos(ang), np.sin(ang)
     s_maybe, s_sure, lat, lat_r, ahead = _strips(gx, gy, hx, hy, ux, uy, p)
     seg_d = np.sqrt(lat * lat + (ahead - np.clip(ahead, p.near, p.far)) ** 2)
     r = hd + EPS_POS
@@ -359,7 +370,10 @@ def _planar_states(grid: PoseGrid, cells: _Cells, tgt: np.ndarray, p: FovParams,
     ey = np.maximum(np.abs(by[:, None] - tgt[None, :, 1]) - hy[:, None], 0.0)
     ci, ti = np.nonzero(ex * ex + ey * ey <= reach * reach)                           # (P,) pairs in reach
     rows, nrows = (ci * T + ti, C * T) if hits else (ci, C)
-    maybe, sure = _target_arcs(cells, ci, tgt[ti], p)
+    half = np.deg2rad(p.hfov_deg) / 2.0                  # cos / sin of each target's two edges, once per target
+    ang = np.concatenate([tgt[:, 2] + half, tgt[:, 2] - half])
+    pick = np.concatenate([ti, ti + T])
+    maybe, sure = _target_arcs(cells, ci, tgt[ti], p, (np.cos(ang).take(pick), np.sin(ang).take(pick)))
     m, su = _cover(grid, nrows, [(rows, s, l) for s, l in maybe], [(rows, s, l) for s, l in sure])
     if hits:
         state = np.zeros((C, B + 1), np.int64)
@@ -384,17 +398,20 @@ def planar_candidates(grid: PoseGrid, poses: np.ndarray, tgt: np.ndarray, p: Fov
     start = grid.cell_start[cells.pos]
     count = grid.cell_start[cells.pos + 1] - start
     if count.sum() <= FEW:                   # few frames near the targets: test them all, no classification
-        frames = grid.order[ranges(start, count)]
-        st = np.full(len(frames), TEST)
+        test, sure, sure_n = grid.order[ranges(start, count)], np.zeros(0, np.int64), np.zeros(0, np.int64)
     else:
         with np.errstate(invalid="ignore", over="ignore"):      # border cells (inf boxes) are tested whole
             state = _planar_states(grid, cells, tgt, p, hits)
-        frames, st = _gather(grid, cells, state)
-    test = np.concatenate([frames[st == TEST], _tail(grid, poses, tgt, reach)])
-    sure = frames[st >= SURE]
+        st, lo, n = _runs(grid, cells, state)                    # the test and the sure runs, read apart
+        t, s = st == TEST, st >= SURE
+        test, sure = grid.order.take(ranges(lo[t], n[t])), grid.order.take(ranges(lo[s], n[s]))
+        sure_n = np.repeat(st[s], n[s]) if hits else None
+    tail = _tail(grid, poses, tgt, reach)
+    if len(tail):
+        test = np.concatenate([test, tail])
     if hits:
         count = _rule(_edges(grid, poses, test, p), tgt, p, False).sum(1) if len(test) else np.zeros(0, np.int64)
-        idx, n = np.concatenate([sure, test[count > 0]]), np.concatenate([st[st >= SURE], count[count > 0]])
+        idx, n = np.concatenate([sure, test[count > 0]]), np.concatenate([sure_n, count[count > 0]])
         order = np.argsort(idx, kind="stable")
         return idx[order], n[order].astype(np.int64)
     passed = test[_rule(_edges(grid, poses, test, p), tgt, p, True)] if len(test) else test

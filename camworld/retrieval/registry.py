@@ -29,6 +29,7 @@ Letters: M memory frames, T target frames.
 from __future__ import annotations
 
 import functools
+import weakref
 
 import numpy as np
 
@@ -125,6 +126,12 @@ def _targets(target_poses):
     return T
 
 
+# The last spot check that passed, per index: (n, rows, their poses). An index only appends, so while it holds
+# the same n frames and those rows hold the same poses, the check gives the same answer (not re-run: ~0.15 ms
+# of bisection per query at 1e6 frames, against a ~2 us comparison of 9 rows).
+_PASSED: "weakref.WeakKeyDictionary[PoseGrid, tuple]" = weakref.WeakKeyDictionary()
+
+
 def _check_index(index, P, E, M: int):
     if index.n != M:
         raise ValueError(f"index covers {index.n} frames but mem_poses has {M}: pass the index of the same MemoryBank "
@@ -132,6 +139,15 @@ def _check_index(index, P, E, M: int):
     if M == 0:
         return
     rows = np.unique(np.linspace(0, M - 1, 9).astype(np.int64))          # spot check: the poses it was built on?
+    seen = (P if P is not None else E).take(rows, 0)
+    last = _PASSED.get(index)
+    if last is not None and last[0] == M and last[1].shape == seen.shape and np.array_equal(last[1], seen):
+        return
+    _spot_check(index, P, E, rows)
+    _PASSED[index] = (M, seen)
+
+
+def _spot_check(index, P, E, rows):
     if P is None:          # 6-DoF: the bank filed each frame by its derived planar pose and steepness
         xyw = geometry.extrinsics_to_planar(E[rows])
         ok = index.holds(rows, index.keys_of(xyw[:, :2], xyw[:, 2], np.abs(E[rows, 2, 2]) > PoseGrid.STEEP_SIN))
