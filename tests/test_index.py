@@ -267,3 +267,15 @@ def test_edge_memo_never_changes_an_answer(kind, mode):
                 np.testing.assert_array_equal(got_h, want_h)
     memo = index._MEMOS[g]
     assert len(memo) == 2 and all(len(m.a) >= len(mem) for m in memo.values())
+
+
+def test_sort_frames_int32_shortcut_bounds():
+    """Frame ids are sorted as int32 only while every id fits (ids < n <= int32 max); the answer is np.sort's."""
+    from camworld.retrieval.index import _sort_frames
+
+    top = np.iinfo(np.int32).max
+    for n, ids in ((top, [top - 1, 0, 5, top - 2]), (top + 2, [top + 1, top, 3, 0]), (10, [9, 0, 9, 4])):
+        a = np.array(ids, np.int64)
+        got = _sort_frames(a, n)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, np.sort(a))

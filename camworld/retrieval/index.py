@@ -197,6 +197,14 @@ def _gather(grid: PoseGrid, cells: _Cells, state: np.ndarray):
     return grid.order.take(ranges(lo, count)), np.repeat(st, count)
 
 
+def _sort_frames(frames: np.ndarray, n: int) -> np.ndarray:
+    """Frame indices (< n) in increasing order, int64: sorted as int32 where they fit (the same order; numpy
+    sorts 10,000 int32 ~5x faster than int64 here)."""
+    if n <= np.iinfo(np.int32).max:
+        return np.sort(frames.astype(np.int32)).astype(np.int64)
+    return np.sort(frames)
+
+
 def _check(grid: PoseGrid, M: int):
     if not isinstance(grid, PoseGrid):
         raise ValueError(f"index must be a camworld.memory.PoseGrid (MemoryBank.index), got {type(grid).__name__}")
@@ -412,10 +420,10 @@ def planar_candidates(grid: PoseGrid, poses: np.ndarray, tgt: np.ndarray, p: Fov
     if hits:
         count = _rule(_edges(grid, poses, test, p), tgt, p, False).sum(1) if len(test) else np.zeros(0, np.int64)
         idx, n = np.concatenate([sure, test[count > 0]]), np.concatenate([sure_n, count[count > 0]])
-        order = np.argsort(idx, kind="stable")
+        order = np.argsort(idx)              # frames are unique: the one sorting permutation, as a stable sort gives
         return idx[order], n[order].astype(np.int64)
     passed = test[_rule(_edges(grid, poses, test, p), tgt, p, True)] if len(test) else test
-    return np.sort(np.concatenate([sure, passed])), None
+    return _sort_frames(np.concatenate([sure, passed]), grid.n), None
 
 
 # ---------------------------------------------------------------------------------- cones (6-DoF, coverage)
@@ -465,4 +473,4 @@ def cone_superset(grid: PoseGrid, pos: np.ndarray, centres: np.ndarray, radius: 
             st = _cone_states(grid, cells, centres[:, 0], centres[:, 1], radius, max_dist, anchors[:, 0],
                               anchors[:, 1], half_angle, slack)
         frames, _ = _gather(grid, cells, st)
-    return np.concatenate([np.sort(frames), _tail(grid, pos, anchors, max_dist)])
+    return np.concatenate([_sort_frames(frames, grid.n), _tail(grid, pos, anchors, max_dist)])
