@@ -279,3 +279,16 @@ def test_sort_frames_int32_shortcut_bounds():
         got = _sort_frames(a, n)
         assert got.dtype == np.int64
         np.testing.assert_array_equal(got, np.sort(a))
+
+
+def test_ranges_shortcut_equals_memory_ranges():
+    from camworld.memory import ranges
+    from camworld.retrieval.index import _ranges
+
+    r = np.random.default_rng(5)
+    for n in (0, 1, 2, 7, 500):
+        starts, counts = r.integers(0, 10**6, n), r.integers(0, 4, n) * r.integers(0, 30, n)   # many zeros
+        got = _ranges(starts, counts)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, ranges(starts, counts))
+    np.testing.assert_array_equal(_ranges(np.array([5, 9]), np.array([0, 0])), np.zeros(0, np.int64))

@@ -178,10 +178,11 @@ def _rule(e: _Edges, targets: np.ndarray, p: FovParams, any_only: bool) -> np.nd
             if any_only and not fresh:
                 left &= ~hit
             i = np.flatnonzero(left)
-            i = i[dist2.take(i) <= md2]
+            i = np.compress(dist2.take(i) <= md2, i)      # (not i[mask]: boolean indexing is ~3x slower here)
             if len(i):
                 rx, ry = e.right(i)
-                i = i[_pair_meets(dx.take(i), dy.take(i), np.cos(wt - half), np.sin(wt - half), rx, ry, p, sin_par)]
+                i = np.compress(_pair_meets(dx.take(i), dy.take(i), np.cos(wt - half), np.sin(wt - half), rx, ry, p,
+                                            sin_par), i)
                 hit[i] = True
                 fresh = False
             near = np.flatnonzero(dist2 <= sd2)                   # the (slow) angle wrap for those only

@@ -48,7 +48,7 @@ import weakref
 
 import numpy as np
 
-from camworld.memory import PoseGrid, ranges
+from camworld.memory import PoseGrid
 from camworld.retrieval.fov import FovParams, _Edges, _rule
 
 EPS_POS = 1e-6     # metres: cell boxes grown by this (floor(x / cell) can round across a border)
@@ -153,10 +153,12 @@ def _cover(grid: PoseGrid, rows: int, maybe: list, sure: list):
         r, s, ln = (np.concatenate([a[j] if np.shape(a[j]) == np.shape(a[2]) else np.broadcast_to(a[j], np.shape(a[2]))
                                     for a in arcs], axis=None) for j in range(3))
         keep = ln >= 0
-        lo, n = _bins(grid, s[keep], ln[keep], is_sure)
-        r, w = r[keep], _SURE_WEIGHT if is_sure else 1.0
+        keep = np.flatnonzero(keep)                              # (take: boolean indexing is ~3x slower here)
+        lo, n = _bins(grid, s.take(keep), ln.take(keep), is_sure)
+        r, w = r.take(keep), _SURE_WEIGHT if is_sure else 1.0
         keep = n > 0
-        r, lo, n = r[keep], lo[keep] % B, n[keep]
+        keep = np.flatnonzero(keep)
+        r, lo, n = r.take(keep), lo.take(keep) % B, n.take(keep)
         end = lo + n
         wrap = end > B
         base = r * (B + 1)
@@ -194,7 +196,15 @@ def _runs(grid: PoseGrid, cells: _Cells, state: np.ndarray):
 def _gather(grid: PoseGrid, cells: _Cells, state: np.ndarray):
     """Frames of the runs of equal non-reject state over (C, B + 1) bins -> (frames, state of each frame)."""
     st, lo, count = _runs(grid, cells, state)
-    return grid.order.take(ranges(lo, count)), np.repeat(st, count)
+    return grid.order.take(_ranges(lo, count)), np.repeat(st, count)
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``memory.ranges`` (arange(s, s + c) for every (s, c), concatenated; counts may be 0), by one repeat
+    and one arange: ~3.5x faster for the ~500 runs of a dense query (no int64 cumsum over every frame)."""
+    counts = np.asarray(counts, np.int64)
+    end = np.cumsum(counts)                                    # where each range ends in the output
+    return np.repeat(np.asarray(starts, np.int64) - (end - counts), counts) + np.arange(int(end[-1]) if len(end) else 0)
 
 
 def _sort_frames(frames: np.ndarray, n: int) -> np.ndarray:
@@ -406,23 +416,24 @@ def planar_candidates(grid: PoseGrid, poses: np.ndarray, tgt: np.ndarray, p: Fov
     start = grid.cell_start[cells.pos]
     count = grid.cell_start[cells.pos + 1] - start
     if count.sum() <= FEW:                   # few frames near the targets: test them all, no classification
-        test, sure, sure_n = grid.order[ranges(start, count)], np.zeros(0, np.int64), np.zeros(0, np.int64)
+        test, sure, sure_n = grid.order.take(_ranges(start, count)), np.zeros(0, np.int64), np.zeros(0, np.int64)
     else:
         with np.errstate(invalid="ignore", over="ignore"):      # border cells (inf boxes) are tested whole
             state = _planar_states(grid, cells, tgt, p, hits)
         st, lo, n = _runs(grid, cells, state)                    # the test and the sure runs, read apart
         t, s = st == TEST, st >= SURE
-        test, sure = grid.order.take(ranges(lo[t], n[t])), grid.order.take(ranges(lo[s], n[s]))
+        test, sure = grid.order.take(_ranges(lo[t], n[t])), grid.order.take(_ranges(lo[s], n[s]))
         sure_n = np.repeat(st[s], n[s]) if hits else None
     tail = _tail(grid, poses, tgt, reach)
     if len(tail):
         test = np.concatenate([test, tail])
     if hits:
         count = _rule(_edges(grid, poses, test, p), tgt, p, False).sum(1) if len(test) else np.zeros(0, np.int64)
-        idx, n = np.concatenate([sure, test[count > 0]]), np.concatenate([sure_n, count[count > 0]])
+        met = np.flatnonzero(count)
+        idx, n = np.concatenate([sure, test.take(met)]), np.concatenate([sure_n, count.take(met)])
         order = np.argsort(idx)              # frames are unique: the one sorting permutation, as a stable sort gives
         return idx[order], n[order].astype(np.int64)
-    passed = test[_rule(_edges(grid, poses, test, p), tgt, p, True)] if len(test) else test
+    passed = np.compress(_rule(_edges(grid, poses, test, p), tgt, p, True), test) if len(test) else test
     return _sort_frames(np.concatenate([sure, passed]), grid.n), None
 
 
@@ -467,7 +478,7 @@ def cone_superset(grid: PoseGrid, pos: np.ndarray, centres: np.ndarray, radius: 
     count = grid.cell_start[cells.pos + 1] - start
     frames = np.zeros(0, np.int64)
     if count.sum() <= FEW:                   # few frames around: all of them, no classification
-        frames = grid.order[ranges(start, count)]
+        frames = grid.order.take(_ranges(start, count))
     else:
         with np.errstate(invalid="ignore", over="ignore"):
             st = _cone_states(grid, cells, centres[:, 0], centres[:, 1], radius, max_dist, anchors[:, 0],
