@@ -161,11 +161,14 @@ def teacher_forced(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context
     gts = np.stack([d.gt for d in drives])
     rec = model.decode(model.encode(gts.reshape((-1,) + gts.shape[2:]))).reshape(gts.shape)
     newest = gts.copy()                                      # copy: each chunk repeats the frame before it
+    warped = gts.copy()                                      # the newest frame reprojected (camworld.model.warp)
     for j in range(1, L, chunk):
         newest[:, j:j + chunk] = gts[:, j - 1:j]
+        warped[:, j:j + chunk] = _warp_newest(gts[:, j - 1], poses[:, j - 1], poses[:, j:j + chunk], model.cfg,
+                                              world.warp_depth)
     out = {}
     gt_energy = [sharpness(gts[i, 1:]).sum() for i in range(E)]
-    for name, pred in (("model", gen), ("copy_newest", newest), ("vae_ceiling", rec)):
+    for name, pred in (("model", gen), ("copy_newest", newest), ("warp_newest", warped), ("vae_ceiling", rec)):
         ps = [psnr(pred[i, 1:], gts[i, 1:]) for i in range(E)]  # pooled MSE: a still camera copies exactly
         ss = [np.mean([ssim(pred[i, j], gts[i, j]) for j in range(1, L)]) for i in range(E)]
         energy = [sharpness(pred[i, 1:]).sum() for i in range(E)]
@@ -175,6 +178,17 @@ def teacher_forced(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context
                      "energy": energy}
     out["gt_energy"] = gt_energy
     return out
+
+
+def _warp_newest(frames, src_poses, tgt_poses, cfg, depth) -> np.ndarray:
+    """uint8 (E, S, S, 3) frames at planar poses (E, 3) warped to poses (E, T, 3): (E, T, S, S, 3)."""
+    from camworld.geometry import planar_to_extrinsics
+    from camworld.model.vae import frames_to_tensor, tensor_to_frames
+    from camworld.model.warp import warp_frames
+
+    w = warp_frames(frames_to_tensor(frames), planar_to_extrinsics(src_poses), planar_to_extrinsics(tgt_poses),
+                    cfg.hfov_deg, depth)
+    return tensor_to_frames(w)
 
 
 def free_rollout(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context_noise=None, sample_steps=None,
@@ -268,6 +282,7 @@ def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrie
     # what the settings resolve to, at the batch the runs use ("auto" picks the dtype by worlds per batch)
     probe = _world(model, episodes, retrieval, k, context_noise, sample_steps, sampler)
     res["dtype"], res["frames_per_pass"] = str(probe.dtype).replace("torch.", ""), probe.frames_per_pass
+    res["warp_start"], res["warp_depth"], res["warp_source"] = probe.warp_start, probe.warp_depth, probe.warp_source
     videos = {}
     t0 = time.perf_counter()
     bar = tqdm(total=len(drivers) * (3 if twin else 2) + (1 if memory else 0), desc="fidelity benchmark",
@@ -314,14 +329,18 @@ def markdown(res) -> str:
     lines = [f"Held-out scenes, {res['episodes']} episodes per driver, env defaults: {res['frames_per_step']} frames "
              f"per step, k = {res['k']}, retrieval `{res['retrieval']}`, {res['sample_steps']} sampler steps "
              f"({res.get('dtype', 'float32')}, {res.get('frames_per_pass', 2)} frames per pass), "
-             f"context noise {res['context_noise']:g}. Mean ± 95% interval over episodes.", "",
+             f"context noise {res['context_noise']:g}"
+             + (f", warp start {res['warp_start']:g} ({res.get('warp_source', 'newest')} frame, depth "
+                f"{res['warp_depth']:g} m)"
+                if res.get("warp_start", 1.0) < 1.0 else "") + ". Mean ± 95% interval over episodes.", "",
              "### Teacher-forced next chunk (ground truth in memory)", "",
-             "| driver | model PSNR | model SSIM | sharpness | copy newest PSNR | VAE ceiling PSNR | VAE ceiling SSIM "
-             "| VAE sharpness | gap to ceiling |", "|---|---|---|---|---|---|---|---|---|"]
+             "| driver | model PSNR | model SSIM | sharpness | copy newest PSNR | warp newest PSNR | VAE ceiling PSNR "
+             "| VAE ceiling SSIM | VAE sharpness | gap to ceiling |", "|---|---|---|---|---|---|---|---|---|---|"]
     for drv, row in res["drivers"].items():
         tf = row["teacher_forced"]
         m, c, v = tf["model"], tf["copy_newest"], tf["vae_ceiling"]
-        lines.append(f"| {drv} | {_c(m)} | {_c(m, 'ssim', '.3f')} | {_c(m, 'sharpness')} | {_c(c)} | {_c(v)} | "
+        wn = _c(tf["warp_newest"]) if "warp_newest" in tf else "-"    # reports written before it existed
+        lines.append(f"| {drv} | {_c(m)} | {_c(m, 'ssim', '.3f')} | {_c(m, 'sharpness')} | {_c(c)} | {wn} | {_c(v)} | "
                      f"{_c(v, 'ssim', '.3f')} | {_c(v, 'sharpness')} | {v['psnr'] - m['psnr']:.2f} dB |")
     lines += ["", f"### Free rollout ({res['steps']} env steps from one real frame)", "",
               "| driver | GT PSNR step 1 | step 5 | last step | stability (last - step 5) | SSIM last | "
@@ -413,6 +432,14 @@ def add_arguments(p: argparse.ArgumentParser):
                         "else float32)")
     p.add_argument("--frames-per-pass", type=int, default=None,
                    help="frames generated per sampling pass (default: the checkpoint's training target length)")
+    p.add_argument("--warp-start", type=float, default=None,
+                   help="start each sample at this flow time from the newest frame warped to the target camera "
+                        "(camworld.model.warp; 1 = from pure noise; default: the checkpoint's)")
+    p.add_argument("--warp-depth", type=float, default=None,
+                   help="the warp's assumed depth in metres off the floor (default: the checkpoint's)")
+    p.add_argument("--warp-source", default=None, choices=["newest", "nearest"],
+                   help="the frame warped: the newest, or the context frame nearest each target camera "
+                        "(default: the checkpoint's)")
     p.add_argument("--no-memory", action="store_true", help="fidelity: skip the return-to-start section")
     p.add_argument("--memory-kinds", nargs="*", default=list(MEMORY_KINDS),
                    help="fidelity: return-to-start kinds (rotN, walkNm, loop) at the env's step sizes")
@@ -421,7 +448,10 @@ def add_arguments(p: argparse.ArgumentParser):
 
 def sampler_settings(args) -> dict:
     """The learned World's sampler settings from the CLI flags above (for ``World(**settings)``)."""
-    return {"dtype": args.dtype, "frames_per_pass": args.frames_per_pass}
+    return {"dtype": args.dtype, "frames_per_pass": args.frames_per_pass,
+            **{k: v for k, v in (("warp_start", getattr(args, "warp_start", None)),
+                                 ("warp_depth", getattr(args, "warp_depth", None)),
+                                 ("warp_source", getattr(args, "warp_source", None))) if v is not None}}
 
 
 def run(args, model):

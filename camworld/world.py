@@ -129,7 +129,8 @@ class World:
                  context_size: int = 8, sample_steps: int | None = None, guidance: float | None = None,
                  memory_capacity: int = 100_000, shared_memory: bool = False, device="auto",
                  context_noise: float | None = None, torch_threads: int | None = None, dtype="auto",
-                 frames_per_pass: int | None = None):
+                 frames_per_pass: int | None = None, warp_start: float | None = None,
+                 warp_depth: float | None = None, warp_source: str | None = None):
         if retrieval not in STRATEGIES:
             raise ValueError(f"unknown retrieval strategy '{retrieval}'; choose from {sorted(STRATEGIES)}")
         if int(num_worlds) < 1:
@@ -140,7 +141,8 @@ class World:
             learned = ((k, v) for k, v in (("sample_steps", sample_steps), ("guidance", guidance),
                                            ("context_noise", context_noise), ("torch_threads", torch_threads),
                                            ("dtype", None if dtype == "auto" else dtype),
-                                           ("frames_per_pass", frames_per_pass)))
+                                           ("frames_per_pass", frames_per_pass), ("warp_start", warp_start),
+                                           ("warp_depth", warp_depth), ("warp_source", warp_source)))
             given = [k for k, v in learned if v is not None]
             if given and not hasattr(model, "model"):
                 raise ValueError(f"{given} only apply to the learned world; this frame source is "
@@ -152,7 +154,8 @@ class World:
             from camworld.model.frames import ModelFrames
 
             self.source = ModelFrames(model, device, sample_steps, guidance, context_noise, dtype, frames_per_pass,
-                                      num_worlds=num_worlds)
+                                      num_worlds=num_worlds, warp_start=warp_start, warp_depth=warp_depth,
+                                      warp_source=warp_source)
         self.num_worlds = int(num_worlds)
         self.retrieval, self.context_size = retrieval, int(context_size)
         self.shared_memory = bool(shared_memory)
@@ -174,6 +177,9 @@ class World:
     context_noise = property(lambda self: getattr(self.source, "context_noise", None))
     dtype = property(lambda self: getattr(self.source, "dtype", None))
     frames_per_pass = property(lambda self: getattr(self.source, "frames_per_pass", None))
+    warp_start = property(lambda self: getattr(self.source, "warp_start", None))
+    warp_depth = property(lambda self: getattr(self.source, "warp_depth", None))
+    warp_source = property(lambda self: getattr(self.source, "warp_source", None))
 
     @property
     def cameras(self) -> str:

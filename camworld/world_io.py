@@ -64,6 +64,7 @@ WORLD_ATTRIBUTES = frozenset({"source", "num_worlds", "retrieval", "context_size
 # ... and of its learned frame source (camworld.model.frames.ModelFrames; ``gens`` via camera_state)
 SOURCE_ATTRIBUTES = frozenset({"device", "model", "cfg", "sample_steps", "guidance", "context_noise", "frame_size",
                                "frame_stride", "frames_per_pass", "gens", "dtype", "dit",
+                               "warp_start", "warp_depth", "warp_source",
                                "decoder"})   # dit, decoder: the model's, in dtype (rebuilt from it)
 
 
@@ -103,6 +104,7 @@ def save_world(world, path, extra: dict | None = None, worlds=None) -> Path:
                   "context_size": world.context_size, "sample_steps": world.sample_steps,
                   "guidance": world.guidance, "context_noise": world.context_noise,
                   "dtype": str(world.dtype).replace("torch.", ""), "frames_per_pass": world.frames_per_pass,
+                  "warp_start": world.warp_start, "warp_depth": world.warp_depth, "warp_source": world.warp_source,
                   "memory_capacity": banks[0].capacity},
         "cameras": [_camera_state(world, i) for i in sel],
         "clocks": [world.bank_clock(0)] if world.shared_memory else [world.bank_clock(i) for i in sel],
@@ -261,6 +263,8 @@ def load_world(path, model, device=None):
                       context_noise=w.get("context_noise"),     # None (saved before it existed): the model's
                       dtype=w.get("dtype", "float32"),            # files from before the fast path sampled in float32
                       frames_per_pass=w.get("frames_per_pass"),
+                      warp_start=w.get("warp_start", 1.0),         # files from before warp starts sampled from noise
+                      warp_depth=w.get("warp_depth"), warp_source=w.get("warp_source"),
                       device=model.device if device is None else device)
         n_banks = 1 if world.shared_memory else world.num_worlds
         if len(cams) != world.num_worlds or len(clocks) != n_banks or len(names) != n_banks:

@@ -53,20 +53,22 @@ def bench_arguments(p: argparse.ArgumentParser):
     p.add_argument("--reference", action="store_true",
                    help="learned world: also time the reference sampler (float32, 8 Euler steps, 2 frames per "
                         "pass: the settings before the fast path) in the same run, as a ratio")
-    p.add_argument("--samplers", nargs="*", default=[], metavar="DTYPE:STEPS:PASS",
-                   help="learned world: more sampler settings to time in the same run, e.g. bfloat16:4:4 "
-                        "(dtype, Euler steps, frames per pass; an empty field keeps the default)")
+    p.add_argument("--samplers", nargs="*", default=[], metavar="DTYPE:STEPS:PASS[:WARP]",
+                   help="learned world: more sampler settings to time in the same run, e.g. bfloat16:4:4 or "
+                        "bfloat16:4:2:1.0 (dtype, Euler steps, frames per pass, warp start; an empty or missing "
+                        "field keeps the default)")
     threads.add_argument(p)
 
 
-REFERENCE_SAMPLER = {"dtype": "float32", "sample_steps": 8, "frames_per_pass": 2}
+REFERENCE_SAMPLER = {"dtype": "float32", "sample_steps": 8, "frames_per_pass": 2, "warp_start": 1.0}
 
 
 def parse_sampler(spec: str) -> dict:
-    """'bfloat16:4:4' -> {"dtype": "bfloat16", "sample_steps": 4, "frames_per_pass": 4}; empty fields are left out."""
+    """'bfloat16:4:4' -> {"dtype": "bfloat16", "sample_steps": 4, "frames_per_pass": 4}; a fourth field is the
+    warp start ('bfloat16:4:2:1.0': from pure noise); empty fields are left out."""
     parts = spec.split(":")
-    if len(parts) != 3:
-        raise SystemExit(f"--samplers: expected DTYPE:STEPS:PASS (e.g. bfloat16:4:4), got {spec!r}")
+    if len(parts) not in (3, 4):
+        raise SystemExit(f"--samplers: expected DTYPE:STEPS:PASS[:WARP] (e.g. bfloat16:4:4), got {spec!r}")
     out = {}
     try:
         if parts[0]:
@@ -75,8 +77,10 @@ def parse_sampler(spec: str) -> dict:
             out["sample_steps"] = int(parts[1])
         if parts[2]:
             out["frames_per_pass"] = int(parts[2])
+        if len(parts) == 4 and parts[3]:
+            out["warp_start"] = float(parts[3])
     except ValueError:
-        raise SystemExit(f"--samplers: STEPS and PASS must be integers, got {spec!r}") from None
+        raise SystemExit(f"--samplers: STEPS and PASS must be integers and WARP a number, got {spec!r}") from None
     return out
 
 
@@ -108,7 +112,7 @@ def time_batched(world: str, n: int, args, sampler: dict | None = None) -> tuple
     return _time_vector_env(CamWorldVectorEnv(num_envs=n, backend=world, **_env_kwargs(args, world, sampler)), args)
 
 
-SECTIONS = ("retrieval", "encode", "context", "denoise", "decode", "memory")
+SECTIONS = ("retrieval", "encode", "warp", "context", "denoise", "decode", "memory")
 
 
 def breakdown(n: int, args, sampler: dict | None = None) -> dict:
@@ -133,6 +137,9 @@ def breakdown(n: int, args, sampler: dict | None = None) -> dict:
         out["total"] = total
         out["passes"] = tm.calls.get("denoise", 0) / args.steps
         out["sample_steps"] = world.sample_steps or world.cfg.diffusion.sample_steps
+        out["warp_start"] = world.warp_start
+        from camworld.model.diffusion import timesteps      # network calls per pass (a warp start skips some)
+        out["calls"] = len(timesteps(out["sample_steps"], world.cfg.diffusion.shift, start=world.warp_start)) - 1
         out["dtype"] = str(world.dtype).replace("torch.", "")
         out["frames_per_pass"] = world.frames_per_pass
         return out
@@ -141,17 +148,19 @@ def breakdown(n: int, args, sampler: dict | None = None) -> dict:
 
 
 def bench_breakdown(args, T: int):
-    print(f"\n| N | sampler | ms per step | " + " | ".join(SECTIONS[:3]) + " | denoise (per sampler step) | "
-          + " | ".join(SECTIONS[4:]) + " | other (env, Python) |")
+    print(f"\n| N | sampler | ms per step | " + " | ".join(SECTIONS[:4]) + " | denoise (per network call) | "
+          + " | ".join(SECTIONS[5:]) + " | other (env, Python) |")
     print("|---|---|---|" + "---|" * (len(SECTIONS) + 1))
     for n in args.num_envs:
         for sampler in ([REFERENCE_SAMPLER] if args.reference else []) + [parse_sampler(x) for x in args.samplers] + [None]:
             b = breakdown(n, args, sampler)
-            per = b["denoise"] / max(b["passes"] * b["sample_steps"], 1)
-            cells = [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[:3]]
+            per = b["denoise"] / max(b["passes"] * b["calls"], 1)
+            cells = [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[:4]]
             cells.append(f"{1e3 * b['denoise']:.0f} ({100 * b['denoise'] / b['total']:.0f}%; {1e3 * per:.1f})")
-            cells += [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[4:] + ("other",)]
-            label = f"{b['dtype']}, {b['sample_steps']} steps, {b['frames_per_pass']}/pass, {b['passes']:.0f} passes"
+            cells += [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[5:] + ("other",)]
+            warp = f", warp {b['warp_start']:g} ({b['calls']} calls)" if b["warp_start"] < 1 else ""
+            label = (f"{b['dtype']}, {b['sample_steps']} steps{warp}, {b['frames_per_pass']}/pass, "
+                     f"{b['passes']:.0f} passes")
             print(f"| {n} | {label} | {1e3 * b['total']:.0f} | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -165,5 +165,18 @@ def test_bench_env_breakdown_and_reference_run(tiny_checkpoint, capsys):
     out = capsys.readouterr().out
     assert "batched, reference sampler" in out and "x the reference sampler" in out
     assert "| 2 | float32, 8 steps, 2/pass, 2 passes |" in out
-    for col in ("retrieval", "encode", "context", "denoise (per sampler step)", "decode", "memory"):
+    for col in ("retrieval", "encode", "warp", "context", "denoise (per network call)", "decode", "memory"):
         assert col in out
+
+
+def test_bench_env_times_a_warp_start_sampler(tiny_checkpoint, capsys):
+    from camworld.envs.bench import main, parse_sampler
+
+    assert parse_sampler("bfloat16:4:2:0.5") == {"dtype": "bfloat16", "sample_steps": 4, "frames_per_pass": 2,
+                                                  "warp_start": 0.5}
+    with pytest.raises(SystemExit, match="WARP"):
+        parse_sampler("bfloat16:4:2:x")
+    main(["--worlds", "model", "--num-envs", "2", "--steps", "1", "--warmup", "0", "--checkpoint", tiny_checkpoint,
+          "--breakdown", "--samplers", "float32:4:2:0.5", "--no-separate", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "float32, 4 steps, warp 0.5 (" in out

@@ -108,3 +108,25 @@ def test_world_warp_start_is_deterministic_changes_frames_and_is_validated():
         _world(0.0)
     with pytest.raises(ValueError, match="warp_depth"):
         _world(0.5, warp_depth=-1.0)
+
+
+def test_nearest_source_picks_the_frame_seen_at_the_target_and_else_the_newest():
+    from camworld.model.warp import nearest_sources
+
+    ctx = planar_to_extrinsics(np.array([[[5.0, 5.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 2.0], [1.0, 0.0, 2.0]]]))
+    mask = np.array([[False, True, True, True]])
+    tgt = planar_to_extrinsics(np.array([[[0.05, 0.0, 0.0], [1.0, 0.0, 2.0], [5.0, 5.0, 0.0]]]))
+    # a revisit of slot 1; a tie between slots 2 and 3 goes to the newer; the padded slot 0 is never picked
+    assert nearest_sources(ctx, mask, tgt).tolist() == [[1, 3, 1]]
+
+
+def test_world_nearest_warp_source_runs_and_is_validated():
+    from camworld import fidelity
+
+    d = fidelity.make_drives("discrete", 1, 1, 32, seed=0)[0]
+    w = _world(0.5, warp_source="nearest")
+    w.reset(0, d.gt[0], d.poses[0], seed=3)
+    assert w.step(d.poses[None, 1:3]).shape == (1, 2, 32, 32, 3)
+    with pytest.raises(ValueError, match="warp_source"):
+        _world(0.5, warp_source="oldest")
+

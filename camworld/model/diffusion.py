@@ -45,29 +45,40 @@ def noise_context(ctx, ctx_mask, level, generator: torch.Generator | None = None
     return out * ctx_mask.to(ctx.dtype)[..., None, None, None]
 
 
-def timesteps(steps: int, shift: float = 1.0, device=None) -> torch.Tensor:
-    """steps + 1 decreasing times from 1 to 0, optionally shifted towards high noise."""
+def timesteps(steps: int, shift: float = 1.0, device=None, start: float = 1.0) -> torch.Tensor:
+    """steps + 1 decreasing times from 1 to 0, optionally shifted towards high noise. ``start`` < 1: the
+    schedule's tail below ``start``, begun at ``start`` (SDEdit: fewer network calls, at most ``steps``)."""
     t = torch.linspace(1.0, 0.0, steps + 1, device=device)
-    return shift * t / (1 + (shift - 1) * t)
+    ts = shift * t / (1 + (shift - 1) * t)
+    if start >= 1.0:
+        return ts
+    if not 0.0 < start:
+        raise ValueError(f"sampling start time must be in (0, 1], got {start}")
+    tail = ts[ts < start - 1e-6]
+    return torch.cat([torch.full((1,), float(start), device=device), tail])
 
 
 @torch.no_grad()
 def sample(dit, shape, tgt_ext, state, state_uncond=None, steps: int = 8, guidance: float = 1.0,
-           shift: float = 1.0, generator: torch.Generator | None = None, device=None, noise=None):
+           shift: float = 1.0, generator: torch.Generator | None = None, device=None, noise=None,
+           start: float = 1.0):
     """Euler integration from noise to latents. shape = (B, Ft, C, h, w).
+
+    ``start`` < 1: ``noise`` is a partly noised latent at flow time ``start`` (z_start = (1 - start) z0 +
+    start eps) and the integration runs from there (``timesteps``'s tail: fewer network calls).
 
     With ``guidance != 1`` and an unconditional context state (empty prompt), applies text CFG:
     v = v_u + guidance * (v_c - v_u).
     """
     z = torch.randn(shape, generator=generator, device=device) if noise is None else noise.reshape(shape).clone()
-    ts = timesteps(steps, shift, device)
+    ts = timesteps(steps, shift, device, start)
     B = shape[0]
     use_u = state_uncond is not None and guidance != 1.0
     prep = prep_u = None
     if getattr(state, "kv", None) is not None and hasattr(dit, "prepare_targets"):  # the same at every step
         prep = dit.prepare_targets(tgt_ext, state)
         prep_u = dit.prepare_targets(tgt_ext, state_uncond) if use_u else None
-    for i in range(steps):
+    for i in range(len(ts) - 1):
         t = ts[i].expand(B)
         v = dit(z, t, tgt_ext, state, prep=prep).float()   # the network may run in bfloat16; z stays float32
         if use_u:

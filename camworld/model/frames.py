@@ -25,10 +25,12 @@ import torch
 
 from camworld.geometry import planar_to_extrinsics
 from camworld.profile import section
+from camworld.model.warp import nearest_sources
 from camworld.model.world_model import WorldModel, cast_decoder, cast_dit, inference_dtype, resolve_device
 
 
 CAMERA_KINDS = ("planar", "6dof")
+WARP_SOURCES = ("newest", "nearest")
 
 
 def checkpoint_cameras(path) -> str:
@@ -61,7 +63,8 @@ class ModelFrames:
 
     def __init__(self, model: WorldModel, device="auto", sample_steps: int | None = None,
                  guidance: float | None = None, context_noise: float | None = None, dtype="auto",
-                 frames_per_pass: int | None = None, num_worlds: int | None = None):
+                 frames_per_pass: int | None = None, num_worlds: int | None = None,
+                 warp_start: float | None = None, warp_depth: float | None = None, warp_source: str | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
@@ -81,6 +84,19 @@ class ModelFrames:
         self.frames_per_pass = int(self.cfg.train.target_frames if frames_per_pass is None else frames_per_pass)
         if self.frames_per_pass < 1:
             raise ValueError(f"frames_per_pass must be >= 1, got {frames_per_pass}")
+        # warp initialisation (camworld.model.warp): start flow time (1 = off) and assumed depth
+        d = model.cfg.diffusion
+        self.warp_start = float(d.warp_start if warp_start is None else warp_start)
+        self.warp_depth = float(d.warp_depth if warp_depth is None else warp_depth)
+        if not 0.0 < self.warp_start <= 1.0:
+            raise ValueError(f"warp_start must be in (0, 1] (1 = no warp), got {self.warp_start}")
+        if not self.warp_depth > 0:
+            raise ValueError(f"warp_depth must be > 0 metres, got {self.warp_depth}")
+        # which frame is warped: the newest, or the context frame nearest each target camera (a revisit
+        # warps the frame seen there)
+        self.warp_source = str(d.warp_source if warp_source is None else warp_source)
+        if self.warp_source not in WARP_SOURCES:
+            raise ValueError(f"warp_source must be one of {WARP_SOURCES}, got {self.warp_source!r}")
         if sample_steps is not None and int(sample_steps) < 1:
             raise ValueError(f"sample_steps must be >= 1, got {sample_steps}")
         self.gens: dict = {}           # world -> torch.Generator (sampling noise)
@@ -124,13 +140,35 @@ class ModelFrames:
         if self.context_noise > 0:  # each world's own generator: a world's frames never depend on the others
             ctx_eps = torch.stack([torch.randn((k, C, h, w), generator=self.gens[i], device=self.device)
                                    for i in worlds])
+        if self.warp_start < 1.0:     # start from context frames reprojected to each target camera
+            with section("warp"):
+                noise = self.warp_start * noise + (1 - self.warp_start) * self._warped_latents(
+                    banks, context, cext, mask.cpu().numpy(), tgt.cpu().numpy())
         z = self.model.generate(ctx, mask, torch.as_tensor(cext, device=self.device), tgt, list(prompts),
                                 steps=self.sample_steps, guidance=self.guidance, noise=noise, ctx_eps=ctx_eps,
-                                context_noise=self.context_noise, dit=self.dit)  # (B, T, C, h, w)
+                                context_noise=self.context_noise, dit=self.dit,
+                                start=self.warp_start)  # (B, T, C, h, w)
         with section("decode"):
             frames = self.model.decode(z.flatten(0, 1), decoder=self.decoder).reshape(B, T, S, S, 3)
             lat = z.float().cpu().numpy()
         return frames, lat
+
+    def _warped_latents(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray) -> torch.Tensor:
+        """Scaled latents (B, T, C, h, w) of the context reprojected to the target cameras (B, T, 3, 4):
+        ``warp_source`` "newest" warps the newest frame, "nearest" the context frame nearest each target."""
+        from camworld.model.vae import frames_to_tensor
+        from camworld.model.warp import warp_frames
+
+        B, T = tgt_ext.shape[:2]
+        k = mask.shape[1]
+        slot = nearest_sources(cext, mask, tgt_ext) if self.warp_source == "nearest" else np.full((B, T), k - 1)
+        src = np.stack([bank.frames(idx[slot[b] - (k - len(idx))])
+                        for b, (bank, idx) in enumerate(zip(banks, context))])            # (B, T, S, S, 3)
+        src_ext = np.take_along_axis(cext, slot[:, :, None, None], axis=1)              # (B, T, 3, 4)
+        w = warp_frames(frames_to_tensor(src, self.device), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
+                        floor=self.cameras == "planar")     # the sim's ground plane; recorded worlds: depth alone
+        z = self.model.vae.encode(w.flatten(0, 1)) / self.cfg.latent_scale
+        return z.reshape((B, T) + tuple(z.shape[1:])).float()
 
     def _latents(self, bank, idx: np.ndarray) -> torch.Tensor:
         """Cached latents for memory indices, encoding (once) the frames that have none yet."""

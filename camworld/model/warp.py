@@ -25,28 +25,34 @@ import torch.nn.functional as F
 from camworld.geometry import focal_from_hfov, pixel_rays
 
 
-def warp_grid(src_ext, tgt_ext, size: int, hfov_deg: float, depth: float = 4.0) -> np.ndarray:
+def warp_grid(src_ext, tgt_ext, size: int, hfov_deg: float, depth: float = 6.0, floor: bool = True) -> np.ndarray:
     """Sampling grid (B, T, S, S, 2) in ``grid_sample``'s [-1, 1] coordinates: where each target pixel's
-    assumed scene point lands in the source camera. src_ext (B, 3, 4), tgt_ext (B, T, 3, 4).
-    Points behind the source camera get coordinates outside [-1, 1] (filled from the border)."""
+    assumed scene point lands in the source camera. src_ext (B, 3, 4) (one source per world) or
+    (B, T, 3, 4) (one per target), tgt_ext (B, T, 3, 4).
+    Points behind the source camera get coordinates outside [-1, 1] (filled from the border).
+    ``floor``: rays that point down meet the ground plane z = 0 (the sim's convention) if nearer than ``depth``;
+    False (cameras of recorded data, whose world frame may put the ground anywhere): the plane alone."""
     if not depth > 0:
         raise ValueError(f"warp depth must be > 0 metres, got {depth}")
     src = np.asarray(src_ext, np.float64)
     tgt = np.asarray(tgt_ext, np.float64)
-    if src.ndim != 3 or src.shape[1:] != (3, 4) or tgt.ndim != 4 or tgt.shape[2:] != (3, 4) \
-            or tgt.shape[0] != src.shape[0]:
-        raise ValueError(f"warp_grid takes src_ext (B, 3, 4) and tgt_ext (B, T, 3, 4), got {src.shape} "
-                         f"and {tgt.shape}")
+    if tgt.ndim != 4 or tgt.shape[2:] != (3, 4) or src.shape[-2:] != (3, 4) or src.ndim not in (3, 4) \
+            or src.shape[0] != tgt.shape[0] or (src.ndim == 4 and src.shape[1] != tgt.shape[1]):
+        raise ValueError(f"warp_grid takes src_ext (B, 3, 4) or (B, T, 3, 4) and tgt_ext (B, T, 3, 4), got "
+                         f"{src.shape} and {tgt.shape}")
+    if src.ndim == 3:
+        src = np.broadcast_to(src[:, None], tgt.shape)
     rays = pixel_rays(size, size, hfov_deg)                          # (S, S, 3), z = 1
     R_t, c_t = tgt[..., :3], tgt[..., 3]                             # (B, T, 3, 3), (B, T, 3)
     d = np.einsum("btij,hwj->bthwi", R_t, rays)                      # world direction per unit z-depth
     z = np.full(d.shape[:-1], float(depth))
     down = d[..., 2] < -1e-6
-    floor = -c_t[:, :, None, None, 2] / np.where(down, d[..., 2], -1.0)  # z-depth where the ray meets z = 0
-    z = np.where(down & (floor > 0), np.minimum(z, floor), z)
+    ground = -c_t[:, :, None, None, 2] / np.where(down, d[..., 2], -1.0)  # z-depth where the ray meets z = 0
+    if floor:
+        z = np.where(down & (ground > 0), np.minimum(z, ground), z)
     X = c_t[:, :, None, None] + z[..., None] * d                    # (B, T, S, S, 3) world points
-    R_s, c_s = src[:, None, None, None, :, :3], src[:, None, None, None, :, 3]
-    p = np.einsum("btuvji,btuvj->btuvi", np.broadcast_to(R_s, X.shape[:4] + (3, 3)), X - c_s)  # source camera
+    R_s, c_s = src[..., :3], src[..., 3]                             # (B, T, 3, 3), (B, T, 3)
+    p = np.einsum("btji,btuvj->btuvi", R_s, X - c_s[:, :, None, None])  # in the source camera
     f = focal_from_hfov(size, hfov_deg)
     ahead = p[..., 2] > 1e-3
     pz = np.where(ahead, p[..., 2], 1.0)
@@ -55,14 +61,35 @@ def warp_grid(src_ext, tgt_ext, size: int, hfov_deg: float, depth: float = 4.0) 
     return np.stack([u, v], -1) / (size / 2.0)                       # align_corners=False: edge = +-1
 
 
-def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: float = 4.0) -> torch.Tensor:
-    """Warp source frames float (B, 3, S, S) to every target camera: -> (B, T, 3, S, S), bilinear, border
-    pixels repeated where the target sees beyond the source frame."""
-    B, _, S, _ = frames.shape
-    grid = torch.as_tensor(warp_grid(src_ext, tgt_ext, S, hfov_deg, depth), dtype=frames.dtype,
+def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: float = 6.0,
+                floor: bool = True) -> torch.Tensor:
+    """Warp source frames float (B, 3, S, S) (one per world; src_ext (B, 3, 4)) or (B, T, 3, S, S) (one per
+    target; src_ext (B, T, 3, 4)) to the target cameras tgt_ext (B, T, 3, 4): -> (B, T, 3, S, S), bilinear,
+    border pixels repeated where the target sees beyond the source frame."""
+    S = frames.shape[-1]
+    grid = torch.as_tensor(warp_grid(src_ext, tgt_ext, S, hfov_deg, depth, floor), dtype=frames.dtype,
                            device=frames.device)
-    T = grid.shape[1]
-    src = frames[:, None].expand(B, T, *frames.shape[1:]).reshape(B * T, *frames.shape[1:])
-    out = F.grid_sample(src, grid.reshape(B * T, S, S, 2), mode="bilinear", padding_mode="border",
-                        align_corners=False)
-    return out.reshape(B, T, *frames.shape[1:])
+    B, T = grid.shape[:2]
+    src = frames[:, None].expand(B, T, *frames.shape[1:]) if frames.ndim == 4 else frames
+    out = F.grid_sample(src.reshape(B * T, *src.shape[2:]), grid.reshape(B * T, S, S, 2), mode="bilinear",
+                        padding_mode="border", align_corners=False)
+    return out.reshape(B, T, *src.shape[2:])
+
+
+def camera_distance(a, b, metres_per_radian: float = 3.0) -> np.ndarray:
+    """How far apart cameras are for a warp: centre distance plus ``metres_per_radian`` times the angle
+    between their orientations. a (..., 3, 4), b (..., 3, 4) broadcast."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    cos = (np.einsum("...ji,...ji->...", a[..., :3], b[..., :3]) - 1.0) / 2.0  # trace(Ra^T Rb)
+    angle = np.arccos(np.clip(cos, -1.0, 1.0))
+    return np.linalg.norm(a[..., 3] - b[..., 3], axis=-1) + metres_per_radian * angle
+
+
+def nearest_sources(ctx_ext, ctx_mask, tgt_ext, metres_per_radian: float = 3.0) -> np.ndarray:
+    """For each target camera, the context frame nearest to it (``camera_distance``): int (B, T) slots into
+    the context (B, k). Ties go to the newest slot (the last); padded slots (mask False) are never picked.
+    ctx_ext (B, k, 3, 4), ctx_mask (B, k) bool, tgt_ext (B, T, 3, 4)."""
+    d = camera_distance(np.asarray(ctx_ext)[:, None], np.asarray(tgt_ext)[:, :, None], metres_per_radian)
+    d = np.where(np.asarray(ctx_mask, bool)[:, None], d, np.inf)           # (B, T, k)
+    return (d.shape[-1] - 1) - np.argmin(d[..., ::-1], axis=-1)         # reversed: the first minimum is the newest
+

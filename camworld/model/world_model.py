@@ -134,7 +134,7 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, ctx, ctx_mask, ctx_ext, tgt_ext, prompts, generator=None, steps=None, guidance=None,
-                 noise=None, ctx_eps=None, context_noise=None, dit=None):
+                 noise=None, ctx_eps=None, context_noise=None, dit=None, start: float = 1.0):
         """Sample target latents.
 
         ctx (B, Fc, C, h, w) scaled latents, right-aligned (newest last, always valid); ctx_mask (B, Fc)
@@ -143,6 +143,8 @@ class WorldModel(nn.Module):
         context_noise: flow time the context latents are noised to, told to the network (default
         ``cfg.diffusion.context_noise``; 0 = clean context); ctx_eps: its noise (ctx's shape), else drawn.
         dit: the network to sample with (default ``self.dit``; e.g. a bfloat16 copy from ``cast_dit``).
+        start: flow time the sampler starts at; below 1, ``noise`` is the partly noised start latent
+        (``camworld.model.diffusion.sample``; warp initialisation, ``camworld.model.warp``).
         Returns float32 latents (B, Ft, C, h, w).
         """
         d = self.cfg.diffusion
@@ -162,7 +164,8 @@ class WorldModel(nn.Module):
         B, Ft = tgt_ext.shape[:2]
         with section("denoise"):
             return sample(dit, (B, Ft) + self.latent_shape, tgt_ext, state, uncond, steps=steps,
-                          guidance=guidance, shift=d.shift, generator=generator, device=self.device, noise=noise)
+                          guidance=guidance, shift=d.shift, generator=generator, device=self.device, noise=noise,
+                          start=start)
 
     # ---------------------------------------------------------------- checkpoints
 
