@@ -167,7 +167,7 @@ def score(episodes, frames, mode: str) -> dict:
         ps.append(np.mean([psnr(gen[j], r) for j, r in zip(ret, ref)]))
         ss.append(np.mean([ssim(gen[j], r) for j, r in zip(ret, ref)]))
     (pm, pci), (sm, sci) = mean_ci95(ps), mean_ci95(ss)
-    return {"psnr": pm, "psnr_ci": pci, "ssim": sm, "ssim_ci": sci}
+    return {"psnr": pm, "psnr_ci": pci, "ssim": sm, "ssim_ci": sci, "psnr_episodes": [float(p) for p in ps]}
 
 
 def vae_ceiling(model, episodes) -> dict:

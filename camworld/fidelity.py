@@ -175,7 +175,7 @@ def teacher_forced(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context
         (pm, pci), (sm, sci) = mean_ci95(ps), mean_ci95(ss)
         sh, shci = sharpness_ratio(energy, gt_energy)
         out[name] = {"psnr": pm, "psnr_ci": pci, "ssim": sm, "ssim_ci": sci, "sharpness": sh, "sharpness_ci": shci,
-                     "energy": energy}
+                     "energy": energy, "psnr_episodes": [float(p) for p in ps]}
     out["gt_energy"] = gt_energy
     return out
 
@@ -209,7 +209,7 @@ def free_rollout(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context_n
         gen[:, sl] = world.step(poses[:, sl])
         spent += time.perf_counter() - t0
     curves = {"psnr": [], "psnr_ci": [], "ssim": [], "ssim_ci": [], "sharpness": [], "sharpness_ci": [],
-              "energy": [], "gt_energy": []}
+              "energy": [], "gt_energy": [], "psnr_episodes": []}
     for s in range(steps):
         sl = slice(1 + s * T, 1 + (s + 1) * T)
         ps = [psnr(gen[i, sl], d.gt[sl]) for i, d in enumerate(drives)]
@@ -221,6 +221,7 @@ def free_rollout(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context_n
             curves[key + "_ci"].append(ci)
         curves["energy"].append(eg)
         curves["gt_energy"].append(et)
+        curves["psnr_episodes"].append([float(p) for p in ps])
     return curves, gen, spent / max(steps, 1)
 
 
@@ -401,6 +402,47 @@ def plot_curves(res, path: Path):
     plt.close(fig)
 
 
+def _paired(a, b) -> str:
+    """'+d ± ci (n)' of the per-episode differences b - a (the same episodes in both runs)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or a.size == 0:
+        return "-"
+    m, ci = mean_ci95(b - a)
+    return f"{m:+.2f} ± {ci:.2f}"
+
+
+def compare(a_dir, b_dir) -> str:
+    """Paired differences (B - A) between two fidelity reports of the same episodes (same seed, episodes and
+    steps): teacher-forced PSNR, rollout GT PSNR per step, return-to-start PSNR; mean and 95% interval over
+    the per-episode differences, which are far tighter than the two runs' own intervals."""
+    ra, rb = (json.loads((Path(d) / "results.json").read_text()) for d in (a_dir, b_dir))
+    for key in ("episodes", "steps"):
+        if ra.get(key) != rb.get(key):
+            raise ValueError(f"the two reports differ in {key} ({ra.get(key)} vs {rb.get(key)}): not the same episodes")
+    lines = [f"Paired differences B - A (A = {a_dir}, B = {b_dir}), mean ± 95% interval over episodes (dB).", "",
+             "| driver | teacher-forced | rollout step 1 | step 5 | last step |", "|---|---|---|---|---|"]
+    for drv in ra["drivers"]:
+        if drv not in rb["drivers"]:
+            continue
+        ta, tb = ra["drivers"][drv]["teacher_forced"]["model"], rb["drivers"][drv]["teacher_forced"]["model"]
+        ca, cb = ra["drivers"][drv]["rollout"], rb["drivers"][drv]["rollout"]
+        if "psnr_episodes" not in ta or "psnr_episodes" not in tb:
+            raise ValueError("a report has no per-episode values (written before they were kept): rerun it")
+        steps = [0, min(STABILITY_FROM, len(ca["psnr"])) - 1, len(ca["psnr"]) - 1]
+        cells = [_paired(ta["psnr_episodes"], tb["psnr_episodes"])]
+        cells += [_paired(ca["psnr_episodes"][i], cb["psnr_episodes"][i]) for i in steps]
+        lines.append(f"| {drv} | " + " | ".join(cells) + " |")
+    rows_b = {(r["kind"], r["strategy"], r["mode"]): r for r in rb.get("memory", [])}
+    mem = [(r, rows_b[(r["kind"], r["strategy"], r["mode"])]) for r in ra.get("memory", [])
+           if (r["kind"], r["strategy"], r["mode"]) in rows_b and "psnr_episodes" in r]
+    if mem:
+        lines += ["", "| return to start | strategy | mode | A | B | B - A |", "|---|---|---|---|---|---|"]
+        for r, q in mem:
+            lines.append(f"| {r['kind']} | {r['strategy']} | {r['mode']} | {r['psnr']:.2f} | {q['psnr']:.2f} | "
+                         f"{_paired(r['psnr_episodes'], q['psnr_episodes'])} |")
+    return "\n".join(lines)
+
+
 def write_report(res, videos, out: Path):
     from camworld.viz import save_png, write_mp4
 
@@ -444,6 +486,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--memory-kinds", nargs="*", default=list(MEMORY_KINDS),
                    help="fidelity: return-to-start kinds (rotN, walkNm, loop) at the env's step sizes")
     p.add_argument("--no-twin", action="store_true", help="fidelity: skip the CamWorld-v0 twin check")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
+                   help="fidelity: print the paired per-episode differences B - A of two report folders "
+                        "(same episodes) and exit")
 
 
 def sampler_settings(args) -> dict:
@@ -455,6 +500,9 @@ def sampler_settings(args) -> dict:
 
 
 def run(args, model):
+    if getattr(args, "compare", None):
+        print(compare(*args.compare))
+        return 0
     res = evaluate(model, args.episodes, args.steps, args.drivers, args.ours, CONTEXT_SIZE if args.k is None else args.k,
                    args.context_noise, args.sample_steps, args.seed, memory=not args.no_memory,
                    twin=not args.no_twin, out=Path(args.out), memory_kinds=tuple(args.memory_kinds),

@@ -83,6 +83,24 @@ def test_fidelity_benchmark_end_to_end_on_tiny(tiny, tmp_path):
     assert {(r["kind"], r["strategy"], r["mode"]) for r in doc["memory"]} >= {("loop", "recent", "history")}
     md = fidelity.markdown(res)
     assert "Teacher-forced" in md and "stability" in md and "margin over recent" in md
+    assert set(tf) >= {"warp_newest"} and "warp newest PSNR" in md
+
+
+def test_fidelity_compare_pairs_the_same_episodes(tiny, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    fidelity.evaluate(tiny, episodes=2, steps=5, drivers=("discrete",), out=a, progress=False, twin=False,
+                      memory_kinds=("walk2m",))
+    fidelity.evaluate(tiny, episodes=2, steps=5, drivers=("discrete",), out=b, progress=False, twin=False,
+                      memory_kinds=("walk2m",), sampler={"warp_start": 0.5})
+    same = fidelity.compare(a, a)
+    assert "| discrete | +0.00 ± 0.00 |" in same and "| walk2m | fov+nonadj | history |" in same
+    diff = fidelity.compare(a, b)
+    assert "| discrete | +0.00 ± 0.00 |" not in diff                 # the warp start changes what is sampled
+    c = tmp_path / "c"
+    fidelity.evaluate(tiny, episodes=3, steps=5, drivers=("discrete",), out=c, progress=False, twin=False,
+                      memory=False)
+    with pytest.raises(ValueError, match="episodes"):
+        fidelity.compare(a, c)
 
 
 def test_fidelity_rejects_bad_settings(tiny):
