@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from camworld.retrieval import _kernels
 from camworld.retrieval.fov import FovParams, fov_candidates
 from camworld.retrieval.frustum import FrustumParams, frustum_candidates
 from camworld.retrieval.registry import STRATEGIES, _Query, _validate, retrieve, strategy  # noqa: F401  (re-exported)
@@ -163,6 +164,12 @@ def runs(idx, times: np.ndarray, poses: np.ndarray, max_run_dt: float = 1.0, max
 
 def _same_run(idx, times, poses, max_run_dt, max_run_step, positions=None) -> np.ndarray:
     """bool (C - 1,): does candidate j + 1 continue candidate j's run? (``runs``; idx int64, non-empty)"""
+    k = _kernels.kernels()
+    if k is not None and times.dtype == np.float64:        # compiled: the same floats, one pass
+        pos = poses if positions is None else positions
+        D = 2 if positions is None else pos.shape[1]
+        if pos.dtype == np.float64 and pos.ndim == 2 and pos.shape[1] >= D:
+            return k.same_run(idx, times, pos, D, float(max_run_dt), float(max_run_step * max_run_step))
     same = np.diff(idx) == 1
     same &= np.abs(np.diff(times.take(idx))) <= max_run_dt
     pos = (poses if positions is None else positions).take(idx, 0)   # take: ~3x faster than a fancy index here
