@@ -26,7 +26,7 @@ import zlib
 import numpy as np
 
 from camworld.geometry import planar_to_extrinsics
-from camworld.retrieval import scale
+from camworld.retrieval import _kernels, scale
 from camworld.retrieval.fov import fov_overlap
 from camworld.retrieval.frustum import frustum_overlap
 from camworld.retrieval.metrics import METRICS, Episode, make_query, oracle, score
@@ -198,7 +198,8 @@ def _latency_section(plain: dict, sizes, args) -> str:
         build = ", ".join(f"{M:.0e}: {1e3 * s:.0f} ms" for M, s in lat["build"].items())
         same = all(v["same"] for key, v in lat.items() if key != "build")
         out.append(f"\nLatency per query segment (T=4, k=20), ms per call, exhaustive / indexed, best of {args.reps} "
-                   f"(half that, min 3, at 1e6); memory: {where}; indexed picks identical to exhaustive: "
+                   f"(half that, min 3, at 1e6); kernels: {_kernels.backend()}; memory: {where}; indexed picks "
+                   f"identical to exhaustive: "
                    f"{'all' if same else 'NO'}; index build (once, in bulk): {build}\n"
                    + _table(["strategy"] + [f"M={M:.0e}" for M in sizes], table))
         med = [[n] + [f"{lat[(n, M)]['exhaustive'][1]:.2f} / {lat[(n, M)]['indexed'][1]:.2f}" for M in sizes]
