@@ -26,7 +26,13 @@ import torch
 from camworld.geometry import planar_to_extrinsics
 from camworld.profile import section
 from camworld.model.warp import nearest_sources
-from camworld.model.world_model import WorldModel, cast_decoder, cast_dit, inference_dtype, resolve_device
+from camworld.model.world_model import (WorldModel, _cached_copy, cast_decoder, cast_dit, inference_dtype,
+                                        resolve_device)
+
+
+def _channels_last(encoder):
+    """One cached channels-last float32 copy of a VAE encoder (warp-start encodes run through it)."""
+    return _cached_copy(encoder, "channels_last", lambda m: m.to(memory_format=torch.channels_last))
 
 
 CAMERA_KINDS = ("planar", "6dof")
@@ -167,7 +173,9 @@ class ModelFrames:
         src_ext = np.take_along_axis(cext, slot[:, :, None, None], axis=1)              # (B, T, 3, 4)
         w = warp_frames(frames_to_tensor(src, self.device), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
                         floor=self.cameras == "planar")     # the sim's ground plane; recorded worlds: depth alone
-        z = self.model.vae.encode(w.flatten(0, 1)) / self.cfg.latent_scale
+        enc = _channels_last(self.model.vae.encoder)      # oneDNN's fast layout: 1.2-1.5x, same latents to ~2e-5
+        mean = enc(w.flatten(0, 1).contiguous(memory_format=torch.channels_last)).chunk(2, dim=1)[0]
+        z = mean.contiguous() / self.cfg.latent_scale
         return z.reshape((B, T) + tuple(z.shape[1:])).float()
 
     def _latents(self, bank, idx: np.ndarray) -> torch.Tensor:
