@@ -336,3 +336,18 @@ def test_shipped_model_predicts_better_than_copying_the_newest_frame():
                                  "fov+nonadj")
     assert tf["model"]["psnr"] > tf["copy_newest"]["psnr"] + 1.0, tf
     assert tf["model"]["psnr"] < tf["vae_ceiling"]["psnr"]
+
+
+def test_shipped_warp_start_beats_sampling_from_noise_on_fixed_heldout_episodes():
+    """The shipped sampler starts each sample at flow time 0.3 from the nearest context frame warped to the
+    target camera. On fixed held-out episodes with ground truth in memory it holds its gain over sampling
+    from pure noise (measured: 22.54 vs 20.29 dB; VAE ceiling 25.63), and stays under the ceiling."""
+    from camworld.world import load_world_model
+
+    model = load_world_model(None, device="cpu")
+    assert model.cfg.diffusion.warp_start < 1.0 and model.cfg.diffusion.warp_source == "nearest"
+    drives = fidelity.make_drives("discrete", 4, 6, model.cfg.frame_size, seed=6)
+    warp = fidelity.teacher_forced(model, drives, "fov+nonadj")
+    noise = fidelity.teacher_forced(model, drives, "fov+nonadj", sampler={"warp_start": 1.0})
+    assert warp["model"]["psnr"] > noise["model"]["psnr"] + 1.0, (warp["model"]["psnr"], noise["model"]["psnr"])
+    assert warp["model"]["psnr"] < warp["vae_ceiling"]["psnr"]
