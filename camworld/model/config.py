@@ -55,8 +55,8 @@ class DiffusionConfig:
     text_dropout: float = 0.1          # caption dropped during training (enables CFG)
     context_noise: float = 0.0         # inference: context latents noised to this flow time, the level given to the
     #                                    network as the context tokens' timestep (needs train.ctx_noise_max > 0)
-    warp_start: float = 1.0            # inference: < 1 starts each sample at this flow time from the newest frame
-    #                                    reprojected to the target camera (camworld.model.warp); 1 = from pure noise
+    warp_start: float = 1.0            # inference: < 1 starts each sample at this flow time from a context frame
+    #                                    (warp_source) reprojected to the target camera (camworld.model.warp); 1 = noise
     warp_depth: float = 6.0            # the warp's assumed depth (metres) where a ray does not meet the floor
     warp_source: str = "newest"        # the frame warped: "newest", or "nearest" (the context frame nearest the target)
 
