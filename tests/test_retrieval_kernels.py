@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from camworld.memory import PoseGrid
 from camworld.retrieval import _kernels, index, retrieve
 from camworld.retrieval.fov import FovParams, overlap_matrix
 from camworld.retrieval.index import planar_candidates
@@ -222,3 +223,53 @@ def test_non_contiguous_poses_take_the_numpy_path(nb):
     wide = np.c_[mem, np.zeros(len(mem))][:, :3]           # a strided view
     assert not wide.flags.c_contiguous
     np.testing.assert_array_equal(planar_candidates(g, wide, tgt, P, True)[0], _brute(mem, tgt)[0])
+
+
+def test_compiled_cells_equal_numpy_cells(nb):
+    """``_Cells.compiled`` (one compiled call) gives the numpy class's positions, row flags and box floats,
+    also for frames exactly on cell borders, cells at the grid's clamped border and an empty range."""
+    r = np.random.default_rng(11)
+    c = 2.0
+    xy = np.r_[r.uniform(-30, 30, (3000, 2)), np.round(r.uniform(-30, 30, (1000, 2)) / c) * c,
+               [[(PoseGrid.OFFSET + 5) * c, 0.0], [-(PoseGrid.OFFSET + 5) * c, 3.0], [1.0, 1e9], [0.0, -1e9]]]
+    g = PoseGrid(cell=c)
+    g.add(xy, r.uniform(-np.pi, np.pi, len(xy)))
+    for centres, reach in ((r.uniform(-25, 25, (4, 2)), 12.0), (np.array([[0.0, 0.0]]), 6.0),
+                           (np.array([[c * 3, -c * 2]]), c), (np.array([[1e3, 1e3]]), 1.0),
+                           (np.array([[(PoseGrid.OFFSET + 2) * c, 0.0], [0.0, 1e9]]), 4.0),
+                           (np.array([[-(PoseGrid.OFFSET + 2) * c, 0.0]]), 30.0)):
+        want = index._Cells(g, centres, reach)
+        got = index._Cells.compiled(nb, g, centres, reach)
+        for name in ("pos", "row_start", "x0", "x1", "y0", "y1", "border"):
+            a, b = getattr(got, name), getattr(want, name)
+            assert a.dtype == b.dtype, name
+            np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_compiled_rule_any_target_compaction(nb):
+    """hits=False: the frames the first target accepts skip the others (compacted); the set, joined with
+    the sure frames, is the brute force's for 1 to 6 targets, with targets that accept all, none or some."""
+    r = np.random.default_rng(5)
+    M = 6000
+    mem = np.ascontiguousarray(np.c_[r.uniform(-12, 12, (M, 2)), r.uniform(-np.pi, np.pi, M)])
+    half = float(np.deg2rad(P.hfov_deg) / 2.0)
+    memo = index._EdgeMemo(half)
+    memo.reserve(M)
+    memo.fill(np.arange(M), mem[:, 2])
+    args = (P.near, P.far, P.parallel_offset, np.sin(np.deg2rad(P.parallel_deg)), P.max_cam_dist ** 2,
+            P.same_view_dist ** 2, np.deg2rad(P.same_view_deg))
+    for T in (1, 2, 3, 6):
+        tgt = np.c_[r.uniform(-10, 10, (T, 2)), r.uniform(-np.pi, np.pi, T)]
+        if T == 6:
+            tgt[1] = tgt[0]                      # a repeat: accepts exactly what the first one did
+            tgt[2, :2] = 1e4                     # out of reach: accepts nothing
+        tgt = np.ascontiguousarray(tgt)
+        tl = np.array([[np.cos(float(w) + half), np.sin(float(w) + half)] for w in tgt[:, 2]])
+        tr = np.array([[np.cos(float(w) - half), np.sin(float(w) - half)] for w in tgt[:, 2]])
+        want, _ = _brute(mem, tgt)
+        sure = want[::7]                         # some frames given as sure, the rest tested
+        test = np.setdiff1d(np.arange(M), sure)[r.permutation(M - len(sure))]
+        idx, cnt, stale = nb.rule(mem, memo.a, test, tgt, tl, tr, sure, np.ones(len(sure), np.int64), False, *args)
+        assert len(stale) == 0
+        np.testing.assert_array_equal(np.sort(idx), want)
+        assert len(np.unique(idx)) == len(idx) and (cnt == 1).all()

@@ -12,6 +12,8 @@ What is compiled, per query:
   are far above the last-bit differences between numba's and numpy's ``arctan2`` / ``sqrt``, so each
   state is as safe as the numpy path's (a reject bin holds no passing pose, a sure one no failing pose),
   whatever state a border case rounds to.
+* ``cells``: the occupied cells near the targets and their boxes (``PoseGrid.occupied`` + ``index._Cells``;
+  the same positions and box floats).
 * ``gather``: the runs of equal state, their frames in ``grid.order`` (``index._runs``, ``_ranges``).
 * ``stale``: which tested frames the edge memo does not hold yet (the trig itself stays in numpy, so the
   memo holds the very floats the exhaustive search computes).
@@ -20,6 +22,7 @@ What is compiled, per query:
   operations in the same order (``error_model="numpy"``, no fastmath, so no reassociation or fused
   multiply-add), the memory edges read from the memo and the target edges computed by numpy, so every
   frame gets bit for bit the answer of the exhaustive search; then the sure frames joined (numpy sorts).
+  Without hits, the frames the first target accepts are not tested against the others (compacted).
 
 Tests: ``tests/test_retrieval_kernels.py`` (compiled == numpy == exhaustive).
 """

@@ -196,6 +196,50 @@ def planar_states(x0, x1, y0, y1, border, tgt, ux, uy, hits, steep, B,
     return out
 
 
+# ---------------------------------------------------------------------------------- cells
+
+
+@jit
+def cells(grid_cells, ix0, ix1, iy0, iy1, offset, cell):
+    """``PoseGrid.occupied`` + ``index._Cells``: (pos, row_start, x0, x1, y0, y1, border) of the occupied
+    cells with ix0 <= ix <= ix1, iy0 <= iy <= iy1; the boxes the same floats (int to float64, times
+    the cell size, minus / plus ``EPS_POS``; border cells unbounded)."""
+    span = 2 * offset
+    nx = ix1 - ix0 + 1
+    lo = np.empty(nx, np.int64)
+    hi = np.empty(nx, np.int64)
+    total = 0
+    for r in range(nx):
+        ix = ix0 + r
+        lo[r] = np.searchsorted(grid_cells, ix * span + iy0)
+        hi[r] = np.searchsorted(grid_cells, ix * span + iy1, side="right")
+        total += hi[r] - lo[r]
+    pos = np.empty(total, np.int64)
+    row_start = np.zeros(total, np.bool_)
+    x0, x1 = np.empty(total), np.empty(total)
+    y0, y1 = np.empty(total), np.empty(total)
+    border = np.zeros(total, np.bool_)
+    i = 0
+    for r in range(nx):
+        if hi[r] > lo[r]:
+            row_start[i] = True
+        for q in range(lo[r], hi[r]):
+            pos[i] = q
+            cid = grid_cells[q]
+            ix, iy = cid // span, cid % span
+            b = ix == 0 or ix == span - 1 or iy == 0 or iy == span - 1
+            border[i] = b
+            if b:
+                x0[i], x1[i], y0[i], y1[i] = -np.inf, np.inf, -np.inf, np.inf
+            else:
+                x0[i] = float(ix - offset) * cell - EPS_POS
+                x1[i] = float(ix - offset + 1) * cell + EPS_POS
+                y0[i] = float(iy - offset) * cell - EPS_POS
+                y1[i] = float(iy - offset + 1) * cell + EPS_POS
+            i += 1
+    return pos, row_start, x0, x1, y0, y1, border
+
+
 # ---------------------------------------------------------------------------------- runs and their frames
 
 
@@ -317,7 +361,23 @@ def rule(poses, memo, test, tgt, tl, tr, sure, sure_n, hits,
     count = np.zeros(n, np.int64)
     ph = np.empty(n, np.uint8)
     close = np.empty(n, np.uint8)
+    acc = np.empty(n if not hits else 0, np.int64)    # hits=False: frames accepted by the first target
+    na = 0
     for t in range(T):
+        if t == 1 and not hits:        # accepted frames are not tested again (~30% fewer frame-target tests)
+            m = 0
+            for j in range(n):
+                if count[j]:
+                    acc[na] = fr[j]
+                    na += 1
+                else:
+                    if m != j:
+                        for q in range(7):
+                            rows[q, m] = rows[q, j]
+                        fr[m] = fr[j]
+                    m += 1
+            n = m
+            count[:n] = 0
         xt, yt, wt = tgt[t, 0], tgt[t, 1], tgt[t, 2]
         pair_pass(rows[0], rows[1], rows[3], rows[4], rows[5], rows[6], n, xt, yt, tl[t, 0], tl[t, 1],
                   tr[t, 0], tr[t, 1], near, far, off, sin_par, md2, sd2, ph, close)
@@ -337,11 +397,15 @@ def rule(poses, memo, test, tgt, tl, tr, sure, sure_n, hits,
     for j in range(n):
         if count[j]:
             m += 1
-    out = np.empty(m + len(sure), np.int64)
-    cnt = np.empty(m + len(sure), np.int64)
+    out = np.empty(m + na + len(sure), np.int64)
+    cnt = np.empty(m + na + len(sure), np.int64)
     out[:len(sure)] = sure
     cnt[:len(sure)] = sure_n
     i = len(sure)
+    for j in range(na):
+        out[i] = acc[j]
+        cnt[i] = 1
+        i += 1
     for j in range(n):
         if count[j]:
             out[i] = fr[j]

@@ -95,10 +95,7 @@ class _Cells:
     """The occupied cells of a grid within ``reach`` metres (box) of any of ``centres`` (T, 2)."""
 
     def __init__(self, grid: PoseGrid, centres: np.ndarray, reach: float):
-        lo, hi = centres.min(0) - reach - EPS_POS, centres.max(0) + reach + EPS_POS
-        ix0, iy0 = (int(v) for v in grid.cell_index(lo))
-        ix1, iy1 = (int(v) for v in grid.cell_index(hi))
-        self.pos, self.row_start = grid.occupied(ix0, ix1, iy0, iy1)
+        self.pos, self.row_start = grid.occupied(*self._span(grid, centres, reach))
         ids = grid.cells[self.pos]
         ix, iy = ids // (2 * grid.OFFSET), ids % (2 * grid.OFFSET)
         c = grid.cell
@@ -110,6 +107,22 @@ class _Cells:
         for a, v in ((self.x0, -np.inf), (self.x1, np.inf), (self.y0, -np.inf), (self.y1, np.inf)):
             a[border] = v                                          # border cells hold everything beyond
         self.border = border
+
+    @staticmethod
+    def _span(grid: PoseGrid, centres: np.ndarray, reach: float):
+        """(ix0, ix1, iy0, iy1): the cell range (offset coordinates) of the targets' box grown by reach."""
+        lo, hi = centres.min(0) - reach - EPS_POS, centres.max(0) + reach + EPS_POS
+        ix0, iy0 = (int(v) for v in grid.cell_index(lo))
+        ix1, iy1 = (int(v) for v in grid.cell_index(hi))
+        return ix0, ix1, iy0, iy1
+
+    @classmethod
+    def compiled(cls, k, grid: PoseGrid, centres: np.ndarray, reach: float) -> "_Cells":
+        """The same cells by one compiled call (``_kernels``): the same positions, flags and box floats."""
+        self = cls.__new__(cls)
+        (self.pos, self.row_start, self.x0, self.x1, self.y0, self.y1,
+         self.border) = k.cells(grid.cells, *cls._span(grid, centres, reach), grid.OFFSET, grid.cell)
+        return self
 
     def __len__(self):
         return len(self.pos)
@@ -424,11 +437,11 @@ def planar_candidates(grid: PoseGrid, poses: np.ndarray, tgt: np.ndarray, p: Fov
     """``fov.fov_candidates`` through the index: the same (idx, hits or None), reading few frames."""
     _check(grid, len(poses))
     reach = max(p.max_cam_dist, p.same_view_dist)
-    cells = _Cells(grid, tgt[:, :2], reach)
     k = _kernels.kernels()
     if k is not None and poses.dtype == np.float64 and poses.flags.c_contiguous:   # compiled (numba): the
         # same answers, ~2x faster (``_kernels``; one compiled version: C-ordered float64 poses, as a bank keeps)
-        return _planar_compiled(k, grid, cells, poses, tgt, p, hits, reach)
+        return _planar_compiled(k, grid, _Cells.compiled(k, grid, tgt[:, :2], reach), poses, tgt, p, hits, reach)
+    cells = _Cells(grid, tgt[:, :2], reach)
     start = grid.cell_start[cells.pos]
     count = grid.cell_start[cells.pos + 1] - start
     if count.sum() <= FEW:                   # few frames near the targets: test them all, no classification
