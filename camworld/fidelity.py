@@ -284,6 +284,7 @@ def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrie
     probe = _world(model, episodes, retrieval, k, context_noise, sample_steps, sampler)
     res["dtype"], res["frames_per_pass"] = str(probe.dtype).replace("torch.", ""), probe.frames_per_pass
     res["warp_start"], res["warp_depth"], res["warp_source"] = probe.warp_start, probe.warp_depth, probe.warp_source
+    res["warp_paste"] = probe.warp_paste
     videos = {}
     t0 = time.perf_counter()
     bar = tqdm(total=len(drivers) * (3 if twin else 2) + (1 if memory else 0), desc="fidelity benchmark",
@@ -333,7 +334,9 @@ def markdown(res) -> str:
              f"context noise {res['context_noise']:g}"
              + (f", warp start {res['warp_start']:g} ({res.get('warp_source', 'newest')} frame, depth "
                 f"{res['warp_depth']:g} m)"
-                if res.get("warp_start", 1.0) < 1.0 else "") + ". Mean ± 95% interval over episodes.", "",
+                if res.get("warp_start", 1.0) < 1.0 else "")
+             + (", context pixels pasted where a context camera saw the target" if res.get("warp_paste") else "")
+             + ". Mean ± 95% interval over episodes.", "",
              "### Teacher-forced next chunk (ground truth in memory)", "",
              "| driver | model PSNR | model SSIM | sharpness | copy newest PSNR | warp newest PSNR | VAE ceiling PSNR "
              "| VAE ceiling SSIM | VAE sharpness | gap to ceiling |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -482,6 +485,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--warp-source", default=None, choices=["newest", "nearest"],
                    help="the frame warped: the newest, or the context frame nearest each target camera "
                         "(default: the checkpoint's)")
+    p.add_argument("--warp-paste", default=None, choices=["on", "off"],
+                   help="keep the context's reprojected pixels wherever a context camera saw the target pixel "
+                        "(camworld.model.warp.reproject; default: the checkpoint's)")
     p.add_argument("--no-memory", action="store_true", help="fidelity: skip the return-to-start section")
     p.add_argument("--memory-kinds", nargs="*", default=list(MEMORY_KINDS),
                    help="fidelity: return-to-start kinds (rotN, walkNm, loop) at the env's step sizes")
@@ -496,7 +502,9 @@ def sampler_settings(args) -> dict:
     return {"dtype": args.dtype, "frames_per_pass": args.frames_per_pass,
             **{k: v for k, v in (("warp_start", getattr(args, "warp_start", None)),
                                  ("warp_depth", getattr(args, "warp_depth", None)),
-                                 ("warp_source", getattr(args, "warp_source", None))) if v is not None}}
+                                 ("warp_source", getattr(args, "warp_source", None)),
+                                 ("warp_paste", {"on": True, "off": False}.get(getattr(args, "warp_paste", None))))
+                if v is not None}}
 
 
 def run(args, model):

@@ -5,7 +5,9 @@ encodes the retrieved frames (Algorithm 2, line 4). The bank keeps what those st
 
 * frames ``uint8 (H, W, 3)``; timestamps float64 (a step counter or seconds; float64 holds integers
   exactly up to 2**53); an optional ``source`` tag (int64, -1 = none; e.g. the agent id in a shared
-  multi-agent world);
+  multi-agent world); an ``observed`` flag (bool): True for frames of the real world (a reset's first
+  frame, ``World.observe``), False for frames a world generated. The learned world's reprojection
+  prefers observed pixels (``camworld.model.warp.reproject``), so they are not resampled again and again;
 * every frame's pose twice: full camera-to-world extrinsics ``[R|t]`` (3, 4) float64 (OpenCV axes,
   ``geometry``) and the planar pose ``(x, y, yaw)`` float64 that the paper's FOV rule reads. Append
   either one: planar poses are stored as given and their extrinsics derived
@@ -26,8 +28,8 @@ it is exceeded, the oldest half of the RAM frames is *spilled* to ``np.memmap`` 
 temporary directory (removed by ``close``/``clear``/garbage collection). Indices never change and
 spilled frames stay readable and their latents writable, so retrieval and the world's bookkeeping
 are unaffected; only reads of old frames get slower. Poses, extrinsics, times, sources, the latent
-mask and the index (about 160 bytes per frame: 24 planar pose, 96 extrinsics, 8 time, 8 source, 1
-mask, 16-32 index) always stay in RAM because retrieval may read any pose.
+mask, the observed flags and the index (about 160 bytes per frame: 24 planar pose, 96 extrinsics, 8 time,
+8 source, 1 mask, 1 flag, 16-32 index) always stay in RAM because retrieval may read any pose.
 
 Files. ``save(path)`` writes one uncompressed zip (``.npz``-compatible: ``np.load`` opens it with
 ``allow_pickle=False``) holding ``header.json`` (magic, version, shapes, meta) and ``.npy``
@@ -35,7 +37,7 @@ members, streamed in chunks so a spilled bank never has to fit in RAM; it is wri
 file and moved into place (``camworld.files.atomic_write``). ``MemoryBank.load`` checks magic, version
 and shapes and says clearly when a file is truncated or foreign. No pickle anywhere. Version 2 adds
 the ``extrinsics`` member; version 1 files (planar poses only) still load, their extrinsics derived
-as they were then.
+as they were then. Version 3 adds ``observed``; older files load with every frame unobserved (not known).
 
 Letters: N frames in the bank, T frames appended at once, H/W frame size, L frames with latents,
 K occupied cells of the index.
@@ -56,8 +58,9 @@ from camworld import geometry
 from camworld.files import atomic_write
 
 MAGIC = "camworld.MemoryBank"
-VERSION = 2
-READS = (1, 2)            # file versions load() understands (1: planar poses only, extrinsics derived)
+VERSION = 3
+READS = (1, 2, 3)         # file versions load() understands (1: planar poses only, extrinsics derived;
+#                           1-2: no observed flags, all False)
 _CHUNK_BYTES = 64 << 20   # streaming chunk for save/load
 
 
@@ -326,6 +329,7 @@ class MemoryBank:
         self._times = np.zeros(16)
         self._sources = np.full(16, -1, np.int64)
         self._has_lat = np.zeros(16, bool)
+        self._observed = np.zeros(16, bool)
         self._frames = _Store(self.frame_shape, np.uint8, lambda: self._spill_path("frames"))
         self._lat: _Store | None = None
         self.latent_shape: tuple | None = None
@@ -382,6 +386,11 @@ class MemoryBank:
         return self._ro(self._sources)
 
     @property
+    def observed(self) -> np.ndarray:
+        """bool (N,): True for frames of the real world (``append(..., observed=True)``), a read-only view."""
+        return self._ro(self._observed)
+
+    @property
     def has_latents(self) -> np.ndarray:
         """bool (N,) whether a frame's latents are cached, a read-only view."""
         return self._ro(self._has_lat)
@@ -406,13 +415,14 @@ class MemoryBank:
         if n <= len(self._poses):
             return
         new = max(n, 2 * len(self._poses))
-        for name, fillv in (("_poses", 0.0), ("_ext", 0.0), ("_times", 0.0), ("_sources", -1), ("_has_lat", False)):
+        for name, fillv in (("_poses", 0.0), ("_ext", 0.0), ("_times", 0.0), ("_sources", -1), ("_has_lat", False),
+                           ("_observed", False)):
             old = getattr(self, name)
             buf = np.full((new,) + old.shape[1:], fillv, old.dtype)
             buf[: self._n] = old[: self._n]
             setattr(self, name, buf)
 
-    def append(self, frames, poses, times=None, source=None, extrinsics=None) -> np.ndarray:
+    def append(self, frames, poses, times=None, source=None, extrinsics=None, observed=False) -> np.ndarray:
         """Append T frames. Amortised O(1) per frame.
 
         Args:
@@ -424,6 +434,7 @@ class MemoryBank:
             extrinsics: with planar ``poses`` only: the frames' full extrinsics (T, 3, 4), stored as
                 given instead of derived (copying frames between banks); they must have the poses'
                 ground position and heading.
+            observed: True (or (T,) bools) for frames of the real world, False for generated ones.
 
         Returns:
             int64 (T,) indices of the new frames (stable for the bank's lifetime).
@@ -441,9 +452,9 @@ class MemoryBank:
             if np.shape(poses)[-1:] != (3,) or len(np.shape(poses)) > 2:
                 raise ValueError("extrinsics= goes with planar poses (T, 3); 6-DoF frames pass their extrinsics as poses")
             e = _checked_extrinsics(extrinsics, p, "extrinsics")
-        return self._append(f, p, e, times, source)
+        return self._append(f, p, e, times, source, observed)
 
-    def _append(self, f, p, e, times, source) -> np.ndarray:
+    def _append(self, f, p, e, times, source, observed=False) -> np.ndarray:
         """Append validated frames f (T, H, W, 3), planar poses p (T, 3) and extrinsics e (T, 3, 4)."""
         T = len(f)
         if times is None:
@@ -459,11 +470,15 @@ class MemoryBank:
             s = np.broadcast_to(np.asarray(source), (T,))
             if not np.issubdtype(s.dtype, np.integer):
                 raise ValueError(f"source must be an int or (T,) ints, got dtype {s.dtype}")
+        o = np.broadcast_to(np.asarray(observed), (T,))
+        if o.dtype != bool:
+            raise ValueError(f"observed must be a bool or (T,) bools, got dtype {o.dtype}")
         n0 = self._n
         self._grow(n0 + T)
         self._poses[n0:n0 + T], self._ext[n0:n0 + T] = p, e
         self._times[n0:n0 + T], self._sources[n0:n0 + T] = t, s
         self._has_lat[n0:n0 + T] = False
+        self._observed[n0:n0 + T] = o
         self._frames.extend(f)
         if self._lat is not None:
             self._lat.extend(np.zeros((T,) + self.latent_shape, np.float32))
@@ -548,7 +563,7 @@ class MemoryBank:
             with open(tmp, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
                 zf.writestr("header.json", header_bytes)
                 for name, arr in (("poses", self.poses), ("extrinsics", self.extrinsics()), ("times", self.times),
-                                  ("sources", self.sources)):
+                                  ("sources", self.sources), ("observed", self.observed)):
                     _write_npy(zf, name, arr.dtype, arr.shape, [np.ascontiguousarray(arr)])
                 rows = max(1, _CHUNK_BYTES // int(np.prod(self.frame_shape)))
                 _write_npy(zf, "frames", np.uint8, (self._n,) + self.frame_shape, self._frames.chunks(rows))
@@ -593,6 +608,7 @@ class MemoryBank:
                 poses = _read_npy_all(zf, "poses", (n, 3))
                 times = _read_npy_all(zf, "times", (n,))
                 sources = _read_npy_all(zf, "sources", (n,))
+                observed = _read_npy_all(zf, "observed", (n,)).astype(bool) if version >= 3 else np.zeros(n, bool)
                 ext = _checked_extrinsics(_read_npy_all(zf, "extrinsics", (n, 3, 4)), poses, path) if version >= 2 \
                     else _poses_and_extrinsics(poses, n)[1]                        # version 1: derived, as then
                 off = 0
@@ -603,7 +619,7 @@ class MemoryBank:
                     if not np.isfinite(poses[off:off + T]).all():
                         raise ValueError(f"{path!r}: poses contain NaN or inf")
                     bank._append(block, poses[off:off + T], ext[off:off + T], times[off:off + T],
-                                 sources[off:off + T])
+                                 sources[off:off + T], observed[off:off + T])
                     off += T
                 li = _read_npy_all(zf, "latent_index", None)
                 if header.get("latent_shape") is not None and len(li):

@@ -117,8 +117,9 @@ class World:
     """B worlds (or B cameras in one shared world) stepped in one batched call of a frame source.
 
     ``World(model, ...)`` is the learned world (``sample_steps``, ``guidance``, ``context_noise``,
-    ``device``, ``dtype`` (the DiT's sampling dtype, ``model.world_model.inference_dtype``) and
-    ``frames_per_pass`` go to its ``ModelFrames``); ``World(SimFrames(...), ...)`` is the ground-truth twin.
+    ``device``, ``dtype`` (the DiT's sampling dtype, ``model.world_model.inference_dtype``),
+    ``frames_per_pass`` and the warp settings ``warp_start``, ``warp_depth``, ``warp_source`` and ``warp_paste``
+    (``camworld.model.warp``; None = the checkpoint's) go to its ``ModelFrames``); ``World(SimFrames(...), ...)`` is the ground-truth twin.
     ``torch_threads``: torch intra-op threads for this process (``torch.set_num_threads``); None = the
     thread policy of ``camworld.threads`` (a worker process takes its fair share of the cores).
     What a learned world makes frames for ("planar" or "6dof", module doc) is what its model was trained
@@ -130,7 +131,7 @@ class World:
                  memory_capacity: int = 100_000, shared_memory: bool = False, device="auto",
                  context_noise: float | None = None, torch_threads: int | None = None, dtype="auto",
                  frames_per_pass: int | None = None, warp_start: float | None = None,
-                 warp_depth: float | None = None, warp_source: str | None = None):
+                 warp_depth: float | None = None, warp_source: str | None = None, warp_paste: bool | None = None):
         if retrieval not in STRATEGIES:
             raise ValueError(f"unknown retrieval strategy '{retrieval}'; choose from {sorted(STRATEGIES)}")
         if int(num_worlds) < 1:
@@ -142,7 +143,8 @@ class World:
                                            ("context_noise", context_noise), ("torch_threads", torch_threads),
                                            ("dtype", None if dtype == "auto" else dtype),
                                            ("frames_per_pass", frames_per_pass), ("warp_start", warp_start),
-                                           ("warp_depth", warp_depth), ("warp_source", warp_source)))
+                                           ("warp_depth", warp_depth), ("warp_source", warp_source),
+                                           ("warp_paste", warp_paste)))
             given = [k for k, v in learned if v is not None]
             if given and not hasattr(model, "model"):
                 raise ValueError(f"{given} only apply to the learned world; this frame source is "
@@ -155,7 +157,7 @@ class World:
 
             self.source = ModelFrames(model, device, sample_steps, guidance, context_noise, dtype, frames_per_pass,
                                       num_worlds=num_worlds, warp_start=warp_start, warp_depth=warp_depth,
-                                      warp_source=warp_source)
+                                      warp_source=warp_source, warp_paste=warp_paste)
         self.num_worlds = int(num_worlds)
         self.retrieval, self.context_size = retrieval, int(context_size)
         self.shared_memory = bool(shared_memory)
@@ -180,6 +182,7 @@ class World:
     warp_start = property(lambda self: getattr(self.source, "warp_start", None))
     warp_depth = property(lambda self: getattr(self.source, "warp_depth", None))
     warp_source = property(lambda self: getattr(self.source, "warp_source", None))
+    warp_paste = property(lambda self: getattr(self.source, "warp_paste", None))
 
     @property
     def cameras(self) -> str:
@@ -288,7 +291,8 @@ class World:
             self._clock[bank] = 0
         self._rng[i] = np.random.default_rng(seed)
         self.prompts[i] = prompt
-        idx = self.memories[bank].append(frame[None], pose[None], times=np.array([self._clock[bank]]), source=i)
+        idx = self.memories[bank].append(frame[None], pose[None], times=np.array([self._clock[bank]]), source=i,
+                                         observed=True)
         self._clock[bank] += 1
         self._last[i] = int(idx[-1])
         self.last_retrieved[i] = np.zeros(0, np.int64)
@@ -320,7 +324,7 @@ class World:
         bank = self._bank(i)
         times = self._clock[bank] + np.arange(len(frames))
         self._clock[bank] += len(frames)
-        idx = self.memories[bank].append(frames, poses, times=times, source=i)
+        idx = self.memories[bank].append(frames, poses, times=times, source=i, observed=True)
         self._last[i] = int(idx[-1])
 
     def step(self, target_poses, active=None, append: bool = True) -> np.ndarray:

@@ -64,7 +64,7 @@ WORLD_ATTRIBUTES = frozenset({"source", "num_worlds", "retrieval", "context_size
 # ... and of its learned frame source (camworld.model.frames.ModelFrames; ``gens`` via camera_state)
 SOURCE_ATTRIBUTES = frozenset({"device", "model", "cfg", "sample_steps", "guidance", "context_noise", "frame_size",
                                "frame_stride", "frames_per_pass", "gens", "dtype", "dit",
-                               "warp_start", "warp_depth", "warp_source",
+                               "warp_start", "warp_depth", "warp_source", "warp_paste",
                                "decoder"})   # dit, decoder: the model's, in dtype (rebuilt from it)
 
 
@@ -105,6 +105,7 @@ def save_world(world, path, extra: dict | None = None, worlds=None) -> Path:
                   "guidance": world.guidance, "context_noise": world.context_noise,
                   "dtype": str(world.dtype).replace("torch.", ""), "frames_per_pass": world.frames_per_pass,
                   "warp_start": world.warp_start, "warp_depth": world.warp_depth, "warp_source": world.warp_source,
+                  "warp_paste": world.warp_paste,
                   "memory_capacity": banks[0].capacity},
         "cameras": [_camera_state(world, i) for i in sel],
         "clocks": [world.bank_clock(0)] if world.shared_memory else [world.bank_clock(i) for i in sel],
@@ -265,6 +266,7 @@ def load_world(path, model, device=None):
                       frames_per_pass=w.get("frames_per_pass"),
                       warp_start=w.get("warp_start", 1.0),         # files from before warp starts sampled from noise
                       warp_depth=w.get("warp_depth"), warp_source=w.get("warp_source"),
+                      warp_paste=w.get("warp_paste", False),       # files from before pasting showed the network's
                       device=model.device if device is None else device)
         n_banks = 1 if world.shared_memory else world.num_worlds
         if len(cams) != world.num_worlds or len(clocks) != n_banks or len(names) != n_banks:
@@ -346,7 +348,8 @@ def _load_bank(folder: Path, name: str, keep_latents: bool) -> MemoryBank:
     out = MemoryBank(frame_shape=bank.frame_shape, capacity=bank.capacity, meta=bank.meta)
     for j in range(0, len(bank), 4096):
         idx = np.arange(j, min(j + 4096, len(bank)))
-        out.append(bank.frames(idx), bank.poses[idx], bank.times[idx], bank.sources[idx], extrinsics=bank.extrinsics(idx))
+        out.append(bank.frames(idx), bank.poses[idx], bank.times[idx], bank.sources[idx], extrinsics=bank.extrinsics(idx),
+                   observed=bank.observed[idx])
     bank.close()
     return out
 

@@ -53,22 +53,25 @@ def bench_arguments(p: argparse.ArgumentParser):
     p.add_argument("--reference", action="store_true",
                    help="learned world: also time the reference sampler (float32, 8 Euler steps, 2 frames per "
                         "pass: the settings before the fast path) in the same run, as a ratio")
-    p.add_argument("--samplers", nargs="*", default=[], metavar="DTYPE:STEPS:PASS[:WARP]",
+    p.add_argument("--samplers", nargs="*", default=[], metavar="DTYPE:STEPS:PASS[:WARP[:PASTE]]",
                    help="learned world: more sampler settings to time in the same run, e.g. bfloat16:4:4 or "
-                        "bfloat16:4:2:1.0 (dtype, Euler steps, frames per pass, warp start; an empty or missing "
-                        "field keeps the default)")
+                        "bfloat16:4:2:1.0 or :4:2:0.3:off (dtype, Euler steps, frames per pass, warp start, "
+                        "paste on/off; an empty or missing field keeps the default)")
     threads.add_argument(p)
 
 
-REFERENCE_SAMPLER = {"dtype": "float32", "sample_steps": 8, "frames_per_pass": 2, "warp_start": 1.0}
+REFERENCE_SAMPLER = {"dtype": "float32", "sample_steps": 8, "frames_per_pass": 2, "warp_start": 1.0,
+                     "warp_paste": False}
 
 
 def parse_sampler(spec: str) -> dict:
     """'bfloat16:4:4' -> {"dtype": "bfloat16", "sample_steps": 4, "frames_per_pass": 4}; a fourth field is the
-    warp start ('bfloat16:4:2:1.0': from pure noise); empty fields are left out."""
+    warp start ('bfloat16:4:2:1.0': from pure noise), a fifth the paste ('::::off'); empty fields are left out."""
     parts = spec.split(":")
-    if len(parts) not in (3, 4):
-        raise SystemExit(f"--samplers: expected DTYPE:STEPS:PASS[:WARP] (e.g. bfloat16:4:4), got {spec!r}")
+    if len(parts) not in (3, 4, 5):
+        raise SystemExit(f"--samplers: expected DTYPE:STEPS:PASS[:WARP[:PASTE]] (e.g. bfloat16:4:4), got {spec!r}")
+    if len(parts) == 5 and parts[4] not in ("", "on", "off"):
+        raise SystemExit(f"--samplers: PASTE must be on or off, got {spec!r}")
     out = {}
     try:
         if parts[0]:
@@ -77,8 +80,10 @@ def parse_sampler(spec: str) -> dict:
             out["sample_steps"] = int(parts[1])
         if parts[2]:
             out["frames_per_pass"] = int(parts[2])
-        if len(parts) == 4 and parts[3]:
+        if len(parts) >= 4 and parts[3]:
             out["warp_start"] = float(parts[3])
+        if len(parts) == 5 and parts[4]:
+            out["warp_paste"] = parts[4] == "on"
     except ValueError:
         raise SystemExit(f"--samplers: STEPS and PASS must be integers and WARP a number, got {spec!r}") from None
     return out
@@ -112,7 +117,7 @@ def time_batched(world: str, n: int, args, sampler: dict | None = None) -> tuple
     return _time_vector_env(CamWorldVectorEnv(num_envs=n, backend=world, **_env_kwargs(args, world, sampler)), args)
 
 
-SECTIONS = ("retrieval", "encode", "warp", "context", "denoise", "decode", "memory")
+SECTIONS = ("retrieval", "encode", "warp", "context", "denoise", "decode", "paste", "memory")
 
 
 def breakdown(n: int, args, sampler: dict | None = None) -> dict:
@@ -138,6 +143,7 @@ def breakdown(n: int, args, sampler: dict | None = None) -> dict:
         out["passes"] = tm.calls.get("denoise", 0) / args.steps
         out["sample_steps"] = world.sample_steps or world.cfg.diffusion.sample_steps
         out["warp_start"] = world.warp_start
+        out["warp_paste"] = world.warp_paste
         from camworld.model.diffusion import timesteps      # network calls per pass (a warp start skips some)
         out["calls"] = len(timesteps(out["sample_steps"], world.cfg.diffusion.shift, start=world.warp_start)) - 1
         out["dtype"] = str(world.dtype).replace("torch.", "")
@@ -159,6 +165,7 @@ def bench_breakdown(args, T: int):
             cells.append(f"{1e3 * b['denoise']:.0f} ({100 * b['denoise'] / b['total']:.0f}%; {1e3 * per:.1f})")
             cells += [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[5:] + ("other",)]
             warp = f", warp {b['warp_start']:g} ({b['calls']} calls)" if b["warp_start"] < 1 else ""
+            warp += ", paste" if b.get("warp_paste") else ""
             label = (f"{b['dtype']}, {b['sample_steps']} steps{warp}, {b['frames_per_pass']}/pass, "
                      f"{b['passes']:.0f} passes")
             print(f"| {n} | {label} | {1e3 * b['total']:.0f} | " + " | ".join(cells) + " |", flush=True)

@@ -243,3 +243,37 @@ def test_load_rejects_extrinsics_that_disagree_with_the_poses(tmp_path):
     _rewrite(tmp_path / "m.npz", tmp_path / "bad.npz", 2, change={"extrinsics": E})
     with pytest.raises(ValueError, match=r"disagree at frames \[4\]"):
         MemoryBank.load(tmp_path / "bad.npz")
+
+
+def test_observed_flags_are_kept_copied_and_saved(tmp_path):
+    """Frames of the real world carry observed=True (the learned world pastes them first); a file from
+    before the flag existed (version 2) loads with every frame unobserved."""
+    rng = np.random.default_rng(1)
+    bank = MemoryBank(FS, capacity=4)
+    bank.append(_frames(rng, 3), _poses(rng, 3), observed=True)
+    bank.append(_frames(rng, 5), _poses(rng, 5))                               # generated: the default
+    bank.append(_frames(rng, 2), _poses(rng, 2), observed=np.array([True, False]))
+    want = [True] * 3 + [False] * 5 + [True, False]
+    assert bank.observed.tolist() == want and not bank.observed.flags.writeable
+    with pytest.raises(ValueError, match="observed"):
+        bank.append(_frames(rng, 1), _poses(rng, 1), observed=np.array([1.5]))
+    bank.save(tmp_path / "v3.npz")
+    assert MemoryBank.load(tmp_path / "v3.npz").observed.tolist() == want   # spilled frames too (capacity 4)
+    _rewrite(tmp_path / "v3.npz", tmp_path / "v2.npz", 2, drop=("observed",))
+    assert not MemoryBank.load(tmp_path / "v2.npz").observed.any()
+
+
+def test_world_marks_reset_and_observed_frames_and_not_generated_ones():
+    from camworld import sim
+    from camworld.sim.frames import SimFrames
+    from camworld.world import World
+
+    scene = sim.make_scene(7)
+    poses = sim.random_trajectory(scene, 6, np.random.default_rng(0))
+    rgb, _ = sim.render(scene, poses, 32, 32)
+    w = World(SimFrames((32, 32)), num_worlds=1, context_size=3)
+    w.reset(0, rgb[0], poses[0], scene=scene)
+    w.step(poses[None, 1:3])
+    w.observe(0, rgb[3:5], poses[3:5])
+    w.step(poses[None, 5:6])
+    assert w.memory_of(0).observed.tolist() == [True, False, False, True, True, False]

@@ -176,7 +176,12 @@ def test_bench_env_times_a_warp_start_sampler(tiny_checkpoint, capsys):
                                                   "warp_start": 0.5}
     with pytest.raises(SystemExit, match="WARP"):
         parse_sampler("bfloat16:4:2:x")
+    assert parse_sampler(":4:2:0.5:on") == {"sample_steps": 4, "frames_per_pass": 2, "warp_start": 0.5,
+                                            "warp_paste": True}
+    assert parse_sampler("::::off") == {"warp_paste": False}
+    with pytest.raises(SystemExit, match="PASTE"):
+        parse_sampler(":4:2:0.5:yes")
     main(["--worlds", "model", "--num-envs", "2", "--steps", "1", "--warmup", "0", "--checkpoint", tiny_checkpoint,
-          "--breakdown", "--samplers", "float32:4:2:0.5", "--no-separate", "--threads", "1"])
+          "--breakdown", "--samplers", "float32:4:2:0.5", "float32:4:2:0.5:on", "--no-separate", "--threads", "1"])
     out = capsys.readouterr().out
-    assert "float32, 4 steps, warp 0.5 (" in out
+    assert "float32, 4 steps, warp 0.5 (" in out and "float32, 4 steps, warp 0.5 (2 calls), paste, " in out

@@ -130,3 +130,53 @@ def test_world_nearest_warp_source_runs_and_is_validated():
     with pytest.raises(ValueError, match="warp_source"):
         _world(0.5, warp_source="oldest")
 
+
+
+def test_reproject_pastes_observed_pixels_first_then_the_nearest_and_marks_what_no_one_saw():
+    from camworld.model.warp import reproject
+
+    S = 16
+    frames = torch.stack([torch.full((3, S, S), v) for v in (-0.5, 0.25, 0.75, 0.0)])[None]   # (1, 4, 3, S, S)
+    ctx = planar_to_extrinsics(np.array([[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.02], [9.0, 9.0, 0.0]]]))
+    tgt = planar_to_extrinsics(np.array([[[0.0, 0.0, 0.0], [0.0, 0.0, 0.5]]]))
+    mask = np.array([[True, True, True, False]])
+    # slot 1 is nearest to target 0 (same camera) but generated; the observed slot 0 wins wherever it saw
+    px, seen = reproject(frames, ctx, mask, np.array([[True, False, False, True]]), tgt, 52.67)
+    assert px.shape == (1, 2, 3, S, S) and seen.shape == (1, 2, S, S)
+    assert seen[0, 0].all() and torch.allclose(px[0, 0], torch.full((3, S, S), -0.5))
+    # without an observed frame the nearest camera's pixels are pasted (slots 0 and 1 are the target's own
+    # camera: the tie goes to the newer)
+    px, _ = reproject(frames, ctx, mask, np.zeros((1, 4), bool), tgt, 52.67)
+    assert torch.allclose(px[0, 0], torch.full((3, S, S), 0.25))
+    # turned 29 degrees left: the left columns were outside every context camera (the padded slot at
+    # (9, 9) never counts); what was seen comes from the frames, what was not is marked
+    left = seen[0, 1, :, :3]
+    assert not left.any() and seen[0, 1, :, -3:].all()
+    with pytest.raises(ValueError, match="reproject"):
+        reproject(frames, ctx[:, :3], mask, mask, tgt, 52.67)
+
+
+def test_world_paste_returns_the_remembered_frame_on_a_return_and_is_saved(tmp_path):
+    """warp_paste: a target camera where an observed frame was taken shows that frame (to rounding),
+    whatever the network draws; without it the network's frame is shown. World files keep the setting."""
+    from camworld import fidelity
+    from camworld.world_io import load_world, save_world
+
+    d = fidelity.make_drives("discrete", 1, 1, 32, seed=0)[0]
+    back = np.stack([d.poses[0], d.poses[0]])[None]               # (1, 2, 3): return to the start pose
+
+    def run(paste):
+        w = _world(0.5, warp_source="nearest", warp_paste=paste)
+        w.reset(0, d.gt[0], d.poses[0], seed=3)
+        return w, w.step(back)
+
+    w, a = run(True)
+    assert w.warp_paste is True
+    assert np.abs(a[0].astype(int) - d.gt[0].astype(int)).max() <= 1
+    _, b = run(False)
+    assert np.abs(b[0].astype(int) - d.gt[0].astype(int)).max() > 10     # the tiny untrained network's frame
+    save_world(w, tmp_path / "w")
+    assert load_world(tmp_path / "w", model=w.model)[0].warp_paste is True
+    assert _world(0.5).warp_paste is False                              # the tiny preset's default: off
+    with pytest.raises(ValueError, match="warp_paste"):
+        _world(0.5, warp_paste="yes")

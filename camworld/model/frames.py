@@ -70,7 +70,8 @@ class ModelFrames:
     def __init__(self, model: WorldModel, device="auto", sample_steps: int | None = None,
                  guidance: float | None = None, context_noise: float | None = None, dtype="auto",
                  frames_per_pass: int | None = None, num_worlds: int | None = None,
-                 warp_start: float | None = None, warp_depth: float | None = None, warp_source: str | None = None):
+                 warp_start: float | None = None, warp_depth: float | None = None, warp_source: str | None = None,
+                 warp_paste: bool | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
@@ -103,6 +104,10 @@ class ModelFrames:
         self.warp_source = str(d.warp_source if warp_source is None else warp_source)
         if self.warp_source not in WARP_SOURCES:
             raise ValueError(f"warp_source must be one of {WARP_SOURCES}, got {self.warp_source!r}")
+        # paste the context's own pixels where a context camera saw the target (camworld.model.warp.reproject)
+        if not isinstance(warp_paste, (bool, type(None), np.bool_)):
+            raise ValueError(f"warp_paste must be True or False, got {warp_paste!r}")
+        self.warp_paste = bool(d.warp_paste if warp_paste is None else warp_paste)
         if sample_steps is not None and int(sample_steps) < 1:
             raise ValueError(f"sample_steps must be >= 1, got {sample_steps}")
         self.gens: dict = {}           # world -> torch.Generator (sampling noise)
@@ -157,7 +162,27 @@ class ModelFrames:
         with section("decode"):
             frames = self.model.decode(z.flatten(0, 1), decoder=self.decoder).reshape(B, T, S, S, 3)
             lat = z.float().cpu().numpy()
-        return frames, lat
+        if self.warp_paste:            # the network's pixels only where no context camera saw the target's
+            with section("paste"):
+                frames = self._paste(frames, banks, context, cext, mask.cpu().numpy(), tgt.cpu().numpy())
+        return frames, lat             # latents stay the network's (re-encoding the pasted frames gained nothing)
+
+    def _paste(self, frames: np.ndarray, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray):
+        """uint8 (B, T, S, S, 3) generated frames with the context's reprojected pixels pasted in."""
+        from camworld.model.vae import frames_to_tensor, tensor_to_frames
+        from camworld.model.warp import reproject
+
+        B, k = mask.shape
+        S = self.cfg.frame_size
+        src = np.zeros((B, k, S, S, 3), np.uint8)
+        observed = np.zeros((B, k), bool)
+        for b, (bank, idx) in enumerate(zip(banks, context)):
+            src[b, k - len(idx):] = bank.frames(idx)
+            observed[b, k - len(idx):] = bank.observed[idx]
+        px, seen = reproject(frames_to_tensor(src, self.device), cext, mask, observed, tgt_ext, self.cfg.hfov_deg,
+                             self.warp_depth, floor=self.cameras == "planar")
+        out = torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device))
+        return tensor_to_frames(out)
 
     def _warped_latents(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray) -> torch.Tensor:
         """Scaled latents (B, T, C, h, w) of the context reprojected to the target cameras (B, T, 3, 4):
