@@ -180,3 +180,32 @@ def test_world_paste_returns_the_remembered_frame_on_a_return_and_is_saved(tmp_p
     assert _world(0.5).warp_paste is False                              # the tiny preset's default: off
     with pytest.raises(ValueError, match="warp_paste"):
         _world(0.5, warp_paste="yes")
+
+
+def test_reproject_equals_a_per_pixel_choice_over_every_context_frame():
+    """The painter's loop (worst source first) gives, wherever a frame saw the pixel, the pixel of the best
+    source that saw it: observed first, then the nearest camera, ties to the newest slot."""
+    from camworld.model.warp import OBSERVED_FIRST, camera_distance, reproject
+
+    rng = np.random.default_rng(5)
+    B, T, k, S = 3, 2, 5, 16
+    ctx = planar_to_extrinsics(rng.normal(size=(B, k, 3)) * 0.3)
+    ctx[:, 3] = ctx[:, 2]                                                 # a tie
+    tgt = planar_to_extrinsics(rng.normal(size=(B, T, 3)) * 0.3)
+    frames = torch.rand(B, k, 3, S, S) * 2 - 1
+    mask = rng.random((B, k)) > 0.2
+    mask[:, -1] = True
+    obs = rng.random((B, k)) > 0.6
+    px, seen = reproject(frames, ctx, mask, obs, tgt, 52.67)
+    rank = camera_distance(ctx[:, None], tgt[:, :, None]) + OBSERVED_FIRST * ~obs[:, None]
+    for b in range(B):
+        for t in range(T):
+            w, hit = warp_frames(frames[b], ctx[b], np.broadcast_to(tgt[b, t], (k, 1, 3, 4)), 52.67, seen=True)
+            best = np.full((S, S), -1)
+            for j in sorted(np.flatnonzero(mask[b]), key=lambda j: (rank[b, t, j], -j)):   # best first
+                free = (best < 0) & hit[j, 0].numpy()
+                best[free] = j
+            assert np.array_equal(seen[b, t].numpy(), best >= 0)
+            ys, xs = np.nonzero(best >= 0)
+            want = w[best[ys, xs], 0, :, ys, xs]
+            assert torch.allclose(px[b, t, :, ys, xs].T, want, atol=1e-4)

@@ -57,7 +57,13 @@ def warp_grid(src_ext, tgt_ext, size: int, hfov_deg: float, depth: float = 6.0, 
 def _grid(src: torch.Tensor, tgt: torch.Tensor, size: int, hfov_deg: float, depth: float, floor: bool):
     """``warp_grid``'s arithmetic in float64 torch matmuls (numpy's einsum over every pixel was ~6x slower)."""
     B, T = tgt.shape[:2]
-    rays = torch.from_numpy(pixel_rays(size, size, hfov_deg)).reshape(1, 1, -1, 3)    # (1, 1, S*S, 3), z = 1
+    X = _scene_points(tgt, size, hfov_deg, depth, floor)             # (B, T, S*S, 3)
+    return _project(X, src, size, hfov_deg).reshape(B, T, size, size, 2)
+
+
+def _scene_points(tgt: torch.Tensor, size: int, hfov_deg: float, depth: float, floor: bool) -> torch.Tensor:
+    """(B, T, S*S, 3) world points the target cameras (B, T, 3, 4) see under the assumed depth, in tgt's dtype."""
+    rays = torch.from_numpy(pixel_rays(size, size, hfov_deg)).to(tgt.dtype).reshape(1, 1, -1, 3)  # z = 1
     R_t, c_t = tgt[..., :3], tgt[..., 3]                             # (B, T, 3, 3), (B, T, 3)
     d = rays @ R_t.transpose(-1, -2)                                 # (B, T, S*S, 3) world direction per z-depth
     z = torch.full(d.shape[:-1], float(depth), dtype=d.dtype)
@@ -65,16 +71,21 @@ def _grid(src: torch.Tensor, tgt: torch.Tensor, size: int, hfov_deg: float, dept
         down = d[..., 2] < -1e-6
         ground = -c_t[..., 2:3] / torch.where(down, d[..., 2], torch.full_like(d[..., 2], -1.0))
         z = torch.where(down & (ground > 0), torch.minimum(z, ground), z)   # the ray meets z = 0 first
-    X = c_t[:, :, None] + z[..., None] * d                          # (B, T, S*S, 3) world points
+    return c_t[:, :, None] + z[..., None] * d
+
+
+def _project(X: torch.Tensor, src: torch.Tensor, size: int, hfov_deg: float) -> torch.Tensor:
+    """World points X (..., N, 3) into source cameras src (..., 3, 4): grid_sample coordinates (..., N, 2);
+    points behind the camera land far outside [-1, 1]."""
     R_s, c_s = src[..., :3], src[..., 3]
-    p = (X - c_s[:, :, None]) @ R_s                                  # in the source camera: R_s^T (X - c_s)
+    p = (X - c_s[..., None, :]) @ R_s                                # in the source camera: R_s^T (X - c_s)
     f = focal_from_hfov(size, hfov_deg)
     ahead = p[..., 2] > 1e-3
     pz = torch.where(ahead, p[..., 2], torch.ones_like(p[..., 2]))
     far = torch.full_like(pz, 1e3)
     u = torch.where(ahead, f * p[..., 0] / pz, far)                  # pixels from the centre
     v = torch.where(ahead, f * p[..., 1] / pz, far)
-    return (torch.stack([u, v], -1) / (size / 2.0)).reshape(B, T, size, size, 2)   # align_corners=False: edge = +-1
+    return torch.stack([u, v], -1) / (size / 2.0)                    # align_corners=False: edge = +-1
 
 
 def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: float = 6.0,
@@ -97,6 +108,7 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
 
 # an observed frame's pixel wins over any generated frame's (camera distances are metres plus 3 m per radian)
 OBSERVED_FIRST = 1e6
+_PASTE_DTYPE = torch.float32   # float32 geometry: a pasted pixel moves ~1e-4 pixels against float64
 
 
 def reproject(frames: torch.Tensor, ctx_ext, ctx_mask, ctx_observed, tgt_ext, hfov_deg: float, depth: float = 6.0,
@@ -117,17 +129,29 @@ def reproject(frames: torch.Tensor, ctx_ext, ctx_mask, ctx_observed, tgt_ext, hf
                          f"{np.shape(ctx_mask)}, {np.shape(ctx_observed)}, {tgt_ext.shape}")
     rank = camera_distance(ctx_ext[:, None], tgt_ext[:, :, None]) \
         + OBSERVED_FIRST * ~np.asarray(ctx_observed, bool)[:, None]                      # (B, T, k)
-    rank = np.where(np.asarray(ctx_mask, bool)[:, None], rank, np.inf)
-    src = frames[:, None].expand(B, T, k, 3, S, S).reshape(B, T * k, 3, S, S)
-    se = np.broadcast_to(ctx_ext[:, None], (B, T, k, 3, 4)).reshape(B, T * k, 3, 4)
-    te = np.broadcast_to(tgt_ext[:, :, None], (B, T, k, 3, 4)).reshape(B, T * k, 3, 4)
-    px, seen = warp_frames(src, se, te, hfov_deg, depth, floor, seen=True)
-    px, seen = px.reshape(B, T, k, 3, S, S), seen.reshape(B, T, k, S, S)
-    r = torch.as_tensor(rank, dtype=torch.float64, device=frames.device)[..., None, None].expand(B, T, k, S, S)
-    r = torch.where(seen, r, torch.full_like(r, float("inf")))
-    best = (k - 1) - r.flip(2).argmin(2)                     # (B, T, S, S); ties go to the newest slot
-    out = torch.gather(px, 2, best[:, :, None, None].expand(B, T, 1, 3, S, S)).squeeze(2)
-    return out, torch.isfinite(r).any(2)
+    usable = np.broadcast_to(np.asarray(ctx_mask, bool)[:, None], rank.shape)
+    # paint worst first, best last: rank descending, and on ties the older slot first (the newest wins)
+    order = np.lexsort((np.broadcast_to(np.arange(k), rank.shape), -np.where(usable, rank, np.inf)), axis=-1)
+    dev = frames.device
+    # float32 geometry: a pasted pixel moves by ~1e-4 pixels against float64 (the warp start keeps float64)
+    X = _scene_points(torch.as_tensor(tgt_ext, dtype=_PASTE_DTYPE), S, hfov_deg, depth, floor)   # (B, T, N, 3)
+    out = torch.zeros(B, T, 3, S, S, dtype=frames.dtype, device=dev)
+    seen = torch.zeros(B, T, S, S, dtype=torch.bool, device=dev)
+    src_ext = torch.as_tensor(ctx_ext, dtype=_PASTE_DTYPE)
+    bt = np.arange(B)[:, None]
+    for i in range(k):
+        slot = order[..., i]                                                                # (B, T)
+        ok = torch.as_tensor(usable[bt, np.arange(T)[None], slot], device=dev)             # (B, T)
+        if not ok.any():
+            continue
+        grid = _project(X, src_ext[torch.as_tensor(bt), torch.as_tensor(slot)], S, hfov_deg).to(dev).reshape(B * T, S, S, 2)
+        img = frames[torch.as_tensor(bt), torch.as_tensor(slot)].reshape(B * T, 3, S, S)
+        px = F.grid_sample(img, grid.to(frames.dtype), mode="bilinear", padding_mode="border",
+                           align_corners=False).reshape(B, T, 3, S, S)
+        hit = (grid.abs() <= 1.0).all(-1).reshape(B, T, S, S) & ok[:, :, None, None]
+        out = torch.where(hit[:, :, None], px, out)
+        seen |= hit
+    return out, seen
 
 
 def camera_distance(a, b, metres_per_radian: float = 3.0) -> np.ndarray:
