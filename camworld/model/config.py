@@ -59,6 +59,7 @@ class DiffusionConfig:
     #                                    (warp_source) reprojected to the target camera (camworld.model.warp); 1 = noise
     warp_depth: float = 6.0            # the warp's assumed depth (metres) where a ray does not meet the floor
     warp_source: str = "newest"        # the frame warped: "newest", or "nearest" (the context frame nearest the target)
+    frames_per_pass: int | None = None  # inference: frames per sampling pass (None: train.target_frames)
     warp_paste: bool = False           # inference: keep the context's reprojected pixels wherever a context camera saw
     #                                    the target pixel; the network's frame only elsewhere (camworld.model.warp)
 

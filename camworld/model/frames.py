@@ -87,8 +87,11 @@ class ModelFrames:
         S = self.cfg.frame_size
         self.frame_size = (S, S)
         self.frame_stride = int(self.cfg.train.frame_stride)
-        # frames per sampling pass: the training target length unless told (each pass retrieves anew)
-        self.frames_per_pass = int(self.cfg.train.target_frames if frames_per_pass is None else frames_per_pass)
+        # frames per sampling pass: the checkpoint's inference setting, else its training target length
+        # (each pass retrieves anew)
+        if frames_per_pass is None:
+            frames_per_pass = self.cfg.diffusion.frames_per_pass or self.cfg.train.target_frames
+        self.frames_per_pass = int(frames_per_pass)
         if self.frames_per_pass < 1:
             raise ValueError(f"frames_per_pass must be >= 1, got {frames_per_pass}")
         # warp initialisation (camworld.model.warp): start flow time (1 = off) and assumed depth
