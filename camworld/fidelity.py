@@ -284,7 +284,7 @@ def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrie
     probe = _world(model, episodes, retrieval, k, context_noise, sample_steps, sampler)
     res["dtype"], res["frames_per_pass"] = str(probe.dtype).replace("torch.", ""), probe.frames_per_pass
     res["warp_start"], res["warp_depth"], res["warp_source"] = probe.warp_start, probe.warp_depth, probe.warp_source
-    res["warp_paste"] = probe.warp_paste
+    res["warp_paste"], res["learned_depth"] = probe.warp_paste, probe.learned_depth
     videos = {}
     t0 = time.perf_counter()
     bar = tqdm(total=len(drivers) * (3 if twin else 2) + (1 if memory else 0), desc="fidelity benchmark",
@@ -336,6 +336,7 @@ def markdown(res) -> str:
                 f"{res['warp_depth']:g} m)"
                 if res.get("warp_start", 1.0) < 1.0 else "")
              + (", context pixels pasted where a context camera saw the target" if res.get("warp_paste") else "")
+             + (", learned depth" if res.get("learned_depth") else "")
              + ". Mean ± 95% interval over episodes.", "",
              "### Teacher-forced next chunk (ground truth in memory)", "",
              "| driver | model PSNR | model SSIM | sharpness | copy newest PSNR | warp newest PSNR | VAE ceiling PSNR "
@@ -488,6 +489,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--warp-paste", default=None, choices=["on", "off"],
                    help="keep the context's reprojected pixels wherever a context camera saw the target pixel "
                         "(camworld.model.warp.reproject; default: the checkpoint's)")
+    p.add_argument("--learned-depth", default=None, choices=["on", "off"],
+                   help="warp with the model's depth net (camworld.model.depth; default: on when the checkpoint "
+                        "has one)")
     p.add_argument("--no-memory", action="store_true", help="fidelity: skip the return-to-start section")
     p.add_argument("--memory-kinds", nargs="*", default=list(MEMORY_KINDS),
                    help="fidelity: return-to-start kinds (rotN, walkNm, loop) at the env's step sizes")
@@ -503,7 +507,8 @@ def sampler_settings(args) -> dict:
             **{k: v for k, v in (("warp_start", getattr(args, "warp_start", None)),
                                  ("warp_depth", getattr(args, "warp_depth", None)),
                                  ("warp_source", getattr(args, "warp_source", None)),
-                                 ("warp_paste", {"on": True, "off": False}.get(getattr(args, "warp_paste", None))))
+                                 ("warp_paste", {"on": True, "off": False}.get(getattr(args, "warp_paste", None))),
+                                 ("learned_depth", {"on": True, "off": False}.get(getattr(args, "learned_depth", None))))
                 if v is not None}}
 
 

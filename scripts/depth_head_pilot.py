@@ -2,7 +2,8 @@
 (trained on the training scenes, seeds 0..999, L1 on log depth), then the newest ground-truth frame is warped
 to each next chunk's cameras (1) with the assumed depth (the floor, else 6 m; what the world ships), (2) with
 the depth the CNN predicts on that first warp, (3) once more on the second warp, (4) with the sim's true depth.
-Held-out episodes of the fidelity benchmark's discrete driver. Not part of the shipped world yet.
+Held-out episodes of the fidelity benchmark's discrete driver. Writes OUT/depth.{safetensors,json}
+(``camworld.model.depth``).
 
     .venv/bin/python scripts/depth_head_pilot.py --steps 1500 --out runs/depth   # ~15 min on one thread
 
@@ -16,41 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from camworld import sim
 from camworld.fidelity import make_drives
 from camworld.geometry import planar_to_extrinsics
 from camworld.metrics import psnr
+from camworld.model.depth import DepthNet, points_at_depth
 from camworld.model.vae import frames_to_tensor, tensor_to_frames
 from camworld.model.warp import _project, _scene_points
 from camworld.sim import make_scene, render
 
-
-class DepthNet(nn.Module):
-    """A small U-Net (256k parameters): RGB in [-1, 1] plus pixel coordinates -> log z-depth per pixel."""
-
-    def __init__(self, c=16):
-        super().__init__()
-        def blk(i, o, st=1): return nn.Sequential(nn.Conv2d(i, o, 3, st, 1), nn.GroupNorm(4, o), nn.SiLU())
-        self.e1 = nn.Sequential(blk(5, c), blk(c, c))                 # 64
-        self.e2 = nn.Sequential(blk(c, 2 * c, 2), blk(2 * c, 2 * c))   # 32
-        self.e3 = nn.Sequential(blk(2 * c, 4 * c, 2), blk(4 * c, 4 * c))  # 16
-        self.e4 = nn.Sequential(blk(4 * c, 4 * c, 2), blk(4 * c, 4 * c))  # 8
-        self.d3 = blk(8 * c, 4 * c); self.d2 = blk(6 * c, 2 * c); self.d1 = blk(3 * c, c)
-        self.out = nn.Conv2d(c, 1, 3, 1, 1)
-
-    def forward(self, x):
-        B, _, H, W = x.shape
-        yy = torch.linspace(-1, 1, H).view(1, 1, H, 1).expand(B, 1, H, W)
-        xx = torch.linspace(-1, 1, W).view(1, 1, 1, W).expand(B, 1, H, W)
-        x = torch.cat([x, yy, xx], 1)
-        a = self.e1(x); b = self.e2(a); c = self.e3(b); d = self.e4(c)
-        u = F.interpolate(d, scale_factor=2); c = self.d3(torch.cat([u, c], 1))
-        u = F.interpolate(c, scale_factor=2); b = self.d2(torch.cat([u, b], 1))
-        u = F.interpolate(b, scale_factor=2); a = self.d1(torch.cat([u, a], 1))
-        return self.out(a)          # log depth
 
 def batch(rng, n=32):
     """n training-scene frames at free poses (8 per scene) and their log z-depth."""
@@ -80,17 +57,17 @@ def train(steps: int, out: Path) -> "DepthNet":
             g["lr"] = 2e-3 * min(1, (steps - i) / (0.3 * steps))
         if i % 100 == 0:
             print(f"step {i} |log err| {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
-    torch.save(net.state_dict(), out / "depth_net.pt")
+    net.save(out / "depth", record={
+        "command": f"python scripts/depth_head_pilot.py --steps {steps} --out {out}", "steps": steps,
+        "batch": 32, "seed": 0, "scenes": "training seeds 0..999", "loss": "L1 on log z-depth",
+        "lr": "2e-3 AdamW, linear decay over the last 30%"})
     return net
 
 
 def evaluate(net, episodes: int, steps: int):
     S, hfov = 64, 52.67
     def points_from_z(tgt, z):  # the target pixels' scene points at z-depth z
-        X = _scene_points(tgt, S, hfov, 6.0, True)
-        c, R = tgt[..., 3], tgt[..., :3]
-        rays = (X - c[:, :, None]) @ R
-        return c[:, :, None] + (rays / rays[..., 2:3] * z[..., None]) @ R.transpose(-1, -2)
+        return points_at_depth(_scene_points(tgt, S, hfov, 6.0, True), tgt, z)
     def warp(img, src, tgt, X):
         grid = _project(X, src.expand(1, X.shape[1], 3, 4), S, hfov).reshape(-1, S, S, 2)
         return F.grid_sample(img.expand(len(grid), 3, S, S), grid.float(), mode="bilinear", padding_mode="border", align_corners=False)

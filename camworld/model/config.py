@@ -60,6 +60,8 @@ class DiffusionConfig:
     warp_depth: float = 6.0            # the warp's assumed depth (metres) where a ray does not meet the floor
     warp_source: str = "newest"        # the frame warped: "newest", or "nearest" (the context frame nearest the target)
     frames_per_pass: int | None = None  # inference: frames per sampling pass (None: train.target_frames)
+    depth_net: str | None = None       # inference: a depth net's file beside the checkpoint (camworld.model.depth)
+    #                                    whose depth the warp start and the paste use; None: the assumed depth
     warp_paste: bool = False           # inference: keep the context's reprojected pixels wherever a context camera saw
     #                                    the target pixel; the network's frame only elsewhere (camworld.model.warp)
 

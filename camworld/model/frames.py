@@ -71,7 +71,7 @@ class ModelFrames:
                  guidance: float | None = None, context_noise: float | None = None, dtype="auto",
                  frames_per_pass: int | None = None, num_worlds: int | None = None,
                  warp_start: float | None = None, warp_depth: float | None = None, warp_source: str | None = None,
-                 warp_paste: bool | None = None):
+                 warp_paste: bool | None = None, learned_depth: bool | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
@@ -111,6 +111,14 @@ class ModelFrames:
         if not isinstance(warp_paste, (bool, type(None), np.bool_)):
             raise ValueError(f"warp_paste must be True or False, got {warp_paste!r}")
         self.warp_paste = bool(d.warp_paste if warp_paste is None else warp_paste)
+        # the warp's depth from the model's depth net (camworld.model.depth; model.depth_net, loaded with the
+        # checkpoint when its config names one), else the assumed floor / plane
+        net = getattr(model, "depth_net", None)
+        if learned_depth and net is None:
+            raise ValueError("learned_depth=True needs a model with a depth net (its checkpoint's diffusion.depth_net)")
+        self.learned_depth = bool(net is not None if learned_depth is None else learned_depth)
+        self.depth_net = net.to(self.device).eval() if self.learned_depth else None
+        self._points = None            # the last pass's target scene points (learned depth), for the paste
         if sample_steps is not None and int(sample_steps) < 1:
             raise ValueError(f"sample_steps must be >= 1, got {sample_steps}")
         self.gens: dict = {}           # world -> torch.Generator (sampling noise)
@@ -154,6 +162,7 @@ class ModelFrames:
         if self.context_noise > 0:  # each world's own generator: a world's frames never depend on the others
             ctx_eps = torch.stack([torch.randn((k, C, h, w), generator=self.gens[i], device=self.device)
                                    for i in worlds])
+        warped = self.warp_start < 1.0
         if self.warp_start < 1.0:     # start from context frames reprojected to each target camera
             with section("warp"):
                 noise = self.warp_start * noise + (1 - self.warp_start) * self._warped_latents(
@@ -167,10 +176,12 @@ class ModelFrames:
             lat = z.float().cpu().numpy()
         if self.warp_paste:            # the network's pixels only where no context camera saw the target's
             with section("paste"):
-                frames = self._paste(frames, banks, context, cext, mask.cpu().numpy(), tgt.cpu().numpy())
+                frames = self._paste(frames, banks, context, cext, mask.cpu().numpy(), tgt.cpu().numpy(),
+                                     self._points if warped else None)
         return frames, lat             # latents stay the network's (re-encoding the pasted frames gained nothing)
 
-    def _paste(self, frames: np.ndarray, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray):
+    def _paste(self, frames: np.ndarray, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray,
+               points=None):
         """uint8 (B, T, S, S, 3) generated frames with the context's reprojected pixels pasted in."""
         from camworld.model.vae import frames_to_tensor, tensor_to_frames
         from camworld.model.warp import reproject
@@ -183,7 +194,7 @@ class ModelFrames:
             src[b, k - len(idx):] = bank.frames(idx)
             observed[b, k - len(idx):] = bank.observed[idx]
         px, seen = reproject(frames_to_tensor(src, self.device), cext, mask, observed, tgt_ext, self.cfg.hfov_deg,
-                             self.warp_depth, floor=self.cameras == "planar")
+                             self.warp_depth, floor=self.cameras == "planar", points=points)
         out = torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device))
         return tensor_to_frames(out)
 
@@ -201,10 +212,33 @@ class ModelFrames:
         src_ext = np.take_along_axis(cext, slot[:, :, None, None], axis=1)              # (B, T, 3, 4)
         w = warp_frames(frames_to_tensor(src, self.device), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
                         floor=self.cameras == "planar")     # the sim's ground plane; recorded worlds: depth alone
+        self._points = None
+        if self.depth_net is not None:   # predict the target's depth on that warp, then reproject with it
+            w, self._points = self._learned_warp(w, src, src_ext, tgt_ext)
         enc = _channels_last(self.model.vae.encoder)      # oneDNN's fast layout: 1.2-1.5x, same latents to ~2e-5
         mean = enc(w.flatten(0, 1).contiguous(memory_format=torch.channels_last)).chunk(2, dim=1)[0]
         z = mean.contiguous() / self.cfg.latent_scale
         return z.reshape((B, T) + tuple(z.shape[1:])).float()
+
+    def _learned_warp(self, w, src, src_ext, tgt_ext):
+        """The nearest frames src uint8 (B, T, S, S, 3) reprojected again with the depth the depth net
+        predicts on their assumed-depth warp w (B, T, 3, S, S). -> (warp, target scene points (B, T, S*S, 3))."""
+        import torch.nn.functional as F
+
+        from camworld.model.depth import points_at_depth
+        from camworld.model.vae import frames_to_tensor
+        from camworld.model.warp import _project, _scene_points
+
+        B, T, _, S, _ = w.shape
+        with section("depth"):
+            z = self.depth_net(w.flatten(0, 1)).exp().reshape(B, T, S * S).double().cpu()
+        tgt = torch.as_tensor(tgt_ext, dtype=torch.float64)
+        X = points_at_depth(_scene_points(tgt, S, self.cfg.hfov_deg, self.warp_depth, self.cameras == "planar"), tgt, z)
+        grid = _project(X, torch.as_tensor(src_ext, dtype=torch.float64), S, self.cfg.hfov_deg)
+        img = frames_to_tensor(src, self.device).flatten(0, 1)
+        out = F.grid_sample(img, grid.reshape(B * T, S, S, 2).to(img), mode="bilinear", padding_mode="border",
+                            align_corners=False)
+        return out.reshape(B, T, 3, S, S), X.to(self.device)
 
     def _latents(self, bank, idx: np.ndarray) -> torch.Tensor:
         """Cached latents for memory indices, encoding (once) the frames that have none yet."""

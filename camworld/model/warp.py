@@ -112,12 +112,14 @@ _PASTE_DTYPE = torch.float32   # float32 geometry: a pasted pixel moves ~1e-4 pi
 
 
 def reproject(frames: torch.Tensor, ctx_ext, ctx_mask, ctx_observed, tgt_ext, hfov_deg: float, depth: float = 6.0,
-              floor: bool = True) -> tuple:
+              floor: bool = True, points: torch.Tensor | None = None) -> tuple:
     """Paste the context's pixels into the target cameras (the module doc): each target pixel from one
     context frame that saw it, observed frames first, then the nearest camera (ties: the newest slot).
 
     frames float (B, k, 3, S, S) in [-1, 1]; ctx_ext (B, k, 3, 4); ctx_mask (B, k) bool (False: padding,
     never used); ctx_observed (B, k) bool; tgt_ext (B, T, 3, 4).
+    ``points``: the target pixels' scene points (B, T, S*S, 3) (a learned depth, ``camworld.model.depth``)
+    instead of the assumed depth's.
     -> (pixels (B, T, 3, S, S), seen bool (B, T, S, S): False where no context frame saw the pixel)."""
     ctx_ext, tgt_ext = np.asarray(ctx_ext, np.float64), np.asarray(tgt_ext, np.float64)
     B, k, _, S, _ = frames.shape
@@ -134,7 +136,8 @@ def reproject(frames: torch.Tensor, ctx_ext, ctx_mask, ctx_observed, tgt_ext, hf
     order = np.lexsort((np.broadcast_to(np.arange(k), rank.shape), -np.where(usable, rank, np.inf)), axis=-1)
     dev = frames.device
     # float32 geometry: a pasted pixel moves by ~1e-4 pixels against float64 (the warp start keeps float64)
-    X = _scene_points(torch.as_tensor(tgt_ext, dtype=_PASTE_DTYPE), S, hfov_deg, depth, floor)   # (B, T, N, 3)
+    X = _scene_points(torch.as_tensor(tgt_ext, dtype=_PASTE_DTYPE), S, hfov_deg, depth, floor) \
+        if points is None else points.to(_PASTE_DTYPE)                                    # (B, T, N, 3)
     out = torch.zeros(B, T, 3, S, S, dtype=frames.dtype, device=dev)
     seen = torch.zeros(B, T, S, S, dtype=torch.bool, device=dev)
     src_ext = torch.as_tensor(ctx_ext, dtype=_PASTE_DTYPE)

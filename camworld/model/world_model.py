@@ -203,6 +203,10 @@ class WorldModel(nn.Module):
         from camworld.model.frames import checkpoint_cameras
 
         model.trained_cameras = checkpoint_cameras(checkpoint_path(path))   # "planar" or "6dof" (its record)
+        if cfg.diffusion.depth_net:     # a learned depth for the warp, beside the checkpoint (not a submodule:
+            from camworld.model.depth import load_depth_net   # the DiT checkpoint's tensors stay its own)
+
+            object.__setattr__(model, "depth_net", load_depth_net(checkpoint_path(path).parent / cfg.diffusion.depth_net))
         return model.to(resolve_device(device)).eval()
 
 

@@ -1,0 +1,103 @@
+"""A learned depth for the warp: a small CNN that predicts the z-depth of every pixel of a frame.
+
+The warp start and the paste (``camworld.model.warp``) reproject context frames to a target camera with
+an assumed depth: the floor, else a plane 6 m ahead. That is exact for turns and wrong under
+translation. ``DepthNet`` is trained on the sim's own renders and depths (training scenes only,
+``scripts/depth_head_pilot.py``); the learned world runs it on the assumed-depth warp of the nearest
+context frame, which is nearly the target view, and reprojects again with the depth it predicts
+(``ModelFrames``, ``diffusion.depth_net``).
+
+Files: ``NAME.safetensors`` (weights) + ``NAME.json`` (``{"format": "camworld-depth-net", "version": 1,
+"config": {"channels": c}, "record": {...}}``); no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+FORMAT = "camworld-depth-net"
+VERSION = 1
+
+
+def _block(i: int, o: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1), nn.GroupNorm(4, o), nn.SiLU())
+
+
+class DepthNet(nn.Module):
+    """A small U-Net (256k parameters at c = 16): RGB in [-1, 1] (B, 3, H, W), H and W divisible by 8,
+    plus pixel coordinates -> log z-depth (B, 1, H, W) in metres."""
+
+    def __init__(self, c: int = 16):
+        super().__init__()
+        self.channels = int(c)
+        self.e1 = nn.Sequential(_block(5, c), _block(c, c))                    # full size
+        self.e2 = nn.Sequential(_block(c, 2 * c, 2), _block(2 * c, 2 * c))      # 1/2
+        self.e3 = nn.Sequential(_block(2 * c, 4 * c, 2), _block(4 * c, 4 * c))  # 1/4
+        self.e4 = nn.Sequential(_block(4 * c, 4 * c, 2), _block(4 * c, 4 * c))  # 1/8
+        self.d3 = _block(8 * c, 4 * c)
+        self.d2 = _block(6 * c, 2 * c)
+        self.d1 = _block(3 * c, c)
+        self.out = nn.Conv2d(c, 1, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = x.shape
+        if H % 8 or W % 8:
+            raise ValueError(f"DepthNet needs frames whose sides divide by 8, got {H}x{W}")
+        yy = torch.linspace(-1, 1, H, dtype=x.dtype, device=x.device).view(1, 1, H, 1).expand(B, 1, H, W)
+        xx = torch.linspace(-1, 1, W, dtype=x.dtype, device=x.device).view(1, 1, 1, W).expand(B, 1, H, W)
+        a = self.e1(torch.cat([x, yy, xx], 1))
+        b = self.e2(a)
+        c = self.e3(b)
+        d = self.e4(c)
+        c = self.d3(torch.cat([F.interpolate(d, scale_factor=2), c], 1))
+        b = self.d2(torch.cat([F.interpolate(c, scale_factor=2), b], 1))
+        a = self.d1(torch.cat([F.interpolate(b, scale_factor=2), a], 1))
+        return self.out(a)
+
+    def save(self, path, record: dict | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        from camworld.files import atomic_write, write_text
+
+        path = Path(path).with_suffix(".safetensors")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
+        doc = {"format": FORMAT, "version": VERSION, "config": {"channels": self.channels}, "record": record or {}}
+        write_text(path.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
+        return path
+
+
+def load_depth_net(path, device="cpu") -> DepthNet:
+    """Read NAME.safetensors + NAME.json written by ``DepthNet.save``; clear errors for missing or foreign files."""
+    from safetensors.torch import load_file
+
+    path = Path(path).with_suffix(".safetensors")
+    jpath = path.with_suffix(".json")
+    if not path.exists() or not jpath.exists():
+        raise FileNotFoundError(f"no depth net at {path} (it needs {path.name} and {jpath.name})")
+    try:
+        doc = json.loads(jpath.read_text())
+    except ValueError as e:
+        raise ValueError(f"depth-net config {jpath} is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        raise ValueError(f"{jpath} is not a camworld depth net (format {FORMAT!r}, version {VERSION})")
+    net = DepthNet(int(doc["config"]["channels"]))
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except Exception as e:  # noqa: BLE001 - safetensors / shape errors: say which file
+        raise ValueError(f"depth-net weights {path} do not match their config ({e})") from None
+    return net.to(device).eval()
+
+
+def points_at_depth(points: torch.Tensor, tgt: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Move scene points (B, T, N, 3) seen by target cameras tgt (B, T, 3, 4) along their rays to z-depth
+    z (B, T, N) (metres along each camera's optical axis)."""
+    c, R = tgt[..., 3], tgt[..., :3]
+    cam = (points - c[:, :, None]) @ R                               # camera coordinates
+    return c[:, :, None] + (cam / cam[..., 2:3] * z[..., None]) @ R.transpose(-1, -2)
