@@ -419,6 +419,9 @@ def compare(a_dir, b_dir) -> str:
     """Paired differences (B - A) between two fidelity reports of the same episodes (same seed, episodes and
     steps): teacher-forced PSNR, rollout GT PSNR per step, return-to-start PSNR; mean and 95% interval over
     the per-episode differences, which are far tighter than the two runs' own intervals."""
+    for d in (a_dir, b_dir):
+        if not (Path(d) / "results.json").is_file():
+            raise SystemExit(f"--compare: {d} holds no results.json (a finished camworld eval fidelity --out folder)")
     ra, rb = (json.loads((Path(d) / "results.json").read_text()) for d in (a_dir, b_dir))
     for key in ("episodes", "steps"):
         if ra.get(key) != rb.get(key):

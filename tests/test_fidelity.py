@@ -101,6 +101,8 @@ def test_fidelity_compare_pairs_the_same_episodes(tiny, tmp_path):
                       memory=False)
     with pytest.raises(ValueError, match="episodes"):
         fidelity.compare(a, c)
+    with pytest.raises(SystemExit, match="no results.json"):
+        fidelity.compare(a, tmp_path / "unfinished")
 
 
 def test_fidelity_rejects_bad_settings(tiny):
