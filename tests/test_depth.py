@@ -70,7 +70,8 @@ def test_learned_depth_changes_walks_not_turns_and_is_validated():
 
     assert np.abs(run(turn, True).astype(int) - run(turn, False).astype(int)).max() <= 1
     assert np.abs(run(walk, True).astype(int) - run(walk, False).astype(int)).max() > 1
-    assert _world().learned_depth is True                        # on when the model has a depth net
+    assert _world().learned_depth is False                       # off unless the checkpoint's config names it
+    assert _world(learned_depth=True).learned_depth is True
     with pytest.raises(ValueError, match="learned_depth"):
         World(WorldModel(preset("tiny")), device="cpu", learned_depth=True)
 
@@ -84,3 +85,10 @@ def test_checkpoint_naming_a_depth_net_loads_it(tmp_path):
     m = WorldModel.load(tmp_path / "ck.safetensors", device="cpu")
     assert isinstance(m.depth_net, DepthNet) and "depth_net" not in dict(m.named_children())
     assert not any(k.startswith("depth_net") for k in m.state_dict())
+    from camworld.world import World
+
+    assert World(m, device="cpu").learned_depth is True          # named by the config: on by default
+    cfg.diffusion.depth_net = None                               # a depth.safetensors beside it: off unless asked
+    WorldModel(cfg).save(tmp_path / "ck2")
+    m2 = WorldModel.load(tmp_path / "ck2.safetensors", device="cpu")
+    assert World(m2, device="cpu").learned_depth is False and World(m2, device="cpu", learned_depth=True).learned_depth

@@ -112,11 +112,12 @@ class ModelFrames:
             raise ValueError(f"warp_paste must be True or False, got {warp_paste!r}")
         self.warp_paste = bool(d.warp_paste if warp_paste is None else warp_paste)
         # the warp's depth from the model's depth net (camworld.model.depth; model.depth_net, loaded with the
-        # checkpoint when its config names one), else the assumed floor / plane
+        # checkpoint), else the assumed floor / plane; default: on when the checkpoint's config names the net
         net = getattr(model, "depth_net", None)
         if learned_depth and net is None:
-            raise ValueError("learned_depth=True needs a model with a depth net (its checkpoint's diffusion.depth_net)")
-        self.learned_depth = bool(net is not None if learned_depth is None else learned_depth)
+            raise ValueError("learned_depth=True needs a model with a depth net (a depth.safetensors beside its "
+                             "checkpoint, or the one its diffusion.depth_net names)")
+        self.learned_depth = bool(bool(d.depth_net) and net is not None if learned_depth is None else learned_depth)
         self.depth_net = net.to(self.device).eval() if self.learned_depth else None
         self._points = None            # the last pass's target scene points (learned depth), for the paste
         if sample_steps is not None and int(sample_steps) < 1:

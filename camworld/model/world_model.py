@@ -203,10 +203,14 @@ class WorldModel(nn.Module):
         from camworld.model.frames import checkpoint_cameras
 
         model.trained_cameras = checkpoint_cameras(checkpoint_path(path))   # "planar" or "6dof" (its record)
-        if cfg.diffusion.depth_net:     # a learned depth for the warp, beside the checkpoint (not a submodule:
-            from camworld.model.depth import load_depth_net   # the DiT checkpoint's tensors stay its own)
+        # a learned depth for the warp beside the checkpoint: the one its config names (used by default), else a
+        # depth.safetensors there (used when asked: learned_depth=True); not a submodule, so the checkpoint's
+        # tensors stay its own
+        depth = checkpoint_path(path).parent / (cfg.diffusion.depth_net or "depth.safetensors")
+        if cfg.diffusion.depth_net or depth.exists():
+            from camworld.model.depth import load_depth_net
 
-            object.__setattr__(model, "depth_net", load_depth_net(checkpoint_path(path).parent / cfg.diffusion.depth_net))
+            object.__setattr__(model, "depth_net", load_depth_net(depth))
         return model.to(resolve_device(device)).eval()
 
 
