@@ -138,15 +138,18 @@ def test_reproject_pastes_observed_pixels_first_then_the_nearest_and_marks_what_
     S = 16
     frames = torch.stack([torch.full((3, S, S), v) for v in (-0.5, 0.25, 0.75, 0.0)])[None]   # (1, 4, 3, S, S)
     ctx = planar_to_extrinsics(np.array([[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.02], [9.0, 9.0, 0.0]]]))
-    tgt = planar_to_extrinsics(np.array([[[0.0, 0.0, 0.0], [0.0, 0.0, 0.5]]]))
+    tgt = planar_to_extrinsics(np.array([[[0.0, 0.0, 0.005], [0.0, 0.0, 0.5]]]))
     mask = np.array([[True, True, True, False]])
-    # slot 1 is nearest to target 0 (same camera) but generated; the observed slot 0 wins wherever it saw
+    # slot 1 is nearest to target 0 but generated; the observed slot 0 wins wherever it saw
     px, seen = reproject(frames, ctx, mask, np.array([[True, False, False, True]]), tgt, 52.67)
     assert px.shape == (1, 2, 3, S, S) and seen.shape == (1, 2, S, S)
-    assert seen[0, 0].all() and torch.allclose(px[0, 0], torch.full((3, S, S), -0.5))
-    # without an observed frame the nearest camera's pixels are pasted (slots 0 and 1 are the target's own
-    # camera: the tie goes to the newer)
+    assert seen[0, 0, :, 1:].all() and torch.allclose(px[0, 0, :, :, 1:], torch.full((3, S, S - 1), -0.5))
+    # without an observed frame the nearest camera's pixels are pasted (slots 0 and 1 are one camera: the tie
+    # goes to the newer)
     px, _ = reproject(frames, ctx, mask, np.zeros((1, 4), bool), tgt, 52.67)
+    assert torch.allclose(px[0, 0, :, :, 1:], torch.full((3, S, S - 1), 0.25))
+    # a frame taken from the target camera itself wins over an observed one: a return shows what was shown
+    px, _ = reproject(frames, ctx, mask, np.array([[True, False, False, True]]), ctx[:, 1:2], 52.67)
     assert torch.allclose(px[0, 0], torch.full((3, S, S), 0.25))
     # turned 29 degrees left: the left columns were outside every context camera (the padded slot at
     # (9, 9) never counts); what was seen comes from the frames, what was not is marked
@@ -192,12 +195,14 @@ def test_reproject_equals_a_per_pixel_choice_over_every_context_frame():
     ctx = planar_to_extrinsics(rng.normal(size=(B, k, 3)) * 0.3)
     ctx[:, 3] = ctx[:, 2]                                                 # a tie
     tgt = planar_to_extrinsics(rng.normal(size=(B, T, 3)) * 0.3)
+    ctx[0, 1] = tgt[0, 0]                                                 # a context frame at a target camera
     frames = torch.rand(B, k, 3, S, S) * 2 - 1
     mask = rng.random((B, k)) > 0.2
     mask[:, -1] = True
     obs = rng.random((B, k)) > 0.6
     px, seen = reproject(frames, ctx, mask, obs, tgt, 52.67)
-    rank = camera_distance(ctx[:, None], tgt[:, :, None]) + OBSERVED_FIRST * ~obs[:, None]
+    dist = camera_distance(ctx[:, None], tgt[:, :, None])
+    rank = np.where(dist < 1e-6, -1.0, dist + OBSERVED_FIRST * ~obs[:, None])
     for b in range(B):
         for t in range(T):
             w, hit = warp_frames(frames[b], ctx[b], np.broadcast_to(tgt[b, t], (k, 1, 3, 4)), 52.67, seen=True)

@@ -108,13 +108,17 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
 
 # an observed frame's pixel wins over any generated frame's (camera distances are metres plus 3 m per radian)
 OBSERVED_FIRST = 1e6
+# ... except a context frame taken from the target camera itself, which wins over all: a return to a pose shows
+# the frame the world showed there, whatever depth the reprojection would assume
+SAME_CAMERA = 1e-6
 _PASTE_DTYPE = torch.float32   # float32 geometry: a pasted pixel moves ~1e-4 pixels against float64
 
 
 def reproject(frames: torch.Tensor, ctx_ext, ctx_mask, ctx_observed, tgt_ext, hfov_deg: float, depth: float = 6.0,
               floor: bool = True, points: torch.Tensor | None = None) -> tuple:
     """Paste the context's pixels into the target cameras (the module doc): each target pixel from one
-    context frame that saw it, observed frames first, then the nearest camera (ties: the newest slot).
+    context frame that saw it: one taken from the target camera itself first, then observed frames, then the
+    nearest camera (ties: the newest slot).
 
     frames float (B, k, 3, S, S) in [-1, 1]; ctx_ext (B, k, 3, 4); ctx_mask (B, k) bool (False: padding,
     never used); ctx_observed (B, k) bool; tgt_ext (B, T, 3, 4).
@@ -129,8 +133,8 @@ def reproject(frames: torch.Tensor, ctx_ext, ctx_mask, ctx_observed, tgt_ext, hf
         raise ValueError(f"reproject takes frames (B, k, 3, S, S), ctx_ext (B, k, 3, 4), ctx_mask and ctx_observed "
                          f"(B, k), tgt_ext (B, T, 3, 4); got {tuple(frames.shape)}, {ctx_ext.shape}, "
                          f"{np.shape(ctx_mask)}, {np.shape(ctx_observed)}, {tgt_ext.shape}")
-    rank = camera_distance(ctx_ext[:, None], tgt_ext[:, :, None]) \
-        + OBSERVED_FIRST * ~np.asarray(ctx_observed, bool)[:, None]                      # (B, T, k)
+    dist = camera_distance(ctx_ext[:, None], tgt_ext[:, :, None])                       # (B, T, k)
+    rank = np.where(dist < SAME_CAMERA, -1.0, dist + OBSERVED_FIRST * ~np.asarray(ctx_observed, bool)[:, None])
     usable = np.broadcast_to(np.asarray(ctx_mask, bool)[:, None], rank.shape)
     # paint worst first, best last: rank descending, and on ties the older slot first (the newest wins)
     order = np.lexsort((np.broadcast_to(np.arange(k), rank.shape), -np.where(usable, rank, np.inf)), axis=-1)
