@@ -65,7 +65,7 @@ WORLD_ATTRIBUTES = frozenset({"source", "num_worlds", "retrieval", "context_size
 SOURCE_ATTRIBUTES = frozenset({"device", "model", "cfg", "sample_steps", "guidance", "context_noise", "frame_size",
                                "frame_stride", "frames_per_pass", "gens", "dtype", "dit",
                                "warp_start", "warp_depth", "warp_source", "warp_paste",
-                               "learned_depth", "depth_net", "_points",   # depth_net: the model's; _points: transient
+                               "learned_depth", "depth_net",   # depth_net: the model's
                                "decoder"})   # dit, decoder: the model's, in dtype (rebuilt from it)
 
 

@@ -119,7 +119,6 @@ class ModelFrames:
                              "checkpoint, or the one its diffusion.depth_net names)")
         self.learned_depth = bool(bool(d.depth_net) and net is not None if learned_depth is None else learned_depth)
         self.depth_net = net.to(self.device).eval() if self.learned_depth else None
-        self._points = None            # the last pass's target scene points (learned depth), for the paste
         if sample_steps is not None and int(sample_steps) < 1:
             raise ValueError(f"sample_steps must be >= 1, got {sample_steps}")
         self.gens: dict = {}           # world -> torch.Generator (sampling noise)
@@ -163,11 +162,11 @@ class ModelFrames:
         if self.context_noise > 0:  # each world's own generator: a world's frames never depend on the others
             ctx_eps = torch.stack([torch.randn((k, C, h, w), generator=self.gens[i], device=self.device)
                                    for i in worlds])
-        warped = self.warp_start < 1.0
+        points = None                  # the targets' scene points under a learned depth (for the paste too)
         if self.warp_start < 1.0:     # start from context frames reprojected to each target camera
             with section("warp"):
-                noise = self.warp_start * noise + (1 - self.warp_start) * self._warped_latents(
-                    banks, context, cext, mask.cpu().numpy(), tgt.cpu().numpy())
+                start, points = self._warped_latents(banks, context, cext, mask.cpu().numpy(), tgt.cpu().numpy())
+                noise = self.warp_start * noise + (1 - self.warp_start) * start
         z = self.model.generate(ctx, mask, torch.as_tensor(cext, device=self.device), tgt, list(prompts),
                                 steps=self.sample_steps, guidance=self.guidance, noise=noise, ctx_eps=ctx_eps,
                                 context_noise=self.context_noise, dit=self.dit,
@@ -177,8 +176,7 @@ class ModelFrames:
             lat = z.float().cpu().numpy()
         if self.warp_paste:            # the network's pixels only where no context camera saw the target's
             with section("paste"):
-                frames = self._paste(frames, banks, context, cext, mask.cpu().numpy(), tgt.cpu().numpy(),
-                                     self._points if warped else None)
+                frames = self._paste(frames, banks, context, cext, mask.cpu().numpy(), tgt.cpu().numpy(), points)
         return frames, lat             # latents stay the network's (re-encoding the pasted frames gained nothing)
 
     def _paste(self, frames: np.ndarray, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray,
@@ -199,9 +197,10 @@ class ModelFrames:
         out = torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device))
         return tensor_to_frames(out)
 
-    def _warped_latents(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray) -> torch.Tensor:
+    def _warped_latents(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray) -> tuple:
         """Scaled latents (B, T, C, h, w) of the context reprojected to the target cameras (B, T, 3, 4):
-        ``warp_source`` "newest" warps the newest frame, "nearest" the context frame nearest each target."""
+        ``warp_source`` "newest" warps the newest frame, "nearest" the context frame nearest each target.
+        With a learned depth also the targets' scene points (B, T, S*S, 3) it put them at, else None."""
         from camworld.model.vae import frames_to_tensor
         from camworld.model.warp import warp_frames
 
@@ -211,35 +210,30 @@ class ModelFrames:
         src = np.stack([bank.frames(idx[slot[b] - (k - len(idx))])
                         for b, (bank, idx) in enumerate(zip(banks, context))])            # (B, T, S, S, 3)
         src_ext = np.take_along_axis(cext, slot[:, :, None, None], axis=1)              # (B, T, 3, 4)
-        w = warp_frames(frames_to_tensor(src, self.device), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
+        src = frames_to_tensor(src, self.device)
+        w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
                         floor=self.cameras == "planar")     # the sim's ground plane; recorded worlds: depth alone
-        self._points = None
+        points = None
         if self.depth_net is not None:   # predict the target's depth on that warp, then reproject with it
-            w, self._points = self._learned_warp(w, src, src_ext, tgt_ext)
+            points = self._learned_points(w, tgt_ext)
+            w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, points=points)
         enc = _channels_last(self.model.vae.encoder)      # oneDNN's fast layout: 1.2-1.5x, same latents to ~2e-5
         mean = enc(w.flatten(0, 1).contiguous(memory_format=torch.channels_last)).chunk(2, dim=1)[0]
         z = mean.contiguous() / self.cfg.latent_scale
-        return z.reshape((B, T) + tuple(z.shape[1:])).float()
+        return z.reshape((B, T) + tuple(z.shape[1:])).float(), points
 
-    def _learned_warp(self, w, src, src_ext, tgt_ext):
-        """The nearest frames src uint8 (B, T, S, S, 3) reprojected again with the depth the depth net
-        predicts on their assumed-depth warp w (B, T, 3, S, S). -> (warp, target scene points (B, T, S*S, 3))."""
-        import torch.nn.functional as F
-
+    def _learned_points(self, w, tgt_ext) -> torch.Tensor:
+        """The target pixels' scene points (B, T, S*S, 3) float64 at the depth the depth net predicts on the
+        assumed-depth warp w (B, T, 3, S, S), nearly the target view."""
         from camworld.model.depth import points_at_depth
-        from camworld.model.vae import frames_to_tensor
-        from camworld.model.warp import _project, _scene_points
+        from camworld.model.warp import _scene_points
 
         B, T, _, S, _ = w.shape
         with section("depth"):
             z = self.depth_net(w.flatten(0, 1)).exp().reshape(B, T, S * S).double().cpu()
         tgt = torch.as_tensor(tgt_ext, dtype=torch.float64)
-        X = points_at_depth(_scene_points(tgt, S, self.cfg.hfov_deg, self.warp_depth, self.cameras == "planar"), tgt, z)
-        grid = _project(X, torch.as_tensor(src_ext, dtype=torch.float64), S, self.cfg.hfov_deg)
-        img = frames_to_tensor(src, self.device).flatten(0, 1)
-        out = F.grid_sample(img, grid.reshape(B * T, S, S, 2).to(img), mode="bilinear", padding_mode="border",
-                            align_corners=False)
-        return out.reshape(B, T, 3, S, S), X.to(self.device)
+        return points_at_depth(_scene_points(tgt, S, self.cfg.hfov_deg, self.warp_depth, self.cameras == "planar"),
+                               tgt, z)
 
     def _latents(self, bank, idx: np.ndarray) -> torch.Tensor:
         """Cached latents for memory indices, encoding (once) the frames that have none yet."""

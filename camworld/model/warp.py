@@ -88,19 +88,28 @@ def _project(X: torch.Tensor, src: torch.Tensor, size: int, hfov_deg: float) -> 
     return torch.stack([u, v], -1) / (size / 2.0)                    # align_corners=False: edge = +-1
 
 
+def _sample(frames: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of frames (N, 3, S, S) at grid (N, S, S, 2), the border repeated outside [-1, 1]."""
+    return F.grid_sample(frames, grid.to(frames.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: float = 6.0,
-                floor: bool = True, seen: bool = False):
+                floor: bool = True, seen: bool = False, points: torch.Tensor | None = None):
     """Warp source frames float (B, 3, S, S) (one per world; src_ext (B, 3, 4)) or (B, T, 3, S, S) (one per
     target; src_ext (B, T, 3, 4)) to the target cameras tgt_ext (B, T, 3, 4): -> (B, T, 3, S, S), bilinear,
     border pixels repeated where the target sees beyond the source frame. ``seen``: also return bool
-    (B, T, S, S), True where the source frame saw the target pixel (not a repeated border)."""
+    (B, T, S, S), True where the source frame saw the target pixel (not a repeated border). ``points``: the
+    target pixels' scene points (B, T, S*S, 3) (a learned depth, ``camworld.model.depth``) instead of the
+    assumed depth's; src_ext then (B, T, 3, 4)."""
     S = frames.shape[-1]
-    grid = torch.as_tensor(warp_grid(src_ext, tgt_ext, S, hfov_deg, depth, floor), dtype=frames.dtype,
-                           device=frames.device)   # float64 arithmetic, then the frames' dtype
+    if points is None:
+        grid = torch.as_tensor(warp_grid(src_ext, tgt_ext, S, hfov_deg, depth, floor), device=frames.device)
+    else:                                   # float64 arithmetic, then the frames' dtype (in _sample)
+        grid = _project(points.double(), torch.as_tensor(np.asarray(src_ext, np.float64)).to(points.device), S,
+                        hfov_deg).reshape(points.shape[0], points.shape[1], S, S, 2).to(frames.device)
     B, T = grid.shape[:2]
     src = frames[:, None].expand(B, T, *frames.shape[1:]) if frames.ndim == 4 else frames
-    out = F.grid_sample(src.reshape(B * T, *src.shape[2:]), grid.reshape(B * T, S, S, 2), mode="bilinear",
-                        padding_mode="border", align_corners=False).reshape(B, T, *src.shape[2:])
+    out = _sample(src.reshape(B * T, *src.shape[2:]), grid.reshape(B * T, S, S, 2)).reshape(B, T, *src.shape[2:])
     if not seen:
         return out
     return out, (grid.abs() <= 1.0).all(-1)
@@ -153,8 +162,7 @@ def reproject(frames: torch.Tensor, ctx_ext, ctx_mask, ctx_observed, tgt_ext, hf
             continue
         grid = _project(X, src_ext[torch.as_tensor(bt), torch.as_tensor(slot)], S, hfov_deg).to(dev).reshape(B * T, S, S, 2)
         img = frames[torch.as_tensor(bt), torch.as_tensor(slot)].reshape(B * T, 3, S, S)
-        px = F.grid_sample(img, grid.to(frames.dtype), mode="bilinear", padding_mode="border",
-                           align_corners=False).reshape(B, T, 3, S, S)
+        px = _sample(img, grid).reshape(B, T, 3, S, S)
         hit = (grid.abs() <= 1.0).all(-1).reshape(B, T, S, S) & ok[:, :, None, None]
         out = torch.where(hit[:, :, None], px, out)
         seen |= hit
