@@ -121,7 +121,7 @@ class ModelBackend(Backend):
                  context_size: int = 8, memory_capacity: int = 100_000, sample_steps=None, guidance=None,
                  shared_memory: bool = False, world=None, torch_threads: int | None = None, dtype="auto",
                  frames_per_pass: int | None = None, warp_start: float | None = None,
-                 warp_paste: bool | None = None):
+                 warp_paste: bool | None = None, warp_space: str | None = None):
         try:
             from camworld.world import World, load_world_model
         except ImportError as e:  # a partial install: say which piece is missing
@@ -137,7 +137,7 @@ class ModelBackend(Backend):
                           sample_steps=sample_steps, guidance=guidance, memory_capacity=memory_capacity,
                           shared_memory=bool(shared_memory), device=model.device, torch_threads=torch_threads,
                           dtype=dtype, frames_per_pass=frames_per_pass, warp_start=warp_start,
-                          warp_paste=warp_paste)
+                          warp_paste=warp_paste, warp_space=warp_space)
         elif world.model is None:
             raise ValueError(f"ModelBackend needs a learned World, got one whose frames come from "
                              f"{type(world.source).__name__}")
@@ -175,10 +175,11 @@ class WorldSpec:
     frames_per_pass: int | None = None  # learned world: frames per sampling pass (None: the checkpoint's)
     warp_start: float | None = None     # learned world: sampling start from a warped frame (None: the checkpoint's)
     warp_paste: bool | None = None      # learned world: keep the context's reprojected pixels (None: the checkpoint's)
+    warp_space: str | None = None       # learned world: the warp start in "pixels" or "latents" (None: the checkpoint's)
 
     FIELDS = ("retrieval", "context_size", "frame_size", "checkpoint", "device", "memory_capacity",
               "sample_steps", "guidance", "torch_threads", "dtype", "frames_per_pass",
-              "warp_start", "warp_paste")   # what an env passes on
+              "warp_start", "warp_paste", "warp_space")   # what an env passes on
 
     def build(self, num_worlds: int = 1, shared_memory: bool = False) -> Backend:
         """The backend of ``num_worlds`` worlds (``shared_memory``: cameras in one world, one bank)."""
@@ -186,7 +187,7 @@ class WorldSpec:
             if self.dtype != "auto":
                 raise ValueError(f"dtype={self.dtype!r} only applies to the learned world (ContextAsMemory-v0, "
                                  "backend='model'); CamWorld-v0 renders the ground-truth sim with numpy")
-            for name in ("checkpoint", "torch_threads", "frames_per_pass", "warp_start", "warp_paste"):
+            for name in ("checkpoint", "torch_threads", "frames_per_pass", "warp_start", "warp_paste", "warp_space"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name}= only applies to the learned world (ContextAsMemory-v0, "
                                      "backend='model'); CamWorld-v0 renders the ground-truth sim with numpy")
@@ -196,7 +197,7 @@ class WorldSpec:
             be = ModelBackend(num_worlds, self.checkpoint, self.device, self.retrieval, self.context_size,
                               self.memory_capacity, self.sample_steps, self.guidance, shared_memory=shared_memory,
                               torch_threads=self.torch_threads, dtype=self.dtype, frames_per_pass=self.frames_per_pass,
-                              warp_start=self.warp_start, warp_paste=self.warp_paste)
+                              warp_start=self.warp_start, warp_paste=self.warp_paste, warp_space=self.warp_space)
             if self.frame_size is not None and tuple(self.frame_size) != be.frame_size:
                 H, W = be.frame_size
                 raise ValueError(f"frame_size={tuple(self.frame_size)} but this checkpoint generates {H}x{W} frames; "

@@ -375,6 +375,11 @@ def test_env_over_a_world_you_built(tiny_checkpoint, start):
     assert learned.reset(options={"image": start[0]})[0].shape == (32, 32, 3)
     with pytest.raises(ValueError, match="checkpoint= only applies to the learned world"):
         WorldSpec("sim", checkpoint=tiny_checkpoint).build()
+    with pytest.raises(ValueError, match="warp_space= only applies to the learned world"):
+        WorldSpec("sim", warp_space="latents").build()
+    env = gym.make("ContextAsMemory-v0", checkpoint=tiny_checkpoint, device="cpu", warp_space="latents")
+    assert env.unwrapped.backend.world.warp_space == "latents"
+    env.close()
     with pytest.raises(ValueError, match="unknown backend"):
         WorldSpec("gan").build()
 

@@ -181,7 +181,12 @@ def test_bench_env_times_a_warp_start_sampler(tiny_checkpoint, capsys):
     assert parse_sampler("::::off") == {"warp_paste": False}
     with pytest.raises(SystemExit, match="PASTE"):
         parse_sampler(":4:2:0.5:yes")
+    assert parse_sampler(":::::latents") == {"warp_space": "latents"}
+    with pytest.raises(SystemExit, match="SPACE"):
+        parse_sampler(":::::voxels")
     main(["--worlds", "model", "--num-envs", "2", "--steps", "1", "--warmup", "0", "--checkpoint", tiny_checkpoint,
-          "--breakdown", "--samplers", "float32:4:2:0.5", "float32:4:2:0.5:on", "--no-separate", "--threads", "1"])
+          "--breakdown", "--samplers", "float32:4:2:0.5", "float32:4:2:0.5:on", "float32:4:2:0.5:on:latents",
+          "--no-separate", "--threads", "1"])
     out = capsys.readouterr().out
     assert "float32, 4 steps, warp 0.5 (" in out and "float32, 4 steps, warp 0.5 (2 calls), paste, " in out
+    assert "float32, 4 steps, warp 0.5 (2 calls), latent warp, paste, " in out

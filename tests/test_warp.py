@@ -214,3 +214,40 @@ def test_reproject_equals_a_per_pixel_choice_over_every_context_frame():
             ys, xs = np.nonzero(best >= 0)
             want = w[best[ys, xs], 0, :, ys, xs]
             assert torch.allclose(px[b, t, :, ys, xs].T, want, atol=1e-4)
+
+
+def test_latent_warp_start_reprojects_the_cached_latents_without_encoding(tmp_path, monkeypatch):
+    """warp_space="latents": the start of a target at a context camera is that frame's cached latents exactly
+    (nothing is decoded or encoded); elsewhere it is their reprojection, so the frames differ from the pixel
+    warp's; the setting is validated, kept by world files, and old files load with pixels."""
+    from camworld import fidelity
+    from camworld.world_io import load_world, save_world
+
+    d = fidelity.make_drives("discrete", 1, 1, 32, seed=0)[0]
+    w = _world(0.5, warp_source="nearest", warp_space="latents")
+    assert w.warp_space == "latents" and _world(0.5).warp_space == "pixels"     # the tiny preset's default
+    w.reset(0, d.gt[0], d.poses[0], seed=3)
+    w.step(d.poses[None, 1:3])
+    bank, idx = w.memories[0], np.arange(3)
+    ctx = w.source._latents(bank, idx)[None]                                    # (1, 3, C, h, w)
+    cext = bank.extrinsics(idx)[None]
+    mask = np.ones((1, 3), bool)
+    tgt = np.concatenate([cext[:, 1:2], planar_to_extrinsics(d.poses[None, None, 4])], 1)   # (1, 2, 3, 4)
+    with monkeypatch.context() as mp:
+        mp.setattr("camworld.model.frames._channels_last", lambda *a: pytest.fail("the latent warp encoded"))
+        start, points = w.source._warped_latents([bank], [idx], cext, mask, tgt, ctx)
+    assert points is None and start.shape == (1, 2) + tuple(ctx.shape[2:])
+    assert torch.allclose(start[0, 0], ctx[0, 1], atol=1e-5)                   # at slot 1's own camera
+    assert not torch.allclose(start[0, 1], ctx[0, 2], atol=1e-2)               # reprojected elsewhere
+
+    def frames(space):
+        v = _world(0.5, warp_source="nearest", warp_space=space)
+        v.reset(0, d.gt[0], d.poses[0], seed=3)
+        return v, v.step(d.poses[None, 1:3])
+
+    v, a = frames("latents")
+    assert np.array_equal(a, frames("latents")[1]) and not np.array_equal(a, frames("pixels")[1])
+    save_world(v, tmp_path / "w")
+    assert load_world(tmp_path / "w", model=v.model)[0].warp_space == "latents"
+    with pytest.raises(ValueError, match="warp_space"):
+        _world(0.5, warp_space="voxels")

@@ -59,6 +59,9 @@ class DiffusionConfig:
     #                                    (warp_source) reprojected to the target camera (camworld.model.warp); 1 = noise
     warp_depth: float = 6.0            # the warp's assumed depth (metres) where a ray does not meet the floor
     warp_source: str = "newest"        # the frame warped: "newest", or "nearest" (the context frame nearest the target)
+    warp_space: str = "pixels"         # where the warp start reprojects: "pixels" (decoded frame, then the VAE
+    #                                    encoder) or "latents" (the frame's cached latents, no encode); a learned
+    #                                    depth always warps pixels (its net reads the pixel warp)
     frames_per_pass: int | None = None  # inference: frames per sampling pass (None: train.target_frames)
     depth_net: str | None = None       # inference: a depth net's file beside the checkpoint (camworld.model.depth)
     #                                    whose depth the warp start and the paste use; None: the assumed depth

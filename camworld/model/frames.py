@@ -30,13 +30,16 @@ from camworld.model.world_model import (WorldModel, _cached_copy, cast_decoder, 
                                         resolve_device)
 
 
-def _channels_last(encoder):
-    """One cached channels-last float32 copy of a VAE encoder (warp-start encodes run through it)."""
-    return _cached_copy(encoder, "channels_last", lambda m: m.to(memory_format=torch.channels_last))
+def _channels_last(encoder, dtype: torch.dtype = torch.float32):
+    """One cached channels-last copy of a VAE encoder in ``dtype`` (warp-start encodes run through it; the
+    sampler's dtype: in bfloat16 2.5x faster at 16 worlds, the same fidelity figures to 0.03 dB)."""
+    key = "channels_last" if dtype == torch.float32 else ("channels_last", dtype)
+    return _cached_copy(encoder, key, lambda m: m.to(dtype).to(memory_format=torch.channels_last))
 
 
 CAMERA_KINDS = ("planar", "6dof")
 WARP_SOURCES = ("newest", "nearest")
+WARP_SPACES = ("pixels", "latents")
 
 
 def checkpoint_cameras(path) -> str:
@@ -71,7 +74,7 @@ class ModelFrames:
                  guidance: float | None = None, context_noise: float | None = None, dtype="auto",
                  frames_per_pass: int | None = None, num_worlds: int | None = None,
                  warp_start: float | None = None, warp_depth: float | None = None, warp_source: str | None = None,
-                 warp_paste: bool | None = None, learned_depth: bool | None = None):
+                 warp_paste: bool | None = None, learned_depth: bool | None = None, warp_space: str | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
@@ -107,6 +110,11 @@ class ModelFrames:
         self.warp_source = str(d.warp_source if warp_source is None else warp_source)
         if self.warp_source not in WARP_SOURCES:
             raise ValueError(f"warp_source must be one of {WARP_SOURCES}, got {self.warp_source!r}")
+        # where the start is reprojected: the decoded frame then encoded ("pixels"), or its latents ("latents": at
+        # 1/4 the resolution, without the encoder's cost)
+        self.warp_space = str(getattr(d, "warp_space", "pixels") if warp_space is None else warp_space)
+        if self.warp_space not in WARP_SPACES:
+            raise ValueError(f"warp_space must be one of {WARP_SPACES}, got {self.warp_space!r}")
         # paste the context's own pixels where a context camera saw the target (camworld.model.warp.reproject)
         if not isinstance(warp_paste, (bool, type(None), np.bool_)):
             raise ValueError(f"warp_paste must be True or False, got {warp_paste!r}")
@@ -165,7 +173,7 @@ class ModelFrames:
         points = None                  # the targets' scene points under a learned depth (for the paste too)
         if self.warp_start < 1.0:     # start from context frames reprojected to each target camera
             with section("warp"):
-                start, points = self._warped_latents(banks, context, cext, mask.cpu().numpy(), tgt.cpu().numpy())
+                start, points = self._warped_latents(banks, context, cext, mask.cpu().numpy(), tgt.cpu().numpy(), ctx)
                 noise = self.warp_start * noise + (1 - self.warp_start) * start
         z = self.model.generate(ctx, mask, torch.as_tensor(cext, device=self.device), tgt, list(prompts),
                                 steps=self.sample_steps, guidance=self.guidance, noise=noise, ctx_eps=ctx_eps,
@@ -197,19 +205,26 @@ class ModelFrames:
         out = torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device))
         return tensor_to_frames(out)
 
-    def _warped_latents(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray) -> tuple:
+    def _warped_latents(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray,
+                        ctx: torch.Tensor) -> tuple:
         """Scaled latents (B, T, C, h, w) of the context reprojected to the target cameras (B, T, 3, 4):
-        ``warp_source`` "newest" warps the newest frame, "nearest" the context frame nearest each target.
-        With a learned depth also the targets' scene points (B, T, S*S, 3) it put them at, else None."""
+        ``warp_source`` "newest" warps the newest frame, "nearest" the context frame nearest each target;
+        ``warp_space`` "pixels" warps its decoded frame and encodes the warp, "latents" warps its latents
+        (ctx (B, k, C, h, w), right-aligned as ``cext``). With a learned depth (pixels always) also the targets'
+        scene points (B, T, S*S, 3) it put them at, else None."""
         from camworld.model.vae import frames_to_tensor
         from camworld.model.warp import warp_frames
 
         B, T = tgt_ext.shape[:2]
         k = mask.shape[1]
         slot = nearest_sources(cext, mask, tgt_ext) if self.warp_source == "nearest" else np.full((B, T), k - 1)
+        src_ext = np.take_along_axis(cext, slot[:, :, None, None], axis=1)              # (B, T, 3, 4)
+        if self.warp_space == "latents" and self.depth_net is None:
+            src = ctx[torch.arange(B, device=ctx.device)[:, None], torch.as_tensor(slot, device=ctx.device)]
+            return warp_frames(src.float(), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
+                               floor=self.cameras == "planar"), None          # (B, T, C, h, w), bilinear
         src = np.stack([bank.frames(idx[slot[b] - (k - len(idx))])
                         for b, (bank, idx) in enumerate(zip(banks, context))])            # (B, T, S, S, 3)
-        src_ext = np.take_along_axis(cext, slot[:, :, None, None], axis=1)              # (B, T, 3, 4)
         src = frames_to_tensor(src, self.device)
         w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
                         floor=self.cameras == "planar")     # the sim's ground plane; recorded worlds: depth alone
@@ -217,9 +232,9 @@ class ModelFrames:
         if self.depth_net is not None:   # predict the target's depth on that warp, then reproject with it
             points = self._learned_points(w, tgt_ext)
             w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, points=points)
-        enc = _channels_last(self.model.vae.encoder)      # oneDNN's fast layout: 1.2-1.5x, same latents to ~2e-5
-        mean = enc(w.flatten(0, 1).contiguous(memory_format=torch.channels_last)).chunk(2, dim=1)[0]
-        z = mean.contiguous() / self.cfg.latent_scale
+        enc = _channels_last(self.model.vae.encoder, self.dtype)   # oneDNN's fast layout: 1.2-1.5x
+        mean = enc(w.flatten(0, 1).to(self.dtype).contiguous(memory_format=torch.channels_last)).chunk(2, dim=1)[0]
+        z = mean.float().contiguous() / self.cfg.latent_scale
         return z.reshape((B, T) + tuple(z.shape[1:])).float(), points
 
     def _learned_points(self, w, tgt_ext) -> torch.Tensor:
