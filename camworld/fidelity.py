@@ -478,7 +478,7 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="flow time the context latents are noised to at inference (default: the checkpoint's)")
     p.add_argument("--sample-steps", type=int, default=None, help="Euler steps (default: the checkpoint's)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="the DiT's sampling dtype (auto: bfloat16 on CUDA, and on CPUs with AMX from 8 worlds per batch; "
+                   help="the DiT's sampling dtype (auto: bfloat16 on CUDA, and on CPUs with AMX or AVX512-BF16 from 8 worlds per batch; "
                         "else float32)")
     p.add_argument("--frames-per-pass", type=int, default=None,
                    help="frames generated per sampling pass (default: the checkpoint's training target length)")

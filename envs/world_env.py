@@ -140,7 +140,7 @@ class CamWorldEnv(gym.Env):
     ``sample_steps``/``guidance`` (sampler overrides), ``memory_capacity``, ``torch_threads`` (learned
     world: torch threads of this process; None = the thread policy below), ``dtype`` (learned world: the
     DiT's sampling dtype; "auto" = bfloat16 on CUDA and, from 8 worlds per batch,
-    on CPUs with AMX, else "float32"),
+    on CPUs with AMX or AVX512-BF16, else "float32"),
     ``frames_per_pass`` (learned world: frames per sampling pass; None = the checkpoint's),
     ``warp_start`` (learned world: flow time each sample starts at from a context frame warped to the target
     camera, ``camworld.model.warp``; 1.0 = from pure noise; None = the checkpoint's), ``warp_paste`` (learned

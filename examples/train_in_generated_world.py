@@ -1,10 +1,21 @@
-"""Train PPO inside the generated world, then score it in the real one (the sim twin) against random.
+"""Train an agent inside the generated world, then score it in the real one (the sim twin) against random.
 
 The agent never sees the sim while it learns: every frame it trains on is made up by the learned world
 (``ContextAsMemory-GoalView-v0``). Its score comes from ``CamWorld-GoalView-v0``, the ground truth.
 
-    python examples/train_in_generated_world.py                     # the README's budget
-    python examples/train_in_generated_world.py --timesteps 256 --episodes 2 --num-envs 2   # a smoke run
+Two learners:
+
+- ``--algo dagger`` (the default): imitation of the goal-pose oracle on the world model's own latents
+  (``camworld.agents.imitation``). The oracle's labels come from the camera poses, which the learned world
+  knows as well as the twin does; what the policy sees are the generated frames. The task is goal-view with
+  ``stop_to_arrive``: the episode succeeds only if the agent stops at the goal, so it has to recognise the
+  goal view, and no constant action succeeds. This is the learner that beats random within a CPU budget.
+- ``--algo ppo``: SB3 PPO from pixels on the reward alone, on goal-view's default tours. At these budgets it
+  learns nothing that transfers, even in the twin (docs/benchmarks/agents.md).
+
+    python examples/train_in_generated_world.py                     # the README's budget (DAgger)
+    python examples/train_in_generated_world.py --algo ppo          # PPO at the same budget
+    python examples/train_in_generated_world.py --timesteps 64 --episodes 2 --num-envs 2   # a smoke run
 
 For the full comparison (learned world with and without memory, twin, seeds, intervals, curves),
 run ``camworld eval agents``.
@@ -12,27 +23,34 @@ run ``camworld eval agents``.
 
 import argparse
 
-from stable_baselines3 import PPO
-
-from camworld.agents import GoalPoseOracle, evaluate, policy_for
+from camworld.agents import GoalPoseOracle, evaluate
 from camworld.agents.benchmark import constant_policy, random_policy
-from camworld.agents.training import PPO_DEFAULTS
-from camworld.envs import make_sb3_vec_env
+
+TWIN = "CamWorld-GoalView-v0"
+LEARNED = "ContextAsMemory-GoalView-v0"
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--timesteps", type=int, default=4096, help="env steps of training in the generated world")
-    p.add_argument("--num-envs", type=int, default=16, help="worlds stepped in one batched pass")
-    p.add_argument("--episodes", type=int, default=16, help="held-out twin episodes to score")
-    p.add_argument("--max-episode-steps", type=int, default=None, help="episode cap (default: the registered 100)")
-    p.add_argument("--save", default="ppo_goal_view_generated.zip")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    cap = {"max_episode_steps": args.max_episode_steps} if args.max_episode_steps else {}
+def train_dagger(args, task, cap):
+    from camworld.agents.imitation import DaggerAgent
+    from camworld.agents.latents import WorldLatents
 
-    # 1. learn inside the generated world
-    venv = make_sb3_vec_env("ContextAsMemory-GoalView-v0", num_envs=args.num_envs, seed=args.seed, **cap)
+    latents = WorldLatents()                       # the shipped world model's encoder: what the policy sees
+    round_steps = max(1, min(32, args.timesteps // args.num_envs))
+    rounds = max(1, args.timesteps // (round_steps * args.num_envs))
+    agent, _ = DaggerAgent.train(LEARNED, latents, rounds=rounds, round_steps=round_steps, num_envs=args.num_envs,
+                                 seed=args.seed, env_kwargs={**task, **cap})
+    path = agent.save(args.save)
+    return agent, latents, path
+
+
+def train_ppo(args, task, cap):
+    from stable_baselines3 import PPO
+
+    from camworld.agents import policy_for
+    from camworld.agents.training import PPO_DEFAULTS
+    from camworld.envs import make_sb3_vec_env
+
+    venv = make_sb3_vec_env(LEARNED, num_envs=args.num_envs, seed=args.seed, **task, **cap)
     policy, policy_kwargs = policy_for(venv.observation_space)
     n_steps = min(64, max(8, args.timesteps // args.num_envs))
     kw = dict(PPO_DEFAULTS, n_steps=n_steps, batch_size=min(PPO_DEFAULTS["batch_size"], n_steps * args.num_envs))
@@ -40,16 +58,42 @@ def main(argv=None):
     model.learn(total_timesteps=args.timesteps, progress_bar=False)
     model.save(args.save)
     venv.close()
+    return model, None, args.save
 
-    # 2. score it in the real world (the twin), on held-out scenes, against random and the pose oracle
-    twin = "CamWorld-GoalView-v0"
-    # "always turn left" is there because goal-view's default tours can be solved blind by turning: an agent that
-    # scores like it has learned to turn, not to look (docs/benchmarks/agents.md)
-    for name, agent in (("PPO (trained in the generated world)", model), ("random", random_policy(args.seed)),
-                        ("always turn left", constant_policy(3)), ("pose oracle", GoalPoseOracle)):
-        r = evaluate(agent, twin, episodes=args.episodes, seed=100_000, env_kwargs=cap)
-        print(f"{name:38s} twin return {r['mean_return']:7.2f}   success {r['success_rate']:.0%}")
-    print(f"saved the agent to {args.save}")
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--algo", default="dagger", choices=["dagger", "ppo"],
+                   help="dagger: imitate the goal-pose oracle on world latents (stop at the goal to succeed); "
+                        "ppo: SB3 PPO from pixels on the reward (goal-view's default tours)")
+    p.add_argument("--timesteps", type=int, default=4096, help="env steps of training in the generated world")
+    p.add_argument("--num-envs", type=int, default=16, help="worlds stepped in one batched pass")
+    p.add_argument("--episodes", type=int, default=16, help="held-out twin episodes to score")
+    p.add_argument("--max-episode-steps", type=int, default=None, help="episode cap (default: the registered 100)")
+    p.add_argument("--save", default=None, help="where the agent goes (default: goal_view_<algo>_generated[.zip])")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.timesteps < args.num_envs:
+        p.error(f"--timesteps ({args.timesteps}) must be at least --num-envs ({args.num_envs})")
+    args.save = args.save or (f"goal_view_{args.algo}_generated" + (".zip" if args.algo == "ppo" else ""))
+    cap = {"max_episode_steps": args.max_episode_steps} if args.max_episode_steps else {}
+    # dagger: success only by stopping at the goal (no blind policy succeeds); ppo: the default tours
+    task = {"excursion": "rotate", "stop_to_arrive": True} if args.algo == "dagger" else {}
+
+    # 1. learn inside the generated world
+    agent, latents, path = (train_dagger if args.algo == "dagger" else train_ppo)(args, task, cap)
+
+    # 2. score it in the real world (the twin), on held-out scenes, against random, a constant turn and the oracle
+    # ("always turn left" is there because goal-view's default tours can be solved blind by turning: an agent that
+    # scores like it has learned to turn, not to look; docs/benchmarks/agents.md)
+    kw = {**task, **cap}
+    for name, policy, transform in ((f"{args.algo} (trained in the generated world)", agent, latents),
+                                    ("random", random_policy(args.seed), None),
+                                    ("always turn left", constant_policy(3), None),
+                                    ("pose oracle", GoalPoseOracle, None)):
+        r = evaluate(policy, TWIN, episodes=args.episodes, seed=100_000, env_kwargs=kw, obs_transform=transform)
+        print(f"{name:40s} twin return {r['mean_return']:7.2f}   success {r['success_rate']:.0%}")
+    print(f"saved the agent to {path}")
 
 
 if __name__ == "__main__":

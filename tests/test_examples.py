@@ -16,7 +16,7 @@ CASES = {
     "goal_view.py": (["--timesteps", "32", "--num-envs", "2", "--episodes", "1"], ""),
     "multi_agent.py": (["--agents", "2", "--steps", "2"], "shared memory holds"),
     "train_in_generated_world.py": (["--timesteps", "16", "--num-envs", "2", "--episodes", "1",
-                                     "--max-episode-steps", "4", "--save", "{tmp}/agent.zip"], "twin return"),
+                                     "--max-episode-steps", "4", "--save", "{tmp}/agent"], "twin return"),
 }
 
 

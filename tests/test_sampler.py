@@ -66,7 +66,7 @@ def test_bfloat16_sampling_matches_float32_within_tolerance(live):
     assert torch.equal(fast, again)                           # deterministic on fixed seeds
 
 
-def test_inference_dtype_policy_and_errors():
+def test_inference_dtype_policy_and_errors(monkeypatch):
     from camworld.model.world_model import inference_dtype
 
     assert inference_dtype("cpu", "float32") == torch.float32
@@ -74,8 +74,14 @@ def test_inference_dtype_policy_and_errors():
     assert inference_dtype("cpu", "auto") in (torch.float32, torch.bfloat16)
     # a single world on a CPU samples in float32 (the casts cost more than bfloat16 saves at batch 1)
     assert inference_dtype("cpu", "auto", num_worlds=1) == torch.float32
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    assert inference_dtype("cpu", "auto", num_worlds=16) == (torch.bfloat16 if amx else torch.float32)
+    # 16 worlds: bfloat16 where the CPU multiplies it in hardware (AMX tiles or AVX512-BF16), else float32
+    for amx, avx in ((False, False), (True, False), (False, True)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx, raising=False)
+        want = torch.bfloat16 if amx or avx else torch.float32
+        assert inference_dtype("cpu", "auto", num_worlds=16) == want, (amx, avx)
+        assert inference_dtype("cpu", "auto", num_worlds=1) == torch.float32
+    monkeypatch.undo()
     assert inference_dtype("cpu", "bfloat16", num_worlds=1) == torch.bfloat16      # asked for: given
     with pytest.raises(ValueError, match="float16 sampling is for CUDA"):
         inference_dtype("cpu", "float16")

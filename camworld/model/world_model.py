@@ -45,20 +45,27 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 CPU_BF16_MIN_WORLDS = 8
 
 
+def cpu_bf16_fast() -> bool:
+    """True where this CPU multiplies bfloat16 in hardware: AMX tiles or AVX512-BF16 (torch.cpu's probes; False
+    where this torch has neither probe)."""
+    return any(bool(getattr(torch.cpu, name, lambda: False)())
+               for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+
+
 def inference_dtype(device, dtype="auto", num_worlds: int | None = None) -> torch.dtype:
     """The dtype the DiT runs in for sampling. ``"auto"``: bfloat16 where the hardware multiplies it fast
     (CUDA with bf16 support; CPUs with AMX tiles, where oneDNN runs bf16 matmuls ~4-10x faster than
-    float32, for batches of at least ``CPU_BF16_MIN_WORLDS`` worlds), else float32. Latents and the Euler
-    update stay float32 in every case; the VAE decoder follows the DiT's dtype."""
+    float32, or with AVX512-BF16 instructions, where a 16-world env step ran 1.5x faster than in float32
+    (docs/benchmarks/env.md), for batches of at least ``CPU_BF16_MIN_WORLDS`` worlds), else float32.
+    Latents and the Euler update stay float32 in every case; the VAE decoder follows the DiT's dtype."""
     if isinstance(dtype, torch.dtype):
         dt = dtype
     elif dtype in (None, "auto"):
         dev = torch.device(device)
         if dev.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
         big = num_worlds is None or int(num_worlds) >= CPU_BF16_MIN_WORLDS
-        return torch.bfloat16 if dev.type == "cpu" and amx is not None and amx() and big else torch.float32
+        return torch.bfloat16 if dev.type == "cpu" and cpu_bf16_fast() and big else torch.float32
     elif dtype in DTYPES:
         dt = DTYPES[dtype]
     else:
