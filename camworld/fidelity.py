@@ -285,7 +285,7 @@ def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrie
     res["dtype"], res["frames_per_pass"] = str(probe.dtype).replace("torch.", ""), probe.frames_per_pass
     res["warp_start"], res["warp_depth"], res["warp_source"] = probe.warp_start, probe.warp_depth, probe.warp_source
     res["warp_paste"], res["learned_depth"] = probe.warp_paste, probe.learned_depth
-    res["warp_space"] = probe.warp_space
+    res["warp_space"], res["warp_fill"] = probe.warp_space, probe.warp_fill
     videos = {}
     t0 = time.perf_counter()
     bar = tqdm(total=len(drivers) * (3 if twin else 2) + (1 if memory else 0), desc="fidelity benchmark",
@@ -334,7 +334,7 @@ def markdown(res) -> str:
              f"({res.get('dtype', 'float32')}, {res.get('frames_per_pass', 2)} frames per pass), "
              f"context noise {res['context_noise']:g}"
              + (f", warp start {res['warp_start']:g} ({res.get('warp_source', 'newest')} frame, depth "
-                f"{res['warp_depth']:g} m, {res.get('warp_space', 'pixels')})"
+                f"{res['warp_depth']:g} m, {res.get('warp_space', 'pixels')}, {res.get('warp_fill', 'border')} fill)"
                 if res.get("warp_start", 1.0) < 1.0 else "")
              + (", context pixels pasted where a context camera saw the target" if res.get("warp_paste") else "")
              + (", learned depth" if res.get("learned_depth") else "")
@@ -493,6 +493,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--warp-space", default=None, choices=["pixels", "latents"],
                    help="where the warp start reprojects: the decoded frame, then encoded (pixels), or its cached "
                         "latents (latents: no encode); default: the checkpoint's")
+    p.add_argument("--warp-fill", default=None, choices=["border", "smooth"],
+                   help="what the warp start shows where its source frame did not look: the border repeated, or "
+                        "filled from the seen pixels around (default: the checkpoint's)")
     p.add_argument("--warp-paste", default=None, choices=["on", "off"],
                    help="keep the context's reprojected pixels wherever a context camera saw the target pixel "
                         "(camworld.model.warp.reproject; default: the checkpoint's)")
@@ -515,6 +518,7 @@ def sampler_settings(args) -> dict:
                                  ("warp_depth", getattr(args, "warp_depth", None)),
                                  ("warp_source", getattr(args, "warp_source", None)),
                                  ("warp_space", getattr(args, "warp_space", None)),
+                                 ("warp_fill", getattr(args, "warp_fill", None)),
                                  ("warp_paste", {"on": True, "off": False}.get(getattr(args, "warp_paste", None))),
                                  ("learned_depth", {"on": True, "off": False}.get(getattr(args, "learned_depth", None))))
                 if v is not None}}

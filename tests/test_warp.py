@@ -251,3 +251,53 @@ def test_latent_warp_start_reprojects_the_cached_latents_without_encoding(tmp_pa
     assert load_world(tmp_path / "w", model=v.model)[0].warp_space == "latents"
     with pytest.raises(ValueError, match="warp_space"):
         _world(0.5, warp_space="voxels")
+
+
+def test_fill_unseen_keeps_what_was_seen_and_fills_holes_from_around_them():
+    from camworld.model.warp import fill_unseen
+
+    g = torch.linspace(-1, 1, 16).expand(2, 3, 16, 16).clone()            # a left-right ramp
+    known = torch.ones(2, 1, 16, 16)
+    known[0, :, 4:10, 3:9] = 0                                            # a hole inside
+    known[1, :, :, :5] = 0                                                # the left strip a turn uncovers
+    out = fill_unseen(g, known)
+    assert torch.equal(out * known, g * known)                            # seen pixels untouched
+    hole = known[:, 0] == 0
+    assert (out[:, 0][hole] >= -1).all() and (out[:, 0][hole] <= 1).all()
+    # inside a hole the ramp is carried on from both sides (no single repeated column)
+    assert out[0, 0, 6, 3] < out[0, 0, 6, 8] and len(torch.unique(out[0, 0, 6, 3:9])) > 2
+    # a constant frame fills with its constant; a frame with no seen pixel comes back 0
+    c = fill_unseen(torch.full((1, 3, 8, 8), 0.4), known[1:, :, :8, :8])
+    assert torch.allclose(c, torch.full_like(c, 0.4))
+    assert torch.equal(fill_unseen(g[:1], torch.zeros(1, 1, 16, 16)), torch.zeros(1, 3, 16, 16))
+
+
+def test_smooth_warp_fill_replaces_the_repeated_border_and_is_a_world_setting(tmp_path):
+    """Turning, the smooth fill replaces the repeated border (streaks) in the strip the source did not see and
+    keeps every seen pixel; the World setting is validated and kept by world files."""
+    from camworld import fidelity
+    from camworld.world_io import load_world, save_world
+
+    scene = sim.make_scene(100_000, sim.STYLES[0])
+    p0 = sim.random_trajectory(scene, 2, np.random.default_rng(0))[0]
+    frames = frames_to_tensor(sim.render(scene, p0[None])[0])
+    src = planar_to_extrinsics(p0[None])
+    tgt = planar_to_extrinsics((p0 + [0, 0, np.deg2rad(20)])[None, None])   # turned 20 degrees: a strip is new
+    b, seen = warp_frames(frames, src, tgt, 52.67, seen=True)
+    s = warp_frames(frames, src, tgt, 52.67, fill="smooth")
+    new = ~seen[0, 0]
+    assert 0 < new.float().mean() < 0.5
+    assert torch.equal(b[0, 0][:, ~new], s[0, 0][:, ~new])               # what was seen: the same
+    assert (b[0, 0][:, new] - s[0, 0][:, new]).abs().mean() > 1e-3        # the new strip: not the border
+    with pytest.raises(ValueError, match="fill"):
+        warp_frames(frames, src, tgt, 52.67, fill="mirror")
+
+    d = fidelity.make_drives("discrete", 1, 1, 32, seed=0)[0]
+    w = _world(0.5, warp_fill="smooth")
+    assert w.warp_fill == "smooth" and _world(0.5).warp_fill == "border"
+    w.reset(0, d.gt[0], d.poses[0], seed=3)
+    assert w.step(d.poses[None, 1:3]).shape == (1, 2, 32, 32, 3)
+    save_world(w, tmp_path / "w")
+    assert load_world(tmp_path / "w", model=w.model)[0].warp_fill == "smooth"
+    with pytest.raises(ValueError, match="warp_fill"):
+        _world(0.5, warp_fill="mirror")

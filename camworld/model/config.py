@@ -59,6 +59,8 @@ class DiffusionConfig:
     #                                    (warp_source) reprojected to the target camera (camworld.model.warp); 1 = noise
     warp_depth: float = 6.0            # the warp's assumed depth (metres) where a ray does not meet the floor
     warp_source: str = "newest"        # the frame warped: "newest", or "nearest" (the context frame nearest the target)
+    warp_fill: str = "border"          # what the warp start shows where its source frame did not look: "border"
+    #                                    (its border pixels repeated) or "smooth" (filled from the seen pixels around)
     warp_space: str = "pixels"         # where the warp start reprojects: "pixels" (decoded frame, then the VAE
     #                                    encoder) or "latents" (the frame's cached latents, no encode); a learned
     #                                    depth always warps pixels (its net reads the pixel warp)

@@ -74,7 +74,8 @@ class ModelFrames:
                  guidance: float | None = None, context_noise: float | None = None, dtype="auto",
                  frames_per_pass: int | None = None, num_worlds: int | None = None,
                  warp_start: float | None = None, warp_depth: float | None = None, warp_source: str | None = None,
-                 warp_paste: bool | None = None, learned_depth: bool | None = None, warp_space: str | None = None):
+                 warp_paste: bool | None = None, learned_depth: bool | None = None, warp_space: str | None = None,
+                 warp_fill: str | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
@@ -115,6 +116,12 @@ class ModelFrames:
         self.warp_space = str(getattr(d, "warp_space", "pixels") if warp_space is None else warp_space)
         if self.warp_space not in WARP_SPACES:
             raise ValueError(f"warp_space must be one of {WARP_SPACES}, got {self.warp_space!r}")
+        # what the start shows where its source frame did not look (camworld.model.warp.FILLS)
+        from camworld.model.warp import FILLS
+
+        self.warp_fill = str(getattr(d, "warp_fill", "border") if warp_fill is None else warp_fill)
+        if self.warp_fill not in FILLS:
+            raise ValueError(f"warp_fill must be one of {FILLS}, got {self.warp_fill!r}")
         # paste the context's own pixels where a context camera saw the target (camworld.model.warp.reproject)
         if not isinstance(warp_paste, (bool, type(None), np.bool_)):
             raise ValueError(f"warp_paste must be True or False, got {warp_paste!r}")
@@ -222,16 +229,16 @@ class ModelFrames:
         if self.warp_space == "latents" and self.depth_net is None:
             src = ctx[torch.arange(B, device=ctx.device)[:, None], torch.as_tensor(slot, device=ctx.device)]
             return warp_frames(src.float(), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
-                               floor=self.cameras == "planar"), None          # (B, T, C, h, w), bilinear
+                               floor=self.cameras == "planar", fill=self.warp_fill), None   # (B, T, C, h, w)
         src = np.stack([bank.frames(idx[slot[b] - (k - len(idx))])
                         for b, (bank, idx) in enumerate(zip(banks, context))])            # (B, T, S, S, 3)
         src = frames_to_tensor(src, self.device)
-        w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
-                        floor=self.cameras == "planar")     # the sim's ground plane; recorded worlds: depth alone
+        w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth, floor=self.cameras == "planar",
+                        fill=self.warp_fill)   # the sim's ground plane; recorded worlds: depth alone
         points = None
         if self.depth_net is not None:   # predict the target's depth on that warp, then reproject with it
             points = self._learned_points(w, tgt_ext)
-            w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, points=points)
+            w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, points=points, fill=self.warp_fill)
         enc = _channels_last(self.model.vae.encoder, self.dtype)   # oneDNN's fast layout: 1.2-1.5x
         mean = enc(w.flatten(0, 1).to(self.dtype).contiguous(memory_format=torch.channels_last)).chunk(2, dim=1)[0]
         z = mean.float().contiguous() / self.cfg.latent_scale

@@ -93,14 +93,33 @@ def _sample(frames: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(frames, grid.to(frames.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
+FILLS = ("border", "smooth")
+
+
+def fill_unseen(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Fill the pixels of img (N, C, S, S) where known (N, 1, S, S; 1 = known, 0 = hole) is 0 from the known
+    pixels around them (push-pull: mask-weighted 2x2 averages down a pyramid, bilinear back up; known pixels
+    stay as they are). A frame with no known pixel comes back 0. S a power of 2."""
+    if img.shape[-1] <= 1 or bool(known.min() > 0):
+        return img
+    a, w = F.avg_pool2d(img * known, 2), F.avg_pool2d(known, 2)
+    low = fill_unseen(a / w.clamp_min(1e-6), (w > 0).to(img.dtype))
+    up = F.interpolate(low, scale_factor=2, mode="bilinear", align_corners=False)
+    return known * img + (1 - known) * up
+
+
 def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: float = 6.0,
-                floor: bool = True, seen: bool = False, points: torch.Tensor | None = None):
+                floor: bool = True, seen: bool = False, points: torch.Tensor | None = None, fill: str = "border"):
     """Warp source frames float (B, 3, S, S) (one per world; src_ext (B, 3, 4)) or (B, T, 3, S, S) (one per
     target; src_ext (B, T, 3, 4)) to the target cameras tgt_ext (B, T, 3, 4): -> (B, T, 3, S, S), bilinear,
     border pixels repeated where the target sees beyond the source frame. ``seen``: also return bool
     (B, T, S, S), True where the source frame saw the target pixel (not a repeated border). ``points``: the
     target pixels' scene points (B, T, S*S, 3) (a learned depth, ``camworld.model.depth``) instead of the
-    assumed depth's; src_ext then (B, T, 3, 4)."""
+    assumed depth's; src_ext then (B, T, 3, 4). ``fill``: what a target pixel the source did not see shows:
+    "border" (the nearest border pixel of the source, repeated: streaks) or "smooth" (``fill_unseen`` from the
+    seen pixels around it)."""
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
     S = frames.shape[-1]
     if points is None:
         grid = torch.as_tensor(warp_grid(src_ext, tgt_ext, S, hfov_deg, depth, floor), device=frames.device)
@@ -110,9 +129,10 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     B, T = grid.shape[:2]
     src = frames[:, None].expand(B, T, *frames.shape[1:]) if frames.ndim == 4 else frames
     out = _sample(src.reshape(B * T, *src.shape[2:]), grid.reshape(B * T, S, S, 2)).reshape(B, T, *src.shape[2:])
-    if not seen:
-        return out
-    return out, (grid.abs() <= 1.0).all(-1)
+    hit = (grid.abs() <= 1.0).all(-1)
+    if fill == "smooth":
+        out = fill_unseen(out.flatten(0, 1), hit.flatten(0, 1)[:, None].to(out.dtype)).reshape(out.shape)
+    return (out, hit) if seen else out
 
 
 # an observed frame's pixel wins over any generated frame's (camera distances are metres plus 3 m per radian)
