@@ -286,6 +286,7 @@ def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrie
     res["warp_start"], res["warp_depth"], res["warp_source"] = probe.warp_start, probe.warp_depth, probe.warp_source
     res["warp_paste"], res["learned_depth"] = probe.warp_paste, probe.learned_depth
     res["warp_space"], res["warp_fill"] = probe.warp_space, probe.warp_fill
+    res["network_context"] = probe.network_context
     videos = {}
     t0 = time.perf_counter()
     bar = tqdm(total=len(drivers) * (3 if twin else 2) + (1 if memory else 0), desc="fidelity benchmark",
@@ -493,6 +494,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--warp-space", default=None, choices=["pixels", "latents"],
                    help="where the warp start reprojects: the decoded frame, then encoded (pixels), or its cached "
                         "latents (latents: no encode); default: the checkpoint's")
+    p.add_argument("--network-context", type=int, default=None,
+                   help="context frames the DiT sees: the newest and those nearest the targets (0: all k; the warp "
+                        "start and the paste use all k); default: the checkpoint's")
     p.add_argument("--warp-fill", default=None, choices=["border", "smooth"],
                    help="what the warp start shows where its source frame did not look: the border repeated, or "
                         "filled from the seen pixels around (default: the checkpoint's)")
@@ -519,6 +523,7 @@ def sampler_settings(args) -> dict:
                                  ("warp_source", getattr(args, "warp_source", None)),
                                  ("warp_space", getattr(args, "warp_space", None)),
                                  ("warp_fill", getattr(args, "warp_fill", None)),
+                                 ("network_context", getattr(args, "network_context", None)),
                                  ("warp_paste", {"on": True, "off": False}.get(getattr(args, "warp_paste", None))),
                                  ("learned_depth", {"on": True, "off": False}.get(getattr(args, "learned_depth", None))))
                 if v is not None}}

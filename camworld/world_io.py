@@ -64,7 +64,7 @@ WORLD_ATTRIBUTES = frozenset({"source", "num_worlds", "retrieval", "context_size
 # ... and of its learned frame source (camworld.model.frames.ModelFrames; ``gens`` via camera_state)
 SOURCE_ATTRIBUTES = frozenset({"device", "model", "cfg", "sample_steps", "guidance", "context_noise", "frame_size",
                                "frame_stride", "frames_per_pass", "gens", "dtype", "dit",
-                               "warp_start", "warp_depth", "warp_source", "warp_paste", "warp_space", "warp_fill",
+                               "warp_start", "warp_depth", "warp_source", "warp_paste", "warp_space", "warp_fill", "network_context",
                                "learned_depth", "depth_net",   # depth_net: the model's
                                "decoder"})   # dit, decoder: the model's, in dtype (rebuilt from it)
 
@@ -108,6 +108,7 @@ def save_world(world, path, extra: dict | None = None, worlds=None) -> Path:
                   "warp_start": world.warp_start, "warp_depth": world.warp_depth, "warp_source": world.warp_source,
                   "warp_paste": world.warp_paste, "learned_depth": world.learned_depth,
                   "warp_space": world.warp_space, "warp_fill": world.warp_fill,
+                  "network_context": world.network_context,
                   "memory_capacity": banks[0].capacity},
         "cameras": [_camera_state(world, i) for i in sel],
         "clocks": [world.bank_clock(0)] if world.shared_memory else [world.bank_clock(i) for i in sel],
@@ -272,6 +273,7 @@ def load_world(path, model, device=None):
                       learned_depth=w.get("learned_depth", False),  # ... and warped with the assumed depth
                       warp_space=w.get("warp_space", "pixels"),    # ... and warped pixels
                       warp_fill=w.get("warp_fill", "border"),      # ... with the border repeated
+                      network_context=w.get("network_context", 0),  # ... and the network saw every context frame
                       device=model.device if device is None else device)
         n_banks = 1 if world.shared_memory else world.num_worlds
         if len(cams) != world.num_worlds or len(clocks) != n_banks or len(names) != n_banks:

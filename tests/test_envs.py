@@ -377,8 +377,9 @@ def test_env_over_a_world_you_built(tiny_checkpoint, start):
         WorldSpec("sim", checkpoint=tiny_checkpoint).build()
     with pytest.raises(ValueError, match="warp_space= only applies to the learned world"):
         WorldSpec("sim", warp_space="latents").build()
-    env = gym.make("ContextAsMemory-v0", checkpoint=tiny_checkpoint, device="cpu", warp_space="latents")
-    assert env.unwrapped.backend.world.warp_space == "latents"
+    env = gym.make("ContextAsMemory-v0", checkpoint=tiny_checkpoint, device="cpu", warp_space="latents",
+                   network_context=4)
+    assert env.unwrapped.backend.world.warp_space == "latents" and env.unwrapped.backend.world.network_context == 4
     env.close()
     with pytest.raises(ValueError, match="unknown backend"):
         WorldSpec("gan").build()

@@ -301,3 +301,53 @@ def test_smooth_warp_fill_replaces_the_repeated_border_and_is_a_world_setting(tm
     assert load_world(tmp_path / "w", model=w.model)[0].warp_fill == "smooth"
     with pytest.raises(ValueError, match="warp_fill"):
         _world(0.5, warp_fill="mirror")
+
+
+def test_network_slots_keep_the_newest_and_the_frames_nearest_the_targets_in_slot_order():
+    from camworld.model.frames import network_slots
+
+    ctx = planar_to_extrinsics(np.array([[[9.0, 9.0, 0.0], [0.0, 0.0, 0.0], [5.0, 0.0, 0.0], [2.5, 0.0, 0.0],
+                                          [4.0, 4.0, 0.0]]]))
+    mask = np.array([[False, True, True, True, True]])
+    tgt = planar_to_extrinsics(np.array([[[0.0, 0.0, 0.0], [5.2, 0.0, 0.0]]]))
+    # the newest (slot 4, far away) always; then slots 1 and 2 (at the targets); never the padded slot 0
+    assert network_slots(ctx, mask, tgt, 3).tolist() == [[1, 2, 4]]
+    assert network_slots(ctx, mask, tgt, 2).tolist() == [[1, 4]]
+    # more asked than valid: the padded slots fill in, still right-aligned with the newest last
+    assert network_slots(ctx, mask, tgt, 5).tolist() == [[0, 1, 2, 3, 4]]
+
+
+def test_world_network_context_changes_only_what_the_network_sees_and_is_saved(tmp_path):
+    """network_context=n: the DiT sees n context frames, the paste still every retrieved one (a return still
+    shows the frame seen there); validated, and kept by world files."""
+    from camworld import fidelity
+    from camworld.world_io import load_world, save_world
+
+    d = fidelity.make_drives("discrete", 1, 1, 32, seed=0)[0]
+
+    from camworld.world import World
+
+    torch.manual_seed(0)
+    m = WorldModel(preset("tiny"))
+    with torch.no_grad():                      # an untrained DiT's zero-initialised gates ignore the context
+        for prm in m.dit.parameters():
+            prm.add_(0.05 * torch.randn_like(prm))
+
+    def run(n, paste=False):
+        w = World(m, device="cpu", warp_start=0.5, warp_source="nearest", network_context=n, warp_paste=paste,
+                  context_size=6)
+        w.reset(0, d.gt[0], d.poses[0], seed=3)
+        for t in range(1, 4):
+            w.step(d.poses[None, t:t + 1])
+        return w, w.step(np.stack([d.poses[1], d.poses[0]])[None])
+
+    w, a = run(2)
+    assert w.network_context == 2 and _world(0.5).network_context == 0
+    assert np.array_equal(a, run(2)[1]) and not np.array_equal(a, run(0)[1])
+    assert np.array_equal(run(0)[1], run(6)[1])                              # n >= k: every frame, as 0
+    _, p = run(2, paste=True)
+    assert np.abs(p[0, 1].astype(int) - d.gt[0].astype(int)).max() <= 1     # the start pose: its frame
+    save_world(w, tmp_path / "w")
+    assert load_world(tmp_path / "w", model=w.model)[0].network_context == 2
+    with pytest.raises(ValueError, match="network_context"):
+        _world(0.5, network_context=-1)

@@ -59,6 +59,8 @@ class DiffusionConfig:
     #                                    (warp_source) reprojected to the target camera (camworld.model.warp); 1 = noise
     warp_depth: float = 6.0            # the warp's assumed depth (metres) where a ray does not meet the floor
     warp_source: str = "newest"        # the frame warped: "newest", or "nearest" (the context frame nearest the target)
+    network_context: int | None = None  # inference: context frames the DiT sees, the newest and those nearest the
+    #                                    targets (None or 0: all k); the warp start and the paste still use all k
     warp_fill: str = "border"          # what the warp start shows where its source frame did not look: "border"
     #                                    (its border pixels repeated) or "smooth" (filled from the seen pixels around)
     warp_space: str = "pixels"         # where the warp start reprojects: "pixels" (decoded frame, then the VAE

@@ -42,6 +42,19 @@ WARP_SOURCES = ("newest", "nearest")
 WARP_SPACES = ("pixels", "latents")
 
 
+def network_slots(ctx_ext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray, n: int) -> np.ndarray:
+    """Which n of the k context slots (B, k) the network sees: the newest (slot k - 1) and the n - 1 valid ones
+    whose cameras are nearest any target camera (``camera_distance``), in slot order, so the context stays
+    right-aligned; padded slots only where fewer than n are valid. ctx_ext (B, k, 3, 4), mask (B, k) bool,
+    tgt_ext (B, T, 3, 4) -> int (B, n)."""
+    from camworld.model.warp import camera_distance
+
+    d = camera_distance(np.asarray(ctx_ext)[:, :, None], np.asarray(tgt_ext)[:, None]).min(-1)   # (B, k)
+    d = np.where(np.asarray(mask, bool), d, np.inf)
+    d[:, -1] = -np.inf
+    return np.sort(np.argsort(d, axis=1, kind="stable")[:, :n], axis=1)
+
+
 def checkpoint_cameras(path) -> str:
     """The cameras a checkpoint's DiT was trained on: "planar" or "6dof".
 
@@ -75,7 +88,7 @@ class ModelFrames:
                  frames_per_pass: int | None = None, num_worlds: int | None = None,
                  warp_start: float | None = None, warp_depth: float | None = None, warp_source: str | None = None,
                  warp_paste: bool | None = None, learned_depth: bool | None = None, warp_space: str | None = None,
-                 warp_fill: str | None = None):
+                 warp_fill: str | None = None, network_context: int | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
@@ -116,6 +129,11 @@ class ModelFrames:
         self.warp_space = str(getattr(d, "warp_space", "pixels") if warp_space is None else warp_space)
         if self.warp_space not in WARP_SPACES:
             raise ValueError(f"warp_space must be one of {WARP_SPACES}, got {self.warp_space!r}")
+        # context frames the network sees (0: all k); the warp start and the paste use all of them
+        nc = getattr(d, "network_context", None) if network_context is None else network_context
+        if isinstance(nc, bool) or not isinstance(nc, (int, np.integer, type(None))) or (nc is not None and nc < 0):
+            raise ValueError(f"network_context must be an int >= 0 (0: all context frames), got {nc!r}")
+        self.network_context = int(nc or 0)
         # what the start shows where its source frame did not look (camworld.model.warp.FILLS)
         from camworld.model.warp import FILLS
 
@@ -182,7 +200,15 @@ class ModelFrames:
             with section("warp"):
                 start, points = self._warped_latents(banks, context, cext, mask.cpu().numpy(), tgt.cpu().numpy(), ctx)
                 noise = self.warp_start * noise + (1 - self.warp_start) * start
-        z = self.model.generate(ctx, mask, torch.as_tensor(cext, device=self.device), tgt, list(prompts),
+        net_ctx, net_mask, net_ext = ctx, mask, cext
+        if 0 < self.network_context < k:   # the network sees the newest and the frames nearest the targets
+            keep = network_slots(cext, mask.cpu().numpy(), tgt.cpu().numpy(), self.network_context)
+            bi, kk = torch.arange(B, device=self.device)[:, None], torch.as_tensor(keep, device=self.device)
+            net_ctx, net_mask = ctx[bi, kk], mask[bi, kk]
+            net_ext = np.take_along_axis(cext, keep[:, :, None, None], axis=1)
+            if ctx_eps is not None:
+                ctx_eps = ctx_eps[bi, kk]
+        z = self.model.generate(net_ctx, net_mask, torch.as_tensor(net_ext, device=self.device), tgt, list(prompts),
                                 steps=self.sample_steps, guidance=self.guidance, noise=noise, ctx_eps=ctx_eps,
                                 context_noise=self.context_noise, dit=self.dit,
                                 start=self.warp_start)  # (B, T, C, h, w)
