@@ -378,8 +378,9 @@ def test_env_over_a_world_you_built(tiny_checkpoint, start):
     with pytest.raises(ValueError, match="warp_space= only applies to the learned world"):
         WorldSpec("sim", warp_space="latents").build()
     env = gym.make("ContextAsMemory-v0", checkpoint=tiny_checkpoint, device="cpu", warp_space="latents",
-                   network_context=4)
-    assert env.unwrapped.backend.world.warp_space == "latents" and env.unwrapped.backend.world.network_context == 4
+                   network_context=4, warp_fill="border")
+    w = env.unwrapped.backend.world
+    assert (w.warp_space, w.network_context, w.warp_fill) == ("latents", 4, "border")
     env.close()
     with pytest.raises(ValueError, match="unknown backend"):
         WorldSpec("gan").build()
