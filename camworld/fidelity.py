@@ -339,6 +339,8 @@ def markdown(res) -> str:
                 if res.get("warp_start", 1.0) < 1.0 else "")
              + (", context pixels pasted where a context camera saw the target" if res.get("warp_paste") else "")
              + (", learned depth" if res.get("learned_depth") else "")
+             + (f", the network sees {res['network_context']} of the k context frames"
+                if res.get("network_context") else "")
              + ". Mean ± 95% interval over episodes.", "",
              "### Teacher-forced next chunk (ground truth in memory)", "",
              "| driver | model PSNR | model SSIM | sharpness | copy newest PSNR | warp newest PSNR | VAE ceiling PSNR "

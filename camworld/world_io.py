@@ -64,7 +64,8 @@ WORLD_ATTRIBUTES = frozenset({"source", "num_worlds", "retrieval", "context_size
 # ... and of its learned frame source (camworld.model.frames.ModelFrames; ``gens`` via camera_state)
 SOURCE_ATTRIBUTES = frozenset({"device", "model", "cfg", "sample_steps", "guidance", "context_noise", "frame_size",
                                "frame_stride", "frames_per_pass", "gens", "dtype", "dit",
-                               "warp_start", "warp_depth", "warp_source", "warp_paste", "warp_space", "warp_fill", "network_context",
+                               "warp_start", "warp_depth", "warp_source", "warp_paste", "warp_space", "warp_fill",
+                               "network_context",
                                "learned_depth", "depth_net",   # depth_net: the model's
                                "decoder"})   # dit, decoder: the model's, in dtype (rebuilt from it)
 
