@@ -334,6 +334,9 @@ class MemoryBank:
         self._lat: _Store | None = None
         self.latent_shape: tuple | None = None
         self._grid = PoseGrid()
+        # what frame sources derive from a frame and keep with the bank (e.g. ModelFrames' learned depth,
+        # {"depth": {index: array}}): forgotten with the frames, never saved
+        self.derived: dict = {}
 
     def _spill_path(self, name: str) -> str:
         if self._tmp is None:

@@ -235,8 +235,8 @@ def test_latent_warp_start_reprojects_the_cached_latents_without_encoding(tmp_pa
     tgt = np.concatenate([cext[:, 1:2], planar_to_extrinsics(d.poses[None, None, 4])], 1)   # (1, 2, 3, 4)
     with monkeypatch.context() as mp:
         mp.setattr("camworld.model.frames._channels_last", lambda *a: pytest.fail("the latent warp encoded"))
-        start, points = w.source._warped_latents([bank], [idx], cext, mask, tgt, ctx)
-    assert points is None and start.shape == (1, 2) + tuple(ctx.shape[2:])
+        start = w.source._warped_latents([bank], [idx], cext, mask, tgt, ctx)
+    assert start.shape == (1, 2) + tuple(ctx.shape[2:])
     assert torch.allclose(start[0, 0], ctx[0, 1], atol=1e-5)                   # at slot 1's own camera
     assert not torch.allclose(start[0, 1], ctx[0, 2], atol=1e-2)               # reprojected elsewhere
 

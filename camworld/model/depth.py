@@ -3,12 +3,18 @@
 The warp start and the paste (``camworld.model.warp``) reproject context frames to a target camera with
 an assumed depth: the floor, else a plane 6 m ahead. That is exact for turns and wrong under
 translation. ``DepthNet`` is trained on the sim's own renders and depths (training scenes only,
-``scripts/depth_head_pilot.py``); the learned world runs it on the assumed-depth warp of the nearest
-context frame, which is nearly the target view, and reprojects again with the depth it predicts
-(``ModelFrames``, ``diffusion.depth_net``).
+``camworld train --stage depth``, ``camworld.train.depth``). The learned world (``ModelFrames``,
+``diffusion.depth_net``) runs it once on every memory frame it reprojects, at the net's own side (``size``;
+``depth_of``), keeps that depth with the frame (``MemoryBank.derived``), and reprojects each frame at its own
+depth: the frame's pixels are lifted to 3D and splatted into the target camera, nearest surface first
+(``warp.splat_depth``), and a target pixel the frame did not see takes nothing from it. So what a frame looks
+like from a camera depends on the frame and the camera alone, and a return to a pose reprojects memory the
+same way as the first visit did. (The first design, until 2026-12-02, ran the net on the target's
+assumed-depth warp instead; that depth changed with whatever was warped, and walk returns lost their
+self-consistency: docs/benchmarks/fidelity.md.)
 
 Files: ``NAME.safetensors`` (weights) + ``NAME.json`` (``{"format": "camworld-depth-net", "version": 1,
-"config": {"channels": c}, "record": {...}}``); no pickle.
+"config": {"channels": c, "size": s}, "record": {...}}``; files without ``size`` run at 64); no pickle.
 """
 
 from __future__ import annotations
@@ -32,9 +38,12 @@ class DepthNet(nn.Module):
     """A small U-Net (256k parameters at c = 16): RGB in [-1, 1] (B, 3, H, W), H and W divisible by 8,
     plus pixel coordinates -> log z-depth (B, 1, H, W) in metres."""
 
-    def __init__(self, c: int = 16):
+    def __init__(self, c: int = 16, size: int = 64):
         super().__init__()
         self.channels = int(c)
+        if int(size) < 8 or int(size) % 8:
+            raise ValueError(f"a depth net's size must be a multiple of 8, got {size}")
+        self.size = int(size)   # the frame side it was trained at and runs at (``depth_of`` resizes to it)
         self.e1 = nn.Sequential(_block(5, c), _block(c, c))                    # full size
         self.e2 = nn.Sequential(_block(c, 2 * c, 2), _block(2 * c, 2 * c))      # 1/2
         self.e3 = nn.Sequential(_block(2 * c, 4 * c, 2), _block(4 * c, 4 * c))  # 1/4
@@ -68,7 +77,7 @@ class DepthNet(nn.Module):
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
-        doc = {"format": FORMAT, "version": VERSION, "config": {"channels": self.channels}, "record": record or {}}
+        doc = {"format": FORMAT, "version": VERSION, "config": {"channels": self.channels, "size": self.size}, "record": record or {}}
         write_text(path.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
         return path
 
@@ -87,12 +96,23 @@ def load_depth_net(path, device="cpu") -> DepthNet:
         raise ValueError(f"depth-net config {jpath} is not valid JSON ({e})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise ValueError(f"{jpath} is not a camworld depth net (format {FORMAT!r}, version {VERSION})")
-    net = DepthNet(int(doc["config"]["channels"]))
+    cfg = doc.get("config") or {}
+    net = DepthNet(int(cfg["channels"]), int(cfg.get("size", 64)))     # files before the size field: 64
     try:
         net.load_state_dict(load_file(str(path)))
     except Exception as e:  # noqa: BLE001 - safetensors / shape errors: say which file
         raise ValueError(f"depth-net weights {path} do not match their config ({e})") from None
     return net.to(device).eval()
+
+
+def depth_of(net: DepthNet, frames: torch.Tensor) -> torch.Tensor:
+    """z-depth in metres (B, s, s) of frames (B, 3, S, S) in [-1, 1], at the net's own size s (frames are
+    area-averaged down to it first; S a multiple of s), in the frames' dtype."""
+    S = frames.shape[-1]
+    if S % net.size:
+        raise ValueError(f"frames of side {S} do not shrink to the depth net's size {net.size}")
+    x = F.avg_pool2d(frames, S // net.size) if S != net.size else frames
+    return net(x)[:, 0].exp()
 
 
 def points_at_depth(points: torch.Tensor, tgt: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

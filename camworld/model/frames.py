@@ -39,6 +39,7 @@ def _channels_last(encoder, dtype: torch.dtype = torch.float32):
 
 
 CAMERA_KINDS = ("planar", "6dof")
+DEPTH_CACHE = 2048   # learned depths kept per memory bank (float16 at the net's side: 2 KB each at 32x32)
 WARP_SOURCES = ("newest", "nearest")
 WARP_SPACES = ("pixels", "latents")
 
@@ -151,6 +152,9 @@ class ModelFrames:
                              "checkpoint, or the one its diffusion.depth_net names)")
         self.learned_depth = bool(bool(d.depth_net) and net is not None if learned_depth is None else learned_depth)
         self.depth_net = net.to(self.device).eval() if self.learned_depth else None
+        if self.depth_net is not None and S % getattr(self.depth_net, "size", S):
+            raise ValueError(f"the depth net runs at {self.depth_net.size}x{self.depth_net.size}, which does not "
+                             f"divide this model's {S}x{S} frames")
         if sample_steps is not None and int(sample_steps) < 1:
             raise ValueError(f"sample_steps must be >= 1, got {sample_steps}")
         self.gens: dict = {}           # world -> torch.Generator (sampling noise)
@@ -195,10 +199,13 @@ class ModelFrames:
         if self.context_noise > 0:  # each world's own generator: a world's frames never depend on the others
             ctx_eps = torch.stack([torch.randn((k, C, h, w), generator=self.gens[i], device=self.device)
                                    for i in worlds])
-        points = None                  # the targets' scene points under a learned depth (for the paste too)
+        src_pts = None  # learned depth: the context frames' pixels in the world, each at its own depth
+        if self.depth_net is not None and (self.warp_start < 1.0 or self.warp_paste):
+            with section("depth"):
+                src_pts = self._source_points(banks, context, cext)
         if self.warp_start < 1.0:     # start from context frames reprojected to each target camera
             with section("warp"):
-                start, points = self._warped_latents(banks, context, cext, mask_np, tgt_np, ctx)
+                start = self._warped_latents(banks, context, cext, mask_np, tgt_np, ctx, src_pts)
                 noise = self.warp_start * noise + (1 - self.warp_start) * start
         net_ctx, net_mask, net_ext = ctx, mask, cext
         if 0 < self.network_context < k:   # the network sees the newest and the frames nearest the targets
@@ -217,12 +224,13 @@ class ModelFrames:
             lat = z.float().cpu().numpy()
         if self.warp_paste:            # the network's pixels only where no context camera saw the target's
             with section("paste"):
-                frames = self._paste(frames, banks, context, cext, mask_np, tgt_np, points)
+                frames = self._paste(frames, banks, context, cext, mask_np, tgt_np, src_pts)
         return frames, lat             # latents stay the network's (re-encoding the pasted frames gained nothing)
 
     def _paste(self, frames: np.ndarray, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray,
-               points=None):
-        """uint8 (B, T, S, S, 3) generated frames with the context's reprojected pixels pasted in."""
+               src_pts=None):
+        """uint8 (B, T, S, S, 3) generated frames with the context's reprojected pixels pasted in (``src_pts``:
+        ``_source_points``' under a learned depth)."""
         from camworld.model.vae import frames_to_tensor, tensor_to_frames
         from camworld.model.warp import reproject
 
@@ -234,17 +242,17 @@ class ModelFrames:
             src[b, k - len(idx):] = bank.frames(idx)
             observed[b, k - len(idx):] = bank.observed[idx]
         px, seen = reproject(frames_to_tensor(src, self.device), cext, mask, observed, tgt_ext, self.cfg.hfov_deg,
-                             self.warp_depth, floor=self.cameras == "planar", points=points)
+                             self.warp_depth, floor=self.cameras == "planar", src_points=src_pts)
         out = torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device))
         return tensor_to_frames(out)
 
     def _warped_latents(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray,
-                        ctx: torch.Tensor) -> tuple:
+                        ctx: torch.Tensor, src_pts=None) -> torch.Tensor:
         """Scaled latents (B, T, C, h, w) of the context reprojected to the target cameras (B, T, 3, 4):
         ``warp_source`` "newest" warps the newest frame, "nearest" the context frame nearest each target;
         ``warp_space`` "pixels" warps its decoded frame and encodes the warp, "latents" warps its latents
-        (ctx (B, k, C, h, w), right-aligned as ``cext``). With a learned depth (pixels always) also the targets'
-        scene points (B, T, S*S, 3) it put them at, else None."""
+        (ctx (B, k, C, h, w), right-aligned as ``cext``). ``src_pts``: ``_source_points``' under a learned
+        depth (pixels always): each source frame warped at its own depth."""
         from camworld.model.vae import frames_to_tensor
         from camworld.model.warp import warp_frames
 
@@ -252,36 +260,67 @@ class ModelFrames:
         k = mask.shape[1]
         slot = nearest_sources(cext, mask, tgt_ext) if self.warp_source == "nearest" else np.full((B, T), k - 1)
         src_ext = np.take_along_axis(cext, slot[:, :, None, None], axis=1)              # (B, T, 3, 4)
-        if self.warp_space == "latents" and self.depth_net is None:
+        if self.warp_space == "latents" and src_pts is None:
             src = ctx[torch.arange(B, device=ctx.device)[:, None], torch.as_tensor(slot, device=ctx.device)]
             return warp_frames(src.float(), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
-                               floor=self.cameras == "planar", fill=self.warp_fill), None   # (B, T, C, h, w)
+                               floor=self.cameras == "planar", fill=self.warp_fill)          # (B, T, C, h, w)
         src = np.stack([bank.frames(idx[slot[b] - (k - len(idx))])
                         for b, (bank, idx) in enumerate(zip(banks, context))])            # (B, T, S, S, 3)
         src = frames_to_tensor(src, self.device)
-        w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth, floor=self.cameras == "planar",
-                        fill=self.warp_fill)   # the sim's ground plane; recorded worlds: depth alone
-        points = None
-        if self.depth_net is not None:   # predict the target's depth on that warp, then reproject with it
-            points = self._learned_points(w, tgt_ext)
-            w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, points=points, fill=self.warp_fill)
+        if src_pts is None:   # the sim's ground plane; recorded worlds: depth alone
+            w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
+                            floor=self.cameras == "planar", fill=self.warp_fill)
+        else:
+            from camworld.model.warp import _scene_points, depth_points, own_depth
+
+            S = self.cfg.frame_size
+            tg = torch.as_tensor(tgt_ext, dtype=torch.float64)
+            z, known = own_depth(src_pts[np.arange(B)[:, None], slot], tg.float(), S, self.cfg.hfov_deg)  # (B, T, N)
+            X = depth_points(tg, z.double(), known, _scene_points(tg, S, self.cfg.hfov_deg, self.warp_depth,
+                                                                  self.cameras == "planar"), self.cfg.hfov_deg)
+            # where the source did not see a target pixel, the start keeps the assumed depth's sample (X falls
+            # back to it): a start without content there (the fill of nothing) made the network draw
+            # uniform frames, and a memory of them (pose drives, 2 of 16 episodes at 7 dB)
+            w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, points=X, fill=self.warp_fill)
         enc = _channels_last(self.model.vae.encoder, self.dtype)   # oneDNN's fast layout: 1.2-1.5x
         mean = enc(w.flatten(0, 1).to(self.dtype).contiguous(memory_format=torch.channels_last)).chunk(2, dim=1)[0]
         z = mean.float().contiguous() / self.cfg.latent_scale
-        return z.reshape((B, T) + tuple(z.shape[1:])).float(), points
+        return z.reshape((B, T) + tuple(z.shape[1:])).float()
 
-    def _learned_points(self, w, tgt_ext) -> torch.Tensor:
-        """The target pixels' scene points (B, T, S*S, 3) float64 at the depth the depth net predicts on the
-        assumed-depth warp w (B, T, 3, S, S), nearly the target view."""
-        from camworld.model.depth import points_at_depth
-        from camworld.model.warp import _scene_points
+    def _source_points(self, banks, context, cext: np.ndarray) -> torch.Tensor:
+        """Under a learned depth: the context frames' pixels lifted to the world at their own depth (``_depths``)
+        -> float32 (B, k, s*s, 3) (``camworld.model.warp.source_points``), right-aligned as ``cext``. The warp
+        start and the paste reproject each frame with it (``own_depth``), so what a frame looks like from a
+        camera depends on the frame and the camera alone, and a return reprojects memory as the first visit did."""
+        from camworld.model.warp import source_points
 
-        B, T, _, S, _ = w.shape
-        with section("depth"):
-            z = self.depth_net(w.flatten(0, 1)).exp().reshape(B, T, S * S).double().cpu()
-        tgt = torch.as_tensor(tgt_ext, dtype=torch.float64)
-        return points_at_depth(_scene_points(tgt, S, self.cfg.hfov_deg, self.warp_depth, self.cameras == "planar"),
-                               tgt, z)
+        B, k = cext.shape[:2]
+        s = self.depth_net.size
+        z = np.zeros((B, k, s * s), np.float32)
+        for b, (bank, idx) in enumerate(zip(banks, context)):
+            z[b, k - len(idx):] = self._depths(bank, idx)
+            z[b, : k - len(idx)] = z[b, k - 1]            # padding: never used (the mask), any finite depth
+        return source_points(torch.as_tensor(cext, dtype=torch.float32), torch.from_numpy(z), s, self.cfg.hfov_deg)
+
+    def _depths(self, bank, idx: np.ndarray) -> np.ndarray:
+        """The depth net's z-depth float32 (n, s*s) of memory frames idx at its size s (``depth_of``), cached
+        per frame in the bank (``MemoryBank.derived``, at most DEPTH_CACHE frames; computed once while cached)."""
+        cache = bank.derived.setdefault("depth", {})
+        miss = [int(i) for i in idx if int(i) not in cache]
+        if miss:
+            from camworld.model.depth import depth_of
+            from camworld.model.vae import frames_to_tensor
+
+            x = frames_to_tensor(bank.frames(np.asarray(miss, np.int64)), self.device)
+            net = self.depth_net if self.dtype == torch.float32 else \
+                _cached_copy(self.depth_net, self.dtype, lambda m: m.to(self.dtype))
+            with torch.no_grad():
+                z = depth_of(net, x.to(self.dtype)).float().reshape(len(miss), -1).cpu().numpy().astype(np.float16)
+            for i, zi in zip(miss, z):
+                cache[i] = zi
+            while len(cache) > DEPTH_CACHE:              # the oldest cached first (dicts keep insertion order)
+                cache.pop(next(iter(cache)))
+        return np.stack([cache[int(i)] for i in idx]).astype(np.float32)
 
     def _latents(self, bank, idx: np.ndarray) -> torch.Tensor:
         """Cached latents for memory indices, encoding (once) the frames that have none yet."""

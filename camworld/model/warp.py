@@ -19,6 +19,11 @@ taken from one context frame: an observed one (``MemoryBank.observed``) if any s
 frame's pasted pixels were already resampled once (bilinear, a blur) and chains of them lose detail
 quickly, else the one nearest its camera (``camera_distance``).
 
+With a learned depth (``camworld.model.depth``) each context frame has its own: ``source_points`` lifts its
+pixels to the world, ``splat_depth`` forward-projects them into each target camera with a z-buffer, and the
+target pixels take that depth (``pair_depth``, ``depth_points``) where the frame saw them and are unseen by
+it elsewhere (a disocclusion, or outside its view).
+
 Conventions are ``camworld.geometry``'s: camera-to-world [R|t], OpenCV axes (x right, y down, z forward),
 world z up with the floor at z = 0, square pixels, principal point at the image centre.
 Letters: B worlds, T target frames, S frame size.
@@ -109,7 +114,8 @@ def fill_unseen(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
 
 
 def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: float = 6.0,
-                floor: bool = True, seen: bool = False, points: torch.Tensor | None = None, fill: str = "border"):
+                floor: bool = True, seen: bool = False, points: torch.Tensor | None = None, fill: str = "border",
+                known: torch.Tensor | None = None):
     """Warp source frames float (B, 3, S, S) (one per world; src_ext (B, 3, 4)) or (B, T, 3, S, S) (one per
     target; src_ext (B, T, 3, 4)) to the target cameras tgt_ext (B, T, 3, 4): -> (B, T, 3, S, S), bilinear,
     border pixels repeated where the target sees beyond the source frame. ``seen``: also return bool
@@ -117,7 +123,8 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     target pixels' scene points (B, T, S*S, 3) (a learned depth, ``camworld.model.depth``) instead of the
     assumed depth's; src_ext then (B, T, 3, 4). ``fill``: what a target pixel the source did not see shows:
     "border" (the nearest border pixel of the source, repeated: streaks) or "smooth" (``fill_unseen`` from the
-    seen pixels around it)."""
+    seen pixels around it). ``known``: bool (B, T, S*S) with ``points``, False where those points are not
+    the source's (``depth_points``' fallback): counted as unseen."""
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
     S = frames.shape[-1]
@@ -130,6 +137,8 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     src = frames[:, None].expand(B, T, *frames.shape[1:]) if frames.ndim == 4 else frames
     out = _sample(src.reshape(B * T, *src.shape[2:]), grid.reshape(B * T, S, S, 2)).reshape(B, T, *src.shape[2:])
     hit = (grid.abs() <= 1.0).all(-1)
+    if known is not None:
+        hit = hit & known.reshape(B, T, S, S).to(hit.device)
     if fill == "smooth":
         out = fill_unseen(out.flatten(0, 1), hit.flatten(0, 1)[:, None].to(out.dtype)).reshape(out.shape)
     return (out, hit) if seen else out
@@ -144,16 +153,18 @@ _PASTE_DTYPE = torch.float32   # float32 geometry: a pasted pixel moves ~1e-4 pi
 
 
 def reproject(frames: torch.Tensor, ctx_ext, ctx_mask, ctx_observed, tgt_ext, hfov_deg: float, depth: float = 6.0,
-              floor: bool = True, points: torch.Tensor | None = None) -> tuple:
+              floor: bool = True, src_points: torch.Tensor | None = None) -> tuple:
     """Paste the context's pixels into the target cameras (the module doc): each target pixel from one
     context frame that saw it: one taken from the target camera itself first, then observed frames, then the
     nearest camera (ties: the newest slot).
 
     frames float (B, k, 3, S, S) in [-1, 1]; ctx_ext (B, k, 3, 4); ctx_mask (B, k) bool (False: padding,
     never used); ctx_observed (B, k) bool; tgt_ext (B, T, 3, 4).
-    ``points``: the target pixels' scene points (B, T, S*S, 3) (a learned depth, ``camworld.model.depth``)
-    instead of the assumed depth's.
-    -> (pixels (B, T, 3, S, S), seen bool (B, T, S, S): False where no context frame saw the pixel)."""
+    ``src_points``: a learned depth (``camworld.model.depth``): the context frames' pixels lifted to the world
+    (B, k, n, 3) (``source_points``; n = s*s, s dividing S): each frame is reprojected at its own depth
+    (``own_depth``), and gives a target pixel only where it saw it; None: the assumed depth.
+    -> (pixels (B, T, 3, S, S), seen bool (B, T, S, S): False where no context frame saw the pixel).
+    The slots are taken best first, each only for the targets with pixels still unseen."""
     ctx_ext, tgt_ext = np.asarray(ctx_ext, np.float64), np.asarray(tgt_ext, np.float64)
     B, k, _, S, _ = frames.shape
     T = tgt_ext.shape[1]
@@ -162,31 +173,120 @@ def reproject(frames: torch.Tensor, ctx_ext, ctx_mask, ctx_observed, tgt_ext, hf
         raise ValueError(f"reproject takes frames (B, k, 3, S, S), ctx_ext (B, k, 3, 4), ctx_mask and ctx_observed "
                          f"(B, k), tgt_ext (B, T, 3, 4); got {tuple(frames.shape)}, {ctx_ext.shape}, "
                          f"{np.shape(ctx_mask)}, {np.shape(ctx_observed)}, {tgt_ext.shape}")
+    if src_points is not None and tuple(src_points.shape[:2]) != (B, k):
+        raise ValueError(f"src_points must be (B, k, n, 3) = ({B}, {k}, n, 3), got {tuple(src_points.shape)}")
     dist = camera_distance(ctx_ext[:, None], tgt_ext[:, :, None])                       # (B, T, k)
     rank = np.where(dist < SAME_CAMERA, -1.0, dist + OBSERVED_FIRST * ~np.asarray(ctx_observed, bool)[:, None])
     usable = np.broadcast_to(np.asarray(ctx_mask, bool)[:, None], rank.shape)
-    # paint worst first, best last: rank descending, and on ties the older slot first (the newest wins)
-    order = np.lexsort((np.broadcast_to(np.arange(k), rank.shape), -np.where(usable, rank, np.inf)), axis=-1)
+    # best first: rank ascending, and on ties the newer slot first (the newest wins)
+    order = np.lexsort((np.broadcast_to(np.arange(k), rank.shape), -np.where(usable, rank, np.inf)), axis=-1)[..., ::-1]
     dev = frames.device
     # float32 geometry: a pasted pixel moves by ~1e-4 pixels against float64 (the warp start keeps float64)
-    X = _scene_points(torch.as_tensor(tgt_ext, dtype=_PASTE_DTYPE), S, hfov_deg, depth, floor) \
-        if points is None else points.to(_PASTE_DTYPE)                                    # (B, T, N, 3)
+    tgt = torch.as_tensor(tgt_ext, dtype=_PASTE_DTYPE)
+    X = _scene_points(tgt, S, hfov_deg, depth, floor)                                     # (B, T, N, 3)
     out = torch.zeros(B, T, 3, S, S, dtype=frames.dtype, device=dev)
     seen = torch.zeros(B, T, S, S, dtype=torch.bool, device=dev)
     src_ext = torch.as_tensor(ctx_ext, dtype=_PASTE_DTYPE)
-    bt = np.arange(B)[:, None]
+    pts = None if src_points is None else src_points.to(_PASTE_DTYPE).cpu()
     for i in range(k):
         slot = order[..., i]                                                                # (B, T)
-        ok = torch.as_tensor(usable[bt, np.arange(T)[None], slot], device=dev)             # (B, T)
-        if not ok.any():
+        todo = usable[np.arange(B)[:, None], np.arange(T)[None], slot] & ~seen.flatten(2).all(-1).cpu().numpy()
+        if not todo.any():
             continue
-        grid = _project(X, src_ext[torch.as_tensor(bt), torch.as_tensor(slot)], S, hfov_deg).to(dev).reshape(B * T, S, S, 2)
-        img = frames[torch.as_tensor(bt), torch.as_tensor(slot)].reshape(B * T, 3, S, S)
-        px = _sample(img, grid).reshape(B, T, 3, S, S)
-        hit = (grid.abs() <= 1.0).all(-1).reshape(B, T, S, S) & ok[:, :, None, None]
-        out = torch.where(hit[:, :, None], px, out)
-        seen |= hit
+        rb, rt = np.nonzero(todo)                                                          # the rows still to fill
+        rs = slot[rb, rt]
+        Xi = X[rb, rt]                                                                     # (R, N, 3)
+        known = None
+        if pts is not None:                                                                # the slot's own depth
+            z, known = own_depth(pts[rb, rs], tgt[rb, rt], S, hfov_deg)
+            Xi = depth_points(tgt[rb, rt], z, known, Xi, hfov_deg)
+        grid = _project(Xi, src_ext[rb, rs], S, hfov_deg).to(dev).reshape(-1, S, S, 2)
+        px = _sample(frames[rb, rs], grid)                                                 # (R, 3, S, S)
+        hit = (grid.abs() <= 1.0).all(-1) & ~seen[rb, rt]
+        if known is not None:
+            hit &= known.reshape(-1, S, S).to(dev)
+        out[rb, rt] = torch.where(hit[:, None], px, out[rb, rt])
+        seen[rb, rt] |= hit
     return out, seen
+
+
+def source_points(src_ext: torch.Tensor, z: torch.Tensor, size: int, hfov_deg: float) -> torch.Tensor:
+    """World points (..., S*S, 3) of every pixel of source frames at cameras src_ext (..., 3, 4), each at its
+    own z-depth z (..., S*S) (metres along the optical axis; a depth net's, ``camworld.model.depth``)."""
+    rays = torch.from_numpy(pixel_rays(size, size, hfov_deg)).to(z.dtype).to(z.device).reshape(-1, 3)  # z = 1
+    d = rays @ src_ext[..., :3].transpose(-1, -2)                    # (..., S*S, 3) world direction per z-depth
+    return src_ext[..., None, :, 3] + z[..., None] * d
+
+
+SPLAT_RADIUS = 0.75   # pixels: a splatted point covers the pixels whose centres lie within this of it, per axis
+
+
+def splat_depth(points: torch.Tensor, tgt_ext: torch.Tensor, size: int, hfov_deg: float) -> tuple:
+    """A source frame's own depth seen from a target camera: forward-project the source pixels' world points
+    (..., n, 3) (``source_points``) into target cameras tgt_ext (..., 3, 4) (the same leading shape) with
+    side ``size`` (n = size**2 or any n) and keep the nearest surface per target pixel (a z-buffer; each
+    point covers the pixels within ``SPLAT_RADIUS`` of where it lands: one when it lands on a pixel centre,
+    so the source camera gets its own depth back, up to 2x2 between centres; then cracks up to 2 pixels
+    wide take the nearest neighbour's depth).
+    -> (z (..., size**2) target z-depth, known bool (..., size**2): False where no source pixel landed:
+    outside the source's view, or behind what it saw)."""
+    lead, n = points.shape[:-2], points.shape[-2]
+    P = points.reshape(-1, n, 3)
+    M = P.shape[0]
+    E = tgt_ext.reshape(M, 3, 4).to(P.dtype)
+    p = (P - E[:, None, :, 3]) @ E[:, :, :3]                          # (M, n, 3) target camera coordinates
+    f = focal_from_hfov(size, hfov_deg)
+    ahead = p[..., 2] > 1e-3
+    pz = torch.where(ahead, p[..., 2], torch.ones_like(p[..., 2]))
+    u = f * p[..., 0] / pz + size / 2.0 - 0.5                         # pixel coordinates, centres at integers
+    v = f * p[..., 1] / pz + size / 2.0 - 0.5
+    N = size * size
+    base = torch.arange(M, device=P.device)[:, None] * N
+    buf = torch.full((M * N + 1,), float("inf"), dtype=p.dtype, device=P.device)
+    r = SPLAT_RADIUS - 0.5
+    idx, val = [], []
+    for cu in (torch.floor(u + r), torch.ceil(u - r)):
+        for cv in (torch.floor(v + r), torch.ceil(v - r)):
+            ok = ahead & (cu >= 0) & (cu < size) & (cv >= 0) & (cv < size)
+            idx.append(torch.where(ok, base + (cv * size + cu).long().clamp(0, N - 1), torch.full_like(base, M * N)))
+            val.append(p[..., 2])
+    buf.scatter_reduce_(0, torch.cat(idx, -1).reshape(-1), torch.cat(val, -1).reshape(-1), reduce="amin")
+    z = buf[:-1].reshape(M, 1, size, size)
+    big = torch.where(torch.isfinite(z), z, torch.full_like(z, 1e9))
+    near = -F.max_pool2d(-big, 3, 1, 1)                               # the nearest surface around each pixel
+    z = torch.where(torch.isfinite(z), z, torch.where(near < 1e8, near, torch.full_like(z, float("inf"))))
+    known = torch.isfinite(z)
+    return z.reshape(*lead, N), known.reshape(*lead, N)
+
+
+def own_depth(src_points: torch.Tensor, tgt_ext: torch.Tensor, size: int, hfov_deg: float) -> tuple:
+    """A source frame's own depth at a target camera, at the frame side ``size`` (``splat_depth``):
+    src_points (..., n, 3) of a source of side s (n = s*s; ``source_points``), tgt_ext (..., 3, 4)
+    -> (z (..., N) target z-depth, known bool (..., N)), N = size**2. A depth coarser than the frames
+    (s < size: a depth net run at a smaller side) is splatted at its own side, then each target pixel takes
+    the depth of the coarse pixel it lies in."""
+    n = src_points.shape[-2]
+    s = int(round(n ** 0.5))
+    if s * s != n or size % s:
+        raise ValueError(f"source depths of {n} pixels are not a square side dividing the frame side {size}")
+    z, known = splat_depth(src_points, tgt_ext, s, hfov_deg)
+    if s != size:
+        lead, f = z.shape[:-1], size // s
+        up = lambda a: a.reshape(-1, s, 1, s, 1).expand(-1, s, f, s, f).reshape(*lead, size * size)
+        z, known = up(z), up(known)
+    return z, known
+
+
+def depth_points(tgt_ext: torch.Tensor, z: torch.Tensor, known: torch.Tensor, fallback: torch.Tensor,
+                 hfov_deg: float) -> torch.Tensor:
+    """The target pixels' scene points (..., N, 3) at z-depth z (..., N) where known (..., N), else
+    fallback's (..., N, 3) (the assumed depth's, ``_scene_points``). tgt_ext (..., 3, 4)."""
+    size = int(round(z.shape[-1] ** 0.5))
+    rays = torch.from_numpy(pixel_rays(size, size, hfov_deg)).to(fallback.dtype).to(z.device).reshape(-1, 3)
+    E = tgt_ext.to(fallback.dtype)
+    d = rays @ E[..., :3].transpose(-1, -2)                                  # (..., N, 3) per unit z-depth
+    X = E[..., None, :, 3] + torch.where(known, z, torch.ones_like(z)).to(d.dtype)[..., None] * d
+    return torch.where(known[..., None], X, fallback)
 
 
 def camera_distance(a, b, metres_per_radian: float = 3.0) -> np.ndarray:

@@ -7,6 +7,7 @@ import argparse
 import json
 
 from camworld.model import preset
+from camworld.train.depth import DepthRunConfig, train_depth
 from camworld.train.dit import DiTRunConfig, train_dit
 from camworld.train.merge import ExportConfig, export_checkpoint
 from camworld.train.recorded import DataConfig
@@ -19,8 +20,9 @@ DESCRIPTION = ("Training: the VAE stage, then the DiT stage (paper Algorithm 1),
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    p.add_argument("--stage", choices=["vae", "dit", "export"], required=True,
-                   help="vae, then dit; export merges a DiT run (--dit) with a fine-tuned decoder (--vae)")
+    p.add_argument("--stage", choices=["vae", "dit", "export", "depth"], required=True,
+                   help="vae, then dit; export merges a DiT run (--dit) with a fine-tuned decoder (--vae); depth "
+                        "trains the warp's depth net (camworld.model.depth) on the sim's depths")
     p.add_argument("--preset", default="cpu", help="model preset: tiny | cpu | gpu")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, samples/); export: file stem")
     p.add_argument("--vae", help="VAE checkpoint for --stage dit / decoder for --stage export")
@@ -52,6 +54,11 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="--data: keep decoded videos in memory when all of them fit in this (per process)")
     p.add_argument("--skip-bad", action="store_true",
                    help="--data: leave corrupt, truncated or inconsistent videos out (counted) instead of stopping")
+    p.add_argument("--depth-channels", type=int, default=16, help="--stage depth: the depth net's width")
+    p.add_argument("--depth-size", type=int, default=32,
+                   help="--stage depth: the side the net runs at (frames and depths are area-averaged to it)")
+    p.add_argument("--depth-blur", type=float, default=0.5,
+                   help="--stage depth: share of training frames softened like generated ones (0: renders only)")
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
                    help="override preset fields, e.g. train.batch_size=8 dit.ray_embedding=false")
 
@@ -77,6 +84,13 @@ def dit_run_config(args) -> DiTRunConfig:
     return DiTRunConfig(**_common(args), vae=args.vae, eval_batch=args.eval_batch)
 
 
+def depth_run_config(args) -> DepthRunConfig:
+    if args.data:
+        raise SystemExit("--stage depth trains on the sim's depths; recorded videos have none (drop --data)")
+    return DepthRunConfig(**_common(args), channels=args.depth_channels, blur=args.depth_blur,
+                          size=args.depth_size)
+
+
 def export_config(args) -> ExportConfig:
     return ExportConfig(dit=args.dit, out=args.out, vae=args.vae, half=args.half,
                         record=json.loads(args.record or "{}"), overrides=tuple(args.set))
@@ -85,6 +99,11 @@ def export_config(args) -> ExportConfig:
 def run(args):
     if args.stage == "export":
         return export(args)
+    if args.stage == "depth":
+        run_cfg = depth_run_config(args)
+        with session(run_cfg) as device:
+            train_depth(run_cfg, device)
+        return 0
     run_cfg = (vae_run_config if args.stage == "vae" else dit_run_config)(args)
     cfg = apply_overrides(preset(args.preset), args.set)
     with session(run_cfg) as device:
