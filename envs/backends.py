@@ -122,7 +122,8 @@ class ModelBackend(Backend):
                  shared_memory: bool = False, world=None, torch_threads: int | None = None, dtype="auto",
                  frames_per_pass: int | None = None, warp_start: float | None = None,
                  warp_paste: bool | None = None, warp_space: str | None = None,
-                 network_context: int | None = None, warp_fill: str | None = None):
+                 network_context: int | None = None, warp_fill: str | None = None,
+                 learned_depth: bool | None = None):
         try:
             from camworld.world import World, load_world_model
         except ImportError as e:  # a partial install: say which piece is missing
@@ -139,7 +140,7 @@ class ModelBackend(Backend):
                           shared_memory=bool(shared_memory), device=model.device, torch_threads=torch_threads,
                           dtype=dtype, frames_per_pass=frames_per_pass, warp_start=warp_start,
                           warp_paste=warp_paste, warp_space=warp_space, network_context=network_context,
-                          warp_fill=warp_fill)
+                          warp_fill=warp_fill, learned_depth=learned_depth)
         elif world.model is None:
             raise ValueError(f"ModelBackend needs a learned World, got one whose frames come from "
                              f"{type(world.source).__name__}")
@@ -180,10 +181,12 @@ class WorldSpec:
     warp_space: str | None = None       # learned world: the warp start in "pixels" or "latents" (None: the checkpoint's)
     network_context: int | None = None  # learned world: context frames the DiT sees (0: all; None: the checkpoint's)
     warp_fill: str | None = None        # learned world: the warp start's unseen strip, "border" or "smooth" (None: the checkpoint's)
+    learned_depth: bool | None = None   # learned world: reproject memory at its depth net's depth (None: the checkpoint's)
 
     FIELDS = ("retrieval", "context_size", "frame_size", "checkpoint", "device", "memory_capacity",
               "sample_steps", "guidance", "torch_threads", "dtype", "frames_per_pass",
-              "warp_start", "warp_paste", "warp_space", "network_context", "warp_fill")   # what an env passes on
+              "warp_start", "warp_paste", "warp_space", "network_context", "warp_fill",
+              "learned_depth")   # what an env passes on
 
     def build(self, num_worlds: int = 1, shared_memory: bool = False) -> Backend:
         """The backend of ``num_worlds`` worlds (``shared_memory``: cameras in one world, one bank)."""
@@ -192,7 +195,7 @@ class WorldSpec:
                 raise ValueError(f"dtype={self.dtype!r} only applies to the learned world (ContextAsMemory-v0, "
                                  "backend='model'); CamWorld-v0 renders the ground-truth sim with numpy")
             for name in ("checkpoint", "torch_threads", "frames_per_pass", "warp_start", "warp_paste", "warp_space",
-                         "network_context", "warp_fill"):
+                         "network_context", "warp_fill", "learned_depth"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name}= only applies to the learned world (ContextAsMemory-v0, "
                                      "backend='model'); CamWorld-v0 renders the ground-truth sim with numpy")
@@ -203,7 +206,8 @@ class WorldSpec:
                               self.memory_capacity, self.sample_steps, self.guidance, shared_memory=shared_memory,
                               torch_threads=self.torch_threads, dtype=self.dtype, frames_per_pass=self.frames_per_pass,
                               warp_start=self.warp_start, warp_paste=self.warp_paste, warp_space=self.warp_space,
-                              network_context=self.network_context, warp_fill=self.warp_fill)
+                              network_context=self.network_context, warp_fill=self.warp_fill,
+                              learned_depth=self.learned_depth)
             if self.frame_size is not None and tuple(self.frame_size) != be.frame_size:
                 H, W = be.frame_size
                 raise ValueError(f"frame_size={tuple(self.frame_size)} but this checkpoint generates {H}x{W} frames; "

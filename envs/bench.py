@@ -53,11 +53,12 @@ def bench_arguments(p: argparse.ArgumentParser):
     p.add_argument("--reference", action="store_true",
                    help="learned world: also time the reference sampler (float32, 8 Euler steps, 2 frames per "
                         "pass: the settings before the fast path) in the same run, as a ratio")
-    p.add_argument("--samplers", nargs="*", default=[], metavar="DTYPE:STEPS:PASS[:WARP[:PASTE[:SPACE[:NETK]]]]",
+    p.add_argument("--samplers", nargs="*", default=[],
+                   metavar="DTYPE:STEPS:PASS[:WARP[:PASTE[:SPACE[:NETK[:DEPTH]]]]]",
                    help="learned world: more sampler settings to time in the same run, e.g. bfloat16:4:4 or "
                         "bfloat16:4:2:1.0 or :4:2:0.3:off (dtype, Euler steps, frames per pass, warp start, "
-                        "paste on/off, warp space pixels/latents, context frames the network sees (0: all); an "
-                        "empty or missing field keeps the default)")
+                        "paste on/off, warp space pixels/latents, context frames the network sees (0: all), learned "
+                        "depth on/off; an empty or missing field keeps the default)")
     threads.add_argument(p)
 
 
@@ -68,15 +69,18 @@ REFERENCE_SAMPLER = {"dtype": "float32", "sample_steps": 8, "frames_per_pass": 2
 def parse_sampler(spec: str) -> dict:
     """'bfloat16:4:4' -> {"dtype": "bfloat16", "sample_steps": 4, "frames_per_pass": 4}; a fourth field is the
     warp start ('bfloat16:4:2:1.0': from pure noise), a fifth the paste ('::::off'), a sixth the warp space
-    (':::::pixels'), a seventh the context frames the network sees ('::::::4'; 0 = all); empty fields are left out."""
+    (':::::pixels'), a seventh the context frames the network sees ('::::::4'; 0 = all), an eighth the learned
+    depth (':::::::on'); empty fields are left out."""
     parts = spec.split(":")
-    if len(parts) not in (3, 4, 5, 6, 7):
-        raise SystemExit(f"--samplers: expected DTYPE:STEPS:PASS[:WARP[:PASTE[:SPACE[:NETK]]]] (e.g. bfloat16:4:4), "
-                         f"got {spec!r}")
+    if len(parts) not in (3, 4, 5, 6, 7, 8):
+        raise SystemExit(f"--samplers: expected DTYPE:STEPS:PASS[:WARP[:PASTE[:SPACE[:NETK[:DEPTH]]]]] (e.g. "
+                         f"bfloat16:4:4), got {spec!r}")
     if len(parts) >= 5 and parts[4] not in ("", "on", "off"):
         raise SystemExit(f"--samplers: PASTE must be on or off, got {spec!r}")
     if len(parts) >= 6 and parts[5] not in ("", "pixels", "latents"):
         raise SystemExit(f"--samplers: SPACE must be pixels or latents, got {spec!r}")
+    if len(parts) == 8 and parts[7] not in ("", "on", "off"):
+        raise SystemExit(f"--samplers: DEPTH must be on or off, got {spec!r}")
     out = {}
     try:
         if parts[0]:
@@ -91,8 +95,10 @@ def parse_sampler(spec: str) -> dict:
             out["warp_paste"] = parts[4] == "on"
         if len(parts) >= 6 and parts[5]:
             out["warp_space"] = parts[5]
-        if len(parts) == 7 and parts[6]:
+        if len(parts) >= 7 and parts[6]:
             out["network_context"] = int(parts[6])
+        if len(parts) == 8 and parts[7]:
+            out["learned_depth"] = parts[7] == "on"
     except ValueError:
         raise SystemExit(f"--samplers: STEPS and PASS must be integers and WARP a number, got {spec!r}") from None
     return out
@@ -126,7 +132,8 @@ def time_batched(world: str, n: int, args, sampler: dict | None = None) -> tuple
     return _time_vector_env(CamWorldVectorEnv(num_envs=n, backend=world, **_env_kwargs(args, world, sampler)), args)
 
 
-SECTIONS = ("retrieval", "encode", "warp", "context", "denoise", "decode", "paste", "memory")
+SECTIONS = ("retrieval", "encode", "depth", "warp", "context", "denoise", "decode", "paste", "memory")
+_D = SECTIONS.index("denoise")   # the breakdown table's denoise column (per network call too)
 
 
 def breakdown(n: int, args, sampler: dict | None = None) -> dict:
@@ -155,6 +162,7 @@ def breakdown(n: int, args, sampler: dict | None = None) -> dict:
         out["warp_paste"] = world.warp_paste
         out["warp_space"] = world.warp_space
         out["network_context"] = world.network_context
+        out["learned_depth"] = world.learned_depth
         from camworld.model.diffusion import timesteps      # network calls per pass (a warp start skips some)
         out["calls"] = len(timesteps(out["sample_steps"], world.cfg.diffusion.shift, start=world.warp_start)) - 1
         out["dtype"] = str(world.dtype).replace("torch.", "")
@@ -165,20 +173,21 @@ def breakdown(n: int, args, sampler: dict | None = None) -> dict:
 
 
 def bench_breakdown(args, T: int):
-    print(f"\n| N | sampler | ms per step | " + " | ".join(SECTIONS[:4]) + " | denoise (per network call) | "
-          + " | ".join(SECTIONS[5:]) + " | other (env, Python) |")
+    print(f"\n| N | sampler | ms per step | " + " | ".join(SECTIONS[:_D]) + " | denoise (per network call) | "
+          + " | ".join(SECTIONS[_D + 1:]) + " | other (env, Python) |")
     print("|---|---|---|" + "---|" * (len(SECTIONS) + 1))
     for n in args.num_envs:
         for sampler in ([REFERENCE_SAMPLER] if args.reference else []) + [parse_sampler(x) for x in args.samplers] + [None]:
             b = breakdown(n, args, sampler)
             per = b["denoise"] / max(b["passes"] * b["calls"], 1)
-            cells = [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[:4]]
+            cells = [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[:_D]]
             cells.append(f"{1e3 * b['denoise']:.0f} ({100 * b['denoise'] / b['total']:.0f}%; {1e3 * per:.1f})")
-            cells += [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[5:] + ("other",)]
+            cells += [f"{1e3 * b[k]:.0f} ({100 * b[k] / b['total']:.0f}%)" for k in SECTIONS[_D + 1:] + ("other",)]
             warp = f", warp {b['warp_start']:g} ({b['calls']} calls)" if b["warp_start"] < 1 else ""
             warp += ", latent warp" if b["warp_start"] < 1 and b.get("warp_space") == "latents" else ""
             warp += ", paste" if b.get("warp_paste") else ""
             warp += f", network sees {b['network_context']}" if b.get("network_context") else ""
+            warp += ", learned depth" if b.get("learned_depth") else ""
             label = (f"{b['dtype']}, {b['sample_steps']} steps{warp}, {b['frames_per_pass']}/pass, "
                      f"{b['passes']:.0f} passes")
             print(f"| {n} | {label} | {1e3 * b['total']:.0f} | " + " | ".join(cells) + " |", flush=True)

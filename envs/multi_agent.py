@@ -107,7 +107,7 @@ class MultiAgentCamWorld(ParallelEnv):
     ``render_mode`` ("human" or "rgb_array": the agents' frames side by side), and the
     ``CamWorldEnv`` arguments: ``action_type``, ``frames_per_step``, ``frame_size``, ``retrieval``,
     ``context_size``, ``checkpoint``, ``device``, ``sample_steps``, ``guidance``,
-    ``memory_capacity``, ``torch_threads``, ``dtype``, ``frames_per_pass``, ``warp_start``, ``warp_paste``, ``warp_space``, ``network_context``, ``warp_fill``; ``cell``/``view_range`` of the coverage grid; other keyword
+    ``memory_capacity``, ``torch_threads``, ``dtype``, ``frames_per_pass``, ``warp_start``, ``warp_paste``, ``warp_space``, ``network_context``, ``warp_fill``, ``learned_depth``; ``cell``/``view_range`` of the coverage grid; other keyword
     arguments go to the agents whose task takes them (e.g. ``excursion="rotate"`` to the "return" agents).
     """
 
@@ -122,7 +122,8 @@ class MultiAgentCamWorld(ParallelEnv):
                  view_range: float = 6.0, torch_threads: int | None = None, dtype: str = "auto",
                  frames_per_pass: int | None = None, warp_start: float | None = None,
                  warp_paste: bool | None = None, warp_space: str | None = None,
-                 network_context: int | None = None, warp_fill: str | None = None, **task_kwargs):
+                 network_context: int | None = None, warp_fill: str | None = None,
+                 learned_depth: bool | None = None, **task_kwargs):
         if isinstance(n_agents, bool) or not isinstance(n_agents, (int, np.integer)) \
                 or not 1 <= n_agents <= MAX_AGENTS:
             raise ValueError(f"n_agents must be an int in [1, {MAX_AGENTS}], got {n_agents!r}")
@@ -146,7 +147,7 @@ class MultiAgentCamWorld(ParallelEnv):
             backend = WorldSpec(backend, retrieval, context_size, _frame_size(frame_size), checkpoint, device,
                                 memory_capacity, sample_steps, guidance, torch_threads, dtype,
                                 frames_per_pass, warp_start, warp_paste, warp_space,
-                                network_context, warp_fill).build(N, shared_memory=True)
+                                network_context, warp_fill, learned_depth).build(N, shared_memory=True)
         elif not getattr(backend, "shared_memory", False) or backend.num_worlds != N:
             raise ValueError(f"a backend object must be a shared-memory backend of {N} cameras "
                              "(make_backend(..., shared_memory=True)), got "

@@ -150,7 +150,9 @@ class CamWorldEnv(gym.Env):
     cached latents, "latents"; None = the checkpoint's), ``network_context`` (learned world: context frames the
     DiT sees, the newest and those nearest the targets; 0 = all k; the paste uses all k; None = the checkpoint's),
     ``warp_fill`` (learned world: what the warp start shows where its source frame did not look, "border" (its
-    border repeated) or "smooth" (filled from the seen pixels around); None = the checkpoint's).
+    border repeated) or "smooth" (filled from the seen pixels around); None = the checkpoint's), ``learned_depth``
+    (learned world: reproject each memory frame at the depth its depth net predicts, ``camworld.model.depth``,
+    instead of the assumed floor / 6 m plane; None = the checkpoint's).
 
     ## Running envs in parallel
 
@@ -185,7 +187,8 @@ class CamWorldEnv(gym.Env):
                  guidance: float | None = None, memory_capacity: int = 100_000, slot: int = 0,
                  torch_threads: int | None = None, dtype: str = "auto", frames_per_pass: int | None = None,
                  warp_start: float | None = None, warp_paste: bool | None = None, warp_space: str | None = None,
-                 network_context: int | None = None, warp_fill: str | None = None):
+                 network_context: int | None = None, warp_fill: str | None = None,
+                 learned_depth: bool | None = None):
         if action_type not in ACTION_TYPES:
             raise ValueError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -201,7 +204,7 @@ class CamWorldEnv(gym.Env):
                 raise ValueError(f"backend must be one of {BACKENDS}, a World or a backend object, got {backend!r}")
             backend = WorldSpec(backend, retrieval, context_size, size, checkpoint, device, memory_capacity,
                                 sample_steps, guidance, torch_threads, dtype, frames_per_pass, warp_start,
-                                warp_paste, warp_space, network_context, warp_fill).build(1)
+                                warp_paste, warp_space, network_context, warp_fill, learned_depth).build(1)
             slot = 0
         elif torch_threads is not None:
             raise ValueError("torch_threads= is set where the backend is built; this env shares a backend object "

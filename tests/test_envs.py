@@ -380,8 +380,12 @@ def test_env_over_a_world_you_built(tiny_checkpoint, start):
     env = gym.make("ContextAsMemory-v0", checkpoint=tiny_checkpoint, device="cpu", warp_space="latents",
                    network_context=4, warp_fill="border")
     w = env.unwrapped.backend.world
-    assert (w.warp_space, w.network_context, w.warp_fill) == ("latents", 4, "border")
+    assert (w.warp_space, w.network_context, w.warp_fill) == ("latents", 4, "border") and w.learned_depth is False
     env.close()
+    with pytest.raises(ValueError, match="learned_depth= only applies to the learned world"):
+        WorldSpec("sim", learned_depth=True).build()
+    with pytest.raises(ValueError, match="needs a model with a depth net"):
+        gym.make("ContextAsMemory-v0", checkpoint=tiny_checkpoint, device="cpu", learned_depth=True)
     with pytest.raises(ValueError, match="unknown backend"):
         WorldSpec("gan").build()
 

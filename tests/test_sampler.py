@@ -191,6 +191,9 @@ def test_bench_env_times_a_warp_start_sampler(tiny_checkpoint, capsys):
     with pytest.raises(SystemExit, match="SPACE"):
         parse_sampler(":::::voxels")
     assert parse_sampler("::::::4") == {"network_context": 4}
+    assert parse_sampler(":::::::on") == {"learned_depth": True}
+    with pytest.raises(SystemExit, match="DEPTH"):
+        parse_sampler(":::::::maybe")
     main(["--worlds", "model", "--num-envs", "2", "--steps", "1", "--warmup", "0", "--checkpoint", tiny_checkpoint,
           "--breakdown", "--samplers", "float32:4:2:0.5", "float32:4:2:0.5:on", "float32:4:2:0.5:on:latents",
           "--no-separate", "--threads", "1"])

@@ -40,6 +40,7 @@ def _channels_last(encoder, dtype: torch.dtype = torch.float32):
 
 CAMERA_KINDS = ("planar", "6dof")
 DEPTH_CACHE = 2048   # learned depths kept per memory bank (float16 at the net's side: 2 KB each at 32x32)
+DEPTH_BATCH = 256    # frames per depth-net call
 WARP_SOURCES = ("newest", "nearest")
 WARP_SPACES = ("pixels", "latents")
 
@@ -297,30 +298,45 @@ class ModelFrames:
         B, k = cext.shape[:2]
         s = self.depth_net.size
         z = np.zeros((B, k, s * s), np.float32)
-        for b, (bank, idx) in enumerate(zip(banks, context)):
-            z[b, k - len(idx):] = self._depths(bank, idx)
+        for b, (idx, zb) in enumerate(zip(context, self._depths(banks, context))):
+            z[b, k - len(idx):] = zb
             z[b, : k - len(idx)] = z[b, k - 1]            # padding: never used (the mask), any finite depth
         return source_points(torch.as_tensor(cext, dtype=torch.float32), torch.from_numpy(z), s, self.cfg.hfov_deg)
 
-    def _depths(self, bank, idx: np.ndarray) -> np.ndarray:
-        """The depth net's z-depth float32 (n, s*s) of memory frames idx at its size s (``depth_of``), cached
-        per frame in the bank (``MemoryBank.derived``, at most DEPTH_CACHE frames; computed once while cached)."""
-        cache = bank.derived.setdefault("depth", {})
-        miss = [int(i) for i in idx if int(i) not in cache]
-        if miss:
+    def _depths(self, banks, context) -> list:
+        """The depth net's z-depth float32 (n, s*s) of each world's memory frames (context: index arrays) at its
+        size s (``depth_of``), cached per frame in its bank (``MemoryBank.derived``, at most DEPTH_CACHE frames):
+        a frame's depth is computed once while cached, and the frames no bank has yet go through the net in one
+        batch (a bank shared by several worlds counts once)."""
+        caches = [bank.derived.setdefault("depth", {}) for bank in banks]
+        need: dict = {}                                   # id(bank) -> (bank, cache, [indices])
+        for bank, cache, idx in zip(banks, caches, context):
+            todo = need.setdefault(id(bank), (bank, cache, set()))[2]
+            todo.update(int(i) for i in idx if int(i) not in cache)
+        need = [(bank, cache, sorted(todo)) for bank, cache, todo in need.values() if todo]
+        if need:
             from camworld.model.depth import depth_of
             from camworld.model.vae import frames_to_tensor
 
-            x = frames_to_tensor(bank.frames(np.asarray(miss, np.int64)), self.device)
-            net = self.depth_net if self.dtype == torch.float32 else \
-                _cached_copy(self.depth_net, self.dtype, lambda m: m.to(self.dtype))
+            frames = np.concatenate([bank.frames(np.asarray(todo, np.int64)) for bank, _, todo in need])
+            net = self.depth_net if self.dtype == torch.float32 else _cached_copy(
+                self.depth_net, self.dtype, lambda m: m.to(self.dtype).to(memory_format=torch.channels_last))
+            out = []
             with torch.no_grad():
-                z = depth_of(net, x.to(self.dtype)).float().reshape(len(miss), -1).cpu().numpy().astype(np.float16)
-            for i, zi in zip(miss, z):
-                cache[i] = zi
+                for a in range(0, len(frames), DEPTH_BATCH):
+                    x = frames_to_tensor(frames[a:a + DEPTH_BATCH], self.device).to(self.dtype)
+                    if self.dtype != torch.float32:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    out.append(depth_of(net, x).float().reshape(len(x), -1).cpu().numpy().astype(np.float16))
+            z, at = np.concatenate(out), 0
+            for bank, cache, todo in need:
+                cache.update(zip(todo, z[at:at + len(todo)]))
+                at += len(todo)
+        res = [np.stack([cache[int(i)] for i in idx]).astype(np.float32) for cache, idx in zip(caches, context)]
+        for cache in caches:
             while len(cache) > DEPTH_CACHE:              # the oldest cached first (dicts keep insertion order)
                 cache.pop(next(iter(cache)))
-        return np.stack([cache[int(i)] for i in idx]).astype(np.float32)
+        return res
 
     def _latents(self, bank, idx: np.ndarray) -> torch.Tensor:
         """Cached latents for memory indices, encoding (once) the frames that have none yet."""
