@@ -371,3 +371,19 @@ def test_shipped_paste_beats_the_networks_frames_and_a_plain_warp_on_fixed_heldo
     p, n, w = paste["model"]["psnr"], net["model"]["psnr"], paste["warp_newest"]["psnr"]
     assert p > n + 0.5 and p > w - 0.5, (p, n, w)
     assert paste["model"]["sharpness"] > net["model"]["sharpness"] + 0.1, (paste["model"], net["model"])
+
+
+def test_shipped_learned_depth_beats_the_assumed_depth_on_fixed_heldout_episodes():
+    """The shipped world reprojects each memory frame at the depth its depth net predicts for it
+    (camworld.model.depth). On fixed held-out episodes with ground truth in memory it holds its gain over the
+    assumed floor / 6 m plane where the camera moves (measured: continuous 26.35 vs 22.57 dB, discrete 23.03 vs
+    21.84; VAE ceiling 28.39 / 25.63), and stays under the ceiling."""
+    from camworld.world import World, load_world_model
+
+    model = load_world_model(None, device="cpu")
+    assert model.cfg.diffusion.depth_net and World(model, device="cpu").learned_depth
+    drives = fidelity.make_drives("continuous", 4, 6, model.cfg.frame_size, seed=6)
+    on = fidelity.teacher_forced(model, drives, "fov+nonadj")
+    off = fidelity.teacher_forced(model, drives, "fov+nonadj", sampler={"learned_depth": False})
+    assert on["model"]["psnr"] > off["model"]["psnr"] + 2.0, (on["model"]["psnr"], off["model"]["psnr"])
+    assert on["model"]["psnr"] < on["vae_ceiling"]["psnr"]

@@ -83,7 +83,11 @@ def _project(X: torch.Tensor, src: torch.Tensor, size: int, hfov_deg: float) -> 
     """World points X (..., N, 3) into source cameras src (..., 3, 4): grid_sample coordinates (..., N, 2);
     points behind the camera land far outside [-1, 1]."""
     R_s, c_s = src[..., :3], src[..., 3]
-    p = (X - c_s[..., None, :]) @ R_s                                # in the source camera: R_s^T (X - c_s)
+    return _grid_of((X - c_s[..., None, :]) @ R_s, size, hfov_deg)   # in the source camera: R_s^T (X - c_s)
+
+
+def _grid_of(p: torch.Tensor, size: int, hfov_deg: float) -> torch.Tensor:
+    """Camera-frame points p (..., N, 3) -> grid_sample coordinates (..., N, 2); behind the camera: far outside."""
     f = focal_from_hfov(size, hfov_deg)
     ahead = p[..., 2] > 1e-3
     pz = torch.where(ahead, p[..., 2], torch.ones_like(p[..., 2]))
@@ -101,14 +105,7 @@ def _project_at_depth(tgt: torch.Tensor, z: torch.Tensor, src: torch.Tensor, siz
     R_s, c_s, R_t, c_t = src[..., :3], src[..., 3], tgt[..., :3], tgt[..., 3]
     a = ((c_t - c_s)[..., None, :] @ R_s)                              # (..., 1, 3)
     q = rays @ (R_s.transpose(-1, -2) @ R_t).transpose(-1, -2)         # (..., N, 3)
-    p = a + z[..., None] * q
-    f = focal_from_hfov(size, hfov_deg)
-    ahead = p[..., 2] > 1e-3
-    pz = torch.where(ahead, p[..., 2], torch.ones_like(p[..., 2]))
-    far = torch.full_like(pz, 1e3)
-    u = torch.where(ahead, f * p[..., 0] / pz, far)
-    v = torch.where(ahead, f * p[..., 1] / pz, far)
-    return torch.stack([u, v], -1) / (size / 2.0)
+    return _grid_of(a + z[..., None] * q, size, hfov_deg)
 
 
 def _sample(frames: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
