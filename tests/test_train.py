@@ -61,9 +61,18 @@ def test_resume_without_state_is_a_clear_error(tiny_vae, tmp_path):
         _dit(tmp_path / "empty", tiny_vae, 2, resume=True)
 
 
+def _free_port() -> str:
+    """A TCP port nobody listens on now (a fixed one can still be held by an earlier run's lingering socket)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
 def test_ddp_two_cpu_processes_keep_identical_weights(tiny_vae, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", _free_port(),
            "-m", "camworld.train", "--stage", "dit", "--preset", "tiny", "--out", str(tmp_path / "ddp"),
            "--vae", str(tiny_vae), "--steps", "3", "--eval-batch", "2", "--threads", "1"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -261,7 +270,7 @@ def test_ddp_from_a_folder_shards_videos_and_keeps_identical_weights(recorded, t
     import json
 
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", _free_port(),
            "-m", "camworld.train", "--stage", "dit", "--preset", "tiny", "--out", str(tmp_path / "ddp"),
            "--data", str(recorded), "--vae", str(tiny_vae), "--steps", "3", "--eval-batch", "2", "--threads", "1"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
