@@ -8,7 +8,7 @@ import torch
 
 from camworld.geometry import planar_to_extrinsics
 from camworld.model import WorldModel, preset
-from camworld.model.depth import DepthNet, load_depth_net, points_at_depth
+from camworld.model.depth import DepthNet, load_depth_net
 from camworld.model.warp import _scene_points
 
 
@@ -37,15 +37,19 @@ def test_depth_net_shapes_files_and_errors(tmp_path):
         load_depth_net(tmp_path / "d")
 
 
-def test_points_at_depth_puts_every_pixel_at_the_asked_z():
+def test_depth_points_put_every_known_pixel_at_the_asked_z_and_the_rest_at_the_fallback():
+    from camworld.model.warp import depth_points
+
     tgt = torch.as_tensor(planar_to_extrinsics(np.array([[[1.0, -2.0, 0.7], [0.0, 0.0, -2.0]]])))
     X = _scene_points(tgt, 8, 52.67, 6.0, True)
     z = torch.rand(1, 2, 64, dtype=torch.float64) * 10 + 0.5
-    P = points_at_depth(X, tgt, z)
+    known = torch.rand(1, 2, 64) > 0.3
+    P = depth_points(tgt, z, known, X, 52.67)
     cam = (P - tgt[..., 3][:, :, None]) @ tgt[..., :3]
-    assert torch.allclose(cam[..., 2], z)
+    assert torch.allclose(cam[..., 2][known], z[known])
     rays = (X - tgt[..., 3][:, :, None]) @ tgt[..., :3]
     assert torch.allclose(cam[..., :2] / cam[..., 2:], rays[..., :2] / rays[..., 2:])    # the same pixel rays
+    assert torch.equal(P[~known], X[~known])
 
 
 def _world(**kw):

@@ -113,11 +113,3 @@ def depth_of(net: DepthNet, frames: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"frames of side {S} do not shrink to the depth net's size {net.size}")
     x = F.avg_pool2d(frames, S // net.size) if S != net.size else frames
     return net(x)[:, 0].exp()
-
-
-def points_at_depth(points: torch.Tensor, tgt: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Move scene points (B, T, N, 3) seen by target cameras tgt (B, T, 3, 4) along their rays to z-depth
-    z (B, T, N) (metres along each camera's optical axis)."""
-    c, R = tgt[..., 3], tgt[..., :3]
-    cam = (points - c[:, :, None]) @ R                               # camera coordinates
-    return c[:, :, None] + (cam / cam[..., 2:3] * z[..., None]) @ R.transpose(-1, -2)

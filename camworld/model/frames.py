@@ -153,7 +153,7 @@ class ModelFrames:
                              "checkpoint, or the one its diffusion.depth_net names)")
         self.learned_depth = bool(bool(d.depth_net) and net is not None if learned_depth is None else learned_depth)
         self.depth_net = net.to(self.device).eval() if self.learned_depth else None
-        if self.depth_net is not None and S % getattr(self.depth_net, "size", S):
+        if self.depth_net is not None and S % self.depth_net.size:
             raise ValueError(f"the depth net runs at {self.depth_net.size}x{self.depth_net.size}, which does not "
                              f"divide this model's {S}x{S} frames")
         if sample_steps is not None and int(sample_steps) < 1:

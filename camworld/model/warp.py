@@ -21,7 +21,7 @@ quickly, else the one nearest its camera (``camera_distance``).
 
 With a learned depth (``camworld.model.depth``) each context frame has its own: ``source_points`` lifts its
 pixels to the world, ``splat_depth`` forward-projects them into each target camera with a z-buffer, and the
-target pixels take that depth (``pair_depth``, ``depth_points``) where the frame saw them and are unseen by
+target pixels take that depth (``own_depth``, ``depth_points``) where the frame saw them and are unseen by
 it elsewhere (a disocclusion, or outside its view).
 
 Conventions are ``camworld.geometry``'s: camera-to-world [R|t], OpenCV axes (x right, y down, z forward),
@@ -129,8 +129,7 @@ def fill_unseen(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
 
 
 def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: float = 6.0,
-                floor: bool = True, seen: bool = False, points: torch.Tensor | None = None, fill: str = "border",
-                known: torch.Tensor | None = None):
+                floor: bool = True, seen: bool = False, points: torch.Tensor | None = None, fill: str = "border"):
     """Warp source frames float (B, 3, S, S) (one per world; src_ext (B, 3, 4)) or (B, T, 3, S, S) (one per
     target; src_ext (B, T, 3, 4)) to the target cameras tgt_ext (B, T, 3, 4): -> (B, T, 3, S, S), bilinear,
     border pixels repeated where the target sees beyond the source frame. ``seen``: also return bool
@@ -138,8 +137,7 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     target pixels' scene points (B, T, S*S, 3) (a learned depth, ``camworld.model.depth``) instead of the
     assumed depth's; src_ext then (B, T, 3, 4). ``fill``: what a target pixel the source did not see shows:
     "border" (the nearest border pixel of the source, repeated: streaks) or "smooth" (``fill_unseen`` from the
-    seen pixels around it). ``known``: bool (B, T, S*S) with ``points``, False where those points are not
-    the source's (``depth_points``' fallback): counted as unseen."""
+    seen pixels around it)."""
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
     S = frames.shape[-1]
@@ -152,8 +150,6 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     src = frames[:, None].expand(B, T, *frames.shape[1:]) if frames.ndim == 4 else frames
     out = _sample(src.reshape(B * T, *src.shape[2:]), grid.reshape(B * T, S, S, 2)).reshape(B, T, *src.shape[2:])
     hit = (grid.abs() <= 1.0).all(-1)
-    if known is not None:
-        hit = hit & known.reshape(B, T, S, S).to(hit.device)
     if fill == "smooth":
         out = fill_unseen(out.flatten(0, 1), hit.flatten(0, 1)[:, None].to(out.dtype)).reshape(out.shape)
     return (out, hit) if seen else out
