@@ -18,6 +18,18 @@ from camworld import threads
 from camworld.viz import map_panel
 
 
+def demo_path(out) -> Path:
+    """Where the demo's mp4 goes: ``out`` itself if it names an .mp4 file, ``out/demo.mp4`` for a folder (or a
+    name without a suffix); its folder is created. Checked before the episode runs, not after."""
+    out = Path(out)
+    if out.is_dir() or not out.suffix:
+        out = out / "demo.mp4"
+    if out.suffix.lower() != ".mp4":
+        raise ValueError(f"--out must be an .mp4 file or a folder, got {str(out)!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def run_demo(out="demo.mp4", checkpoint=None, scene_seed=None, theta=180.0, k=10, ours=None,
              device="auto", scale=3, seed=0):
     from camworld.eval import make_episodes
@@ -28,6 +40,7 @@ def run_demo(out="demo.mp4", checkpoint=None, scene_seed=None, theta=180.0, k=10
     from camworld.world import World, load_world_model
 
     t_start = time.perf_counter()
+    out = demo_path(out)
     model = load_world_model(checkpoint, device=device)
     ep = make_episodes(f"rot{int(theta)}", 1, model.cfg.frame_size, seed=seed if scene_seed is None else scene_seed)[0]
     scene = make_scene(ep.scene_seed)
@@ -67,7 +80,7 @@ def run_demo(out="demo.mp4", checkpoint=None, scene_seed=None, theta=180.0, k=10
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    p.add_argument("--out", default="demo.mp4")
+    p.add_argument("--out", default="demo.mp4", help="the mp4 (the still goes beside it as .png), or a folder")
     p.add_argument("--checkpoint", default=None, help="world-model checkpoint (default: shipped)")
     p.add_argument("--theta", type=float, default=180.0, help="degrees to rotate away before returning")
     p.add_argument("--k", type=int, default=10, help="context size")

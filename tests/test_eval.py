@@ -86,6 +86,12 @@ def test_demo_writes_video(tiny, tmp_path, capsys):
     assert (tmp_path / "demo.png").stat().st_size > 0  # the still contact sheet
     assert set(report) == {DEFAULT_STRATEGY, "recent"}
     assert "PSNR of the return" in capsys.readouterr().out
+    from camworld.demo import demo_path
+
+    assert demo_path(tmp_path / "new" / "dir") == tmp_path / "new" / "dir" / "demo.mp4" and (tmp_path / "new" / "dir").is_dir()
+    assert demo_path(tmp_path) == tmp_path / "demo.mp4"
+    with pytest.raises(ValueError, match=r"\.mp4 file or a folder"):
+        demo_path(tmp_path / "demo.gif")
 
 
 def test_shipped_checkpoint_loads_and_validates():
