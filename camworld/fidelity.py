@@ -286,7 +286,7 @@ def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrie
     res["warp_start"], res["warp_depth"], res["warp_source"] = probe.warp_start, probe.warp_depth, probe.warp_source
     res["warp_paste"], res["learned_depth"] = probe.warp_paste, probe.learned_depth
     res["warp_space"], res["warp_fill"] = probe.warp_space, probe.warp_fill
-    res["network_context"] = probe.network_context
+    res["network_context"], res["novel_start"] = probe.network_context, probe.novel_start
     videos = {}
     t0 = time.perf_counter()
     bar = tqdm(total=len(drivers) * (3 if twin else 2) + (1 if memory else 0), desc="fidelity benchmark",
@@ -490,9 +490,10 @@ def add_arguments(p: argparse.ArgumentParser):
                         "(camworld.model.warp; 1 = from pure noise; default: the checkpoint's)")
     p.add_argument("--warp-depth", type=float, default=None,
                    help="the warp's assumed depth in metres off the floor (default: the checkpoint's)")
-    p.add_argument("--warp-source", default=None, choices=["newest", "nearest"],
-                   help="the frame warped: the newest, or the context frame nearest each target camera "
-                        "(default: the checkpoint's)")
+    p.add_argument("--warp-source", default=None, choices=["newest", "nearest", "paste"],
+                   help="the frame warped: the newest, the context frame nearest each target camera, or the paste's "
+                        "composite of every context frame (computed once for the start and the paste; default: the "
+                        "checkpoint's)")
     p.add_argument("--warp-space", default=None, choices=["pixels", "latents"],
                    help="where the warp start reprojects: the decoded frame, then encoded (pixels), or its cached "
                         "latents (latents: no encode); default: the checkpoint's")
@@ -508,6 +509,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--learned-depth", default=None, choices=["on", "off"],
                    help="warp with the model's depth net (camworld.model.depth; default: on when the checkpoint "
                         "has one)")
+    p.add_argument("--novel-start", type=float, default=None,
+                   help="flow time the sampler starts at where the warp start's source did not see the target (the "
+                        "seen part held at the warp until --warp-start; default: the checkpoint's, else the warp start)")
     p.add_argument("--no-memory", action="store_true", help="fidelity: skip the return-to-start section")
     p.add_argument("--memory-kinds", nargs="*", default=list(MEMORY_KINDS),
                    help="fidelity: return-to-start kinds (rotN, walkNm, loop) at the env's step sizes")
@@ -526,6 +530,7 @@ def sampler_settings(args) -> dict:
                                  ("warp_space", getattr(args, "warp_space", None)),
                                  ("warp_fill", getattr(args, "warp_fill", None)),
                                  ("network_context", getattr(args, "network_context", None)),
+                                 ("novel_start", getattr(args, "novel_start", None)),
                                  ("warp_paste", {"on": True, "off": False}.get(getattr(args, "warp_paste", None))),
                                  ("learned_depth", {"on": True, "off": False}.get(getattr(args, "learned_depth", None))))
                 if v is not None}}

@@ -207,3 +207,28 @@ def test_sampling_bench_times_every_configuration():
     t = time_segments(_model(), ks=(1, 3), repeats=1, frames=2)
     assert set(t) == {(1, True), (1, False), (3, True), (3, False)}
     assert all(v > 0 for v in t.values())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rope_is_bit_for_bit_the_pair_rotation_and_depends_on_relative_position(dtype):
+    """apply_rope on rope_pairs' tables rotates each channel pair (x1, x2) to (x1 c - x2 s, x2 c + x1 s), bit for
+    bit as slicing the pairs apart does, and a query-key product depends on their position difference only."""
+    from camworld.model.dit import apply_rope, rope_pairs, rope_tables
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 10, 24, generator=g).to(dtype)
+    pos = torch.stack([torch.arange(10), torch.arange(10) % 4, torch.arange(10) // 4], -1)
+    cos, sin = (a.to(dtype) for a in rope_tables(pos, 24))                 # (10, 12)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    naive = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).flatten(-2)
+    assert torch.equal(apply_rope(x, *rope_pairs(cos, sin)), naive)
+    # relative positions: shifting both tokens by the same offset leaves q.k unchanged
+    q, k = torch.randn(1, 1, 1, 24, generator=g), torch.randn(1, 1, 1, 24, generator=g)
+
+    def dot(pq, pk):
+        cq, sq = rope_pairs(*rope_tables(torch.tensor([pq]), 24))
+        ck, sk = rope_pairs(*rope_tables(torch.tensor([pk]), 24))
+        return (apply_rope(q, cq, sq) * apply_rope(k, ck, sk)).sum()
+
+    assert torch.allclose(dot([1, 2, 3], [0, 0, 1]), dot([5, 3, 7], [4, 1, 5]), atol=1e-5)
+    assert not torch.allclose(dot([1, 2, 3], [0, 0, 1]), dot([1, 2, 3], [0, 2, 1]), atol=1e-3)

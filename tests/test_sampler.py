@@ -200,3 +200,28 @@ def test_bench_env_times_a_warp_start_sampler(tiny_checkpoint, capsys):
     out = capsys.readouterr().out
     assert "float32, 4 steps, warp 0.5 (" in out and "float32, 4 steps, warp 0.5 (2 calls), paste, " in out
     assert "float32, 4 steps, warp 0.5 (2 calls), latent warp, paste, " in out
+
+
+@torch.no_grad()
+def test_a_single_network_call_runs_context_and_targets_in_one_joint_pass_with_the_same_latents(live, monkeypatch):
+    """A warp start below the schedule's last knot makes one network call: generate then runs the context and
+    the targets jointly (no K/V cache), and the latents equal the cached path's."""
+    from camworld.model.diffusion import sample
+
+    ctx, mask, ce, te, noise = _inputs(live, seed=2)
+    dit = live.dit
+    caches = []
+    real = type(dit).encode_context
+
+    def spy(self, *a, cache=None, **k):
+        caches.append(cache)
+        return real(self, *a, cache=cache, **k)
+
+    monkeypatch.setattr(type(dit), "encode_context", spy)
+    out = live.generate(ctx, mask, ce, te, [None, "a room"], steps=4, noise=noise, start=0.2)
+    assert caches == [False]
+    state = real(dit, ctx, mask, ce, [None, "a room"])                     # the cached path
+    ref = sample(dit, noise.shape, te, state, steps=4, shift=live.cfg.diffusion.shift, noise=noise, start=0.2)
+    assert ref.abs().max() > 0 and torch.allclose(out, ref, atol=1e-5)
+    live.generate(ctx, mask, ce, te, [None, None], steps=4, noise=noise, start=0.6)   # several calls: cached
+    assert caches[-1] is None

@@ -351,3 +351,95 @@ def test_world_network_context_changes_only_what_the_network_sees_and_is_saved(t
     assert load_world(tmp_path / "w", model=w.model)[0].network_context == 2
     with pytest.raises(ValueError, match="network_context"):
         _world(0.5, network_context=-1)
+
+
+def test_schedule_through_a_time_inserts_one_knot_and_is_validated():
+    full = timesteps(4, 3.0)                                    # 1, 0.9, 0.75, 0.5, 0
+    ts = timesteps(4, 3.0, through=0.3)
+    assert len(ts) == len(full) + 1 and torch.all(ts[:-1] > ts[1:]) and bool((ts - 0.3).abs().lt(1e-6).any())
+    assert torch.allclose(timesteps(4, 3.0, through=float(full[3])), full)     # already a knot: unchanged
+    assert torch.allclose(timesteps(4, 3.0, start=0.75, through=0.3), torch.tensor([0.75, 0.5, 0.3, 0.0]))
+    with pytest.raises(ValueError, match="through"):
+        timesteps(4, 3.0, start=0.5, through=0.6)
+
+
+def test_inpainting_sampler_holds_the_known_cells_until_their_time_then_refines_everything():
+    """known_until: after each step down to that time the known cells are put back at the step's time; the
+    network then moves every cell; unknown cells are generated from the start noise all the way."""
+    calls, seen = [], []
+    known = torch.randn(1, 2, 4, 4, 4)
+    eps = torch.randn(1, 2, 4, 4, 4)
+    m = torch.zeros(1, 2, 1, 4, 4)
+    m[..., :2] = 1                                               # the left half is known
+
+    def dit(z, t, ext, state, prep=None):
+        calls.append(float(t[0]))
+        seen.append(z.clone())
+        return torch.ones_like(z)                                # a constant velocity: easy to follow
+
+    out = sample(dit, known.shape, None, None, steps=4, shift=3.0, noise=eps.clone(), start=1.0, known=known,
+                 known_mask=m, known_eps=eps, known_until=0.3)
+    assert calls == pytest.approx([1.0, 0.9, 0.75, 0.5, 0.3])
+    for t, z in zip(calls[1:], seen[1:]):                        # every call sees the known cells at its time
+        assert torch.allclose(z[..., :2], ((1 - t) * known + t * eps)[..., :2], atol=1e-6)
+    assert torch.allclose(out[..., :2], ((1 - 0.3) * known + 0.3 * eps)[..., :2] - 0.3, atol=1e-6)
+    assert torch.allclose(out[..., 2:], eps[..., 2:] - 1.0, atol=1e-6)      # unknown: integrated from t = 1
+    with pytest.raises(ValueError, match="together"):
+        sample(dit, known.shape, None, None, steps=4, noise=eps, known=known)
+
+
+def test_world_novel_start_generates_unseen_cells_from_more_noise_and_is_validated():
+    """novel_start = warp_start is the plain warp start bit for bit; a higher one changes what the start's source
+    did not see (a turn uncovers a strip), deterministically; below the warp start it is an error."""
+    from camworld import fidelity
+
+    d = fidelity.make_drives("discrete", 1, 2, 32, seed=0)[0]
+    turn = d.poses[None, 1:3].copy()
+    turn[..., 2] += np.deg2rad([10.0, 20.0])
+
+    def run(**kw):
+        w = _world(0.5, warp_source="nearest", warp_fill="smooth", **kw)
+        w.reset(0, d.gt[0], d.poses[0], seed=3)
+        return w, w.step(turn)
+
+    w, plain = run()
+    assert w.novel_start == 0.5
+    assert np.array_equal(plain, run(novel_start=0.5)[1])
+    a = run(novel_start=1.0)[1]
+    assert np.array_equal(a, run(novel_start=1.0)[1]) and not np.array_equal(a, plain)
+    with pytest.raises(ValueError, match="novel_start"):
+        run(novel_start=0.4)
+
+
+def test_paste_warp_source_starts_from_the_paste_composite_computed_once(monkeypatch):
+    """warp_source="paste": the start is the encoded composite the paste shows (filled where no context frame
+    saw), the context is reprojected once per pass for both, and a return still shows the remembered frame."""
+    from camworld import fidelity
+    from camworld.model import frames as frames_mod
+    from camworld.model.warp import fill_unseen
+
+    d = fidelity.make_drives("discrete", 1, 3, 32, seed=0)[0]
+    w = _world(0.5, warp_source="paste", warp_paste=True, warp_fill="smooth")
+    assert w.warp_source == "paste"
+    w.reset(0, d.gt[0], d.poses[0], seed=3)
+    w.step(d.poses[None, 1:3])
+    calls, starts = [], []
+    real_reproject, real_encode = frames_mod.ModelFrames._reproject, frames_mod.ModelFrames._encode_warp
+
+    def reproject(self, *a, **k):
+        out = real_reproject(self, *a, **k)
+        calls.append(out)
+        return out
+
+    def encode(self, px):
+        starts.append(px)
+        return real_encode(self, px)
+
+    monkeypatch.setattr(frames_mod.ModelFrames, "_reproject", reproject)
+    monkeypatch.setattr(frames_mod.ModelFrames, "_encode_warp", encode)
+    back = w.step(d.poses[None, [2, 0]])                          # the second target returns to the first frame
+    assert len(calls) == 1 and len(starts) == 1
+    px, seen = calls[0]
+    want = fill_unseen(px.flatten(0, 1), seen.flatten(0, 1)[:, None].float()).reshape(px.shape)
+    assert torch.equal(starts[0], want)
+    assert psnr(back[0, 1], d.gt[0]) > 40                        # the paste shows the frame seen there

@@ -57,6 +57,9 @@ class DiffusionConfig:
     #                                    network as the context tokens' timestep (needs train.ctx_noise_max > 0)
     warp_start: float = 1.0            # inference: < 1 starts each sample at this flow time from a context frame
     #                                    (warp_source) reprojected to the target camera (camworld.model.warp); 1 = noise
+    novel_start: float | None = None   # inference: flow time where the warp start's source did not look: those latent
+    #                                    cells are generated from this higher noise while the seen ones are held at
+    #                                    the warp until warp_start (inpainting by replacement); None: warp_start
     warp_depth: float = 6.0            # the warp's assumed depth (metres) where a ray does not meet the floor
     warp_source: str = "newest"        # the frame warped: "newest", or "nearest" (the context frame nearest the target)
     network_context: int | None = None  # inference: context frames the DiT sees, the newest and those nearest the

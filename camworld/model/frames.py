@@ -41,7 +41,7 @@ def _channels_last(encoder, dtype: torch.dtype = torch.float32):
 CAMERA_KINDS = ("planar", "6dof")
 DEPTH_CACHE = 2048   # learned depths kept per memory bank (float16 at the net's side: 2 KB each at 32x32)
 DEPTH_BATCH = 256    # frames per depth-net call
-WARP_SOURCES = ("newest", "nearest")
+WARP_SOURCES = ("newest", "nearest", "paste")
 WARP_SPACES = ("pixels", "latents")
 
 
@@ -91,7 +91,8 @@ class ModelFrames:
                  frames_per_pass: int | None = None, num_worlds: int | None = None,
                  warp_start: float | None = None, warp_depth: float | None = None, warp_source: str | None = None,
                  warp_paste: bool | None = None, learned_depth: bool | None = None, warp_space: str | None = None,
-                 warp_fill: str | None = None, network_context: int | None = None):
+                 warp_fill: str | None = None, network_context: int | None = None,
+                 novel_start: float | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
@@ -122,6 +123,14 @@ class ModelFrames:
             raise ValueError(f"warp_start must be in (0, 1] (1 = no warp), got {self.warp_start}")
         if not self.warp_depth > 0:
             raise ValueError(f"warp_depth must be > 0 metres, got {self.warp_depth}")
+        # flow time the sampler starts at where the warp start's source frame did not see the target (latent cells
+        # not wholly seen): the seen cells are held at the warp (re-noised at each time) until warp_start, the rest
+        # generated from this higher noise (inpainting by replacement, ``camworld.model.diffusion.sample``);
+        # = warp_start: the plain SDEdit start everywhere
+        ns = getattr(d, "novel_start", None) if novel_start is None else novel_start
+        self.novel_start = self.warp_start if ns is None else float(ns)
+        if not self.warp_start <= self.novel_start <= 1.0:
+            raise ValueError(f"novel_start must be in [warp_start = {self.warp_start:g}, 1], got {self.novel_start}")
         # which frame is warped: the newest, or the context frame nearest each target camera (a revisit
         # warps the frame seen there)
         self.warp_source = str(d.warp_source if warp_source is None else warp_source)
@@ -204,10 +213,24 @@ class ModelFrames:
         if self.depth_net is not None and (self.warp_start < 1.0 or self.warp_paste):
             with section("depth"):
                 src_pts = self._source_points(banks, context, cext)
+        inpaint, pasted = {}, None
+        if self.warp_start < 1.0 and self.warp_source == "paste":   # the paste's composite, computed once
+            with section("paste"):
+                pasted = self._reproject(banks, context, cext, mask_np, tgt_np, src_pts)
         if self.warp_start < 1.0:     # start from context frames reprojected to each target camera
             with section("warp"):
-                start = self._warped_latents(banks, context, cext, mask_np, tgt_np, ctx, src_pts)
-                noise = self.warp_start * noise + (1 - self.warp_start) * start
+                if pasted is not None:
+                    start, hit = self._encoded_start(*pasted), pasted[1]
+                else:
+                    start, hit = self._warped_latents(banks, context, cext, mask_np, tgt_np, ctx, src_pts, seen=True)
+                s0 = self.warp_start
+                if self.novel_start > self.warp_start:   # made-up cells from higher noise, seen ones held
+                    cell = hit.shape[-1] // h
+                    seen = torch.nn.functional.avg_pool2d(hit.flatten(0, 1)[:, None].float(), cell)
+                    inpaint = dict(known=start, known_mask=(seen > 1 - 1e-6).float().reshape(B, T, 1, h, w),
+                                   known_eps=noise, known_until=self.warp_start)
+                    s0 = self.novel_start
+                noise = s0 * noise + (1 - s0) * start
         net_ctx, net_mask, net_ext = ctx, mask, cext
         if 0 < self.network_context < k:   # the network sees the newest and the frames nearest the targets
             keep = network_slots(cext, mask_np, tgt_np, self.network_context)
@@ -219,20 +242,34 @@ class ModelFrames:
         z = self.model.generate(net_ctx, net_mask, torch.as_tensor(net_ext, device=self.device), tgt, list(prompts),
                                 steps=self.sample_steps, guidance=self.guidance, noise=noise, ctx_eps=ctx_eps,
                                 context_noise=self.context_noise, dit=self.dit,
-                                start=self.warp_start)  # (B, T, C, h, w)
+                                start=self.novel_start if inpaint else self.warp_start, **inpaint)  # (B, T, C, h, w)
         with section("decode"):
             frames = self.model.decode(z.flatten(0, 1), decoder=self.decoder).reshape(B, T, S, S, 3)
             lat = z.float().cpu().numpy()
         if self.warp_paste:            # the network's pixels only where no context camera saw the target's
             with section("paste"):
-                frames = self._paste(frames, banks, context, cext, mask_np, tgt_np, src_pts)
+                if pasted is None:
+                    frames = self._paste(frames, banks, context, cext, mask_np, tgt_np, src_pts)
+                else:                  # computed for the start
+                    from camworld.model.vae import frames_to_tensor, tensor_to_frames
+
+                    px, seen = pasted
+                    frames = tensor_to_frames(torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device)))
         return frames, lat             # latents stay the network's (re-encoding the pasted frames gained nothing)
 
     def _paste(self, frames: np.ndarray, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray,
-               src_pts=None):
-        """uint8 (B, T, S, S, 3) generated frames with the context's reprojected pixels pasted in (``src_pts``:
-        ``_source_points``' under a learned depth)."""
+               src_pts=None) -> np.ndarray:
+        """uint8 (B, T, S, S, 3) generated frames with the context's reprojected pixels pasted in (``_reproject``)."""
         from camworld.model.vae import frames_to_tensor, tensor_to_frames
+
+        px, seen = self._reproject(banks, context, cext, mask, tgt_ext, src_pts)
+        return tensor_to_frames(torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device)))
+
+    def _reproject(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray, src_pts=None):
+        """The context's pixels reprojected to the target cameras, each target pixel from the best context frame
+        that saw it (``camworld.model.warp.reproject``; ``src_pts``: ``_source_points``' under a learned depth)
+        -> (float (B, T, 3, S, S) in [-1, 1], seen bool (B, T, S, S))."""
+        from camworld.model.vae import frames_to_tensor
         from camworld.model.warp import reproject
 
         B, k = mask.shape
@@ -242,18 +279,27 @@ class ModelFrames:
         for b, (bank, idx) in enumerate(zip(banks, context)):
             src[b, k - len(idx):] = bank.frames(idx)
             observed[b, k - len(idx):] = bank.observed[idx]
-        px, seen = reproject(frames_to_tensor(src, self.device), cext, mask, observed, tgt_ext, self.cfg.hfov_deg,
-                             self.warp_depth, floor=self.cameras == "planar", src_points=src_pts)
-        out = torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device))
-        return tensor_to_frames(out)
+        return reproject(frames_to_tensor(src, self.device), cext, mask, observed, tgt_ext, self.cfg.hfov_deg,
+                         self.warp_depth, floor=self.cameras == "planar", src_points=src_pts)
+
+    def _encoded_start(self, px: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        """``warp_source="paste"``: the paste's composite px (B, T, 3, S, S) as the warp start, filled where no
+        context frame saw the target (seen (B, T, S, S) False; ``warp_fill``: "smooth" from the seen pixels
+        around, "border" the composite's zeros, mid grey) -> scaled latents (B, T, C, h, w)."""
+        from camworld.model.warp import fill_unseen
+
+        if self.warp_fill == "smooth":
+            px = fill_unseen(px.flatten(0, 1), seen.flatten(0, 1)[:, None].to(px.dtype)).reshape(px.shape)
+        return self._encode_warp(px)
 
     def _warped_latents(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray,
-                        ctx: torch.Tensor, src_pts=None) -> torch.Tensor:
+                        ctx: torch.Tensor, src_pts=None, seen: bool = False):
         """Scaled latents (B, T, C, h, w) of the context reprojected to the target cameras (B, T, 3, 4):
         ``warp_source`` "newest" warps the newest frame, "nearest" the context frame nearest each target;
         ``warp_space`` "pixels" warps its decoded frame and encodes the warp, "latents" warps its latents
         (ctx (B, k, C, h, w), right-aligned as ``cext``). ``src_pts``: ``_source_points``' under a learned
-        depth (pixels always): each source frame warped at its own depth."""
+        depth (pixels always): each source frame warped at its own depth. ``seen``: also return bool (B, T, s, s),
+        where the source frame saw the target pixel (s: the frame size, or the latent's in latent space)."""
         from camworld.model.vae import frames_to_tensor
         from camworld.model.warp import warp_frames
 
@@ -264,13 +310,13 @@ class ModelFrames:
         if self.warp_space == "latents" and src_pts is None:
             src = ctx[torch.arange(B, device=ctx.device)[:, None], torch.as_tensor(slot, device=ctx.device)]
             return warp_frames(src.float(), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
-                               floor=self.cameras == "planar", fill=self.warp_fill)          # (B, T, C, h, w)
+                               floor=self.cameras == "planar", fill=self.warp_fill, seen=seen)  # (B, T, C, h, w)
         src = np.stack([bank.frames(idx[slot[b] - (k - len(idx))])
                         for b, (bank, idx) in enumerate(zip(banks, context))])            # (B, T, S, S, 3)
         src = frames_to_tensor(src, self.device)
         if src_pts is None:   # the sim's ground plane; recorded worlds: depth alone
-            w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
-                            floor=self.cameras == "planar", fill=self.warp_fill)
+            w, hit = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
+                                 floor=self.cameras == "planar", fill=self.warp_fill, seen=True)
         else:
             from camworld.model.warp import _scene_points, depth_points, own_depth
 
@@ -282,7 +328,13 @@ class ModelFrames:
             # where the source did not see a target pixel, the start keeps the assumed depth's sample (X falls
             # back to it): a start without content there (the fill of nothing) made the network draw
             # uniform frames, and a memory of them (pose drives, 2 of 16 episodes at 7 dB)
-            w = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, points=X, fill=self.warp_fill)
+            w, hit = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, points=X, fill=self.warp_fill, seen=True)
+        return (self._encode_warp(w), hit) if seen else self._encode_warp(w)
+
+    def _encode_warp(self, w: torch.Tensor) -> torch.Tensor:
+        """Warped frames float (B, T, 3, S, S) in [-1, 1] -> scaled latents (B, T, C, h, w), encoded in the
+        sampler's dtype."""
+        B, T = w.shape[:2]
         enc = _channels_last(self.model.vae.encoder, self.dtype)   # oneDNN's fast layout: 1.2-1.5x
         mean = enc(w.flatten(0, 1).to(self.dtype).contiguous(memory_format=torch.channels_last)).chunk(2, dim=1)[0]
         z = mean.float().contiguous() / self.cfg.latent_scale

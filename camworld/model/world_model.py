@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from camworld.files import atomic_write, write_text
 from camworld.model.config import WorldModelConfig
-from camworld.model.diffusion import noise_context, sample
+from camworld.model.diffusion import noise_context, sample, timesteps
 from camworld.model.dit import DiT
 from camworld.model.vae import VAE, frames_to_tensor, tensor_to_frames
 from camworld.profile import section
@@ -141,7 +141,8 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, ctx, ctx_mask, ctx_ext, tgt_ext, prompts, generator=None, steps=None, guidance=None,
-                 noise=None, ctx_eps=None, context_noise=None, dit=None, start: float = 1.0):
+                 noise=None, ctx_eps=None, context_noise=None, dit=None, start: float = 1.0, known=None,
+                 known_mask=None, known_eps=None, known_until: float | None = None):
         """Sample target latents.
 
         ctx (B, Fc, C, h, w) scaled latents, right-aligned (newest last, always valid); ctx_mask (B, Fc)
@@ -152,6 +153,8 @@ class WorldModel(nn.Module):
         dit: the network to sample with (default ``self.dit``; e.g. a bfloat16 copy from ``cast_dit``).
         start: flow time the sampler starts at; below 1, ``noise`` is the partly noised start latent
         (``camworld.model.diffusion.sample``; warp initialisation, ``camworld.model.warp``).
+        known, known_mask, known_eps, known_until: inpainting by replacement (``sample``'s): the known latents
+        are held until flow time known_until, the rest generated from ``start``.
         Returns float32 latents (B, Ft, C, h, w).
         """
         d = self.cfg.diffusion
@@ -163,8 +166,13 @@ class WorldModel(nn.Module):
         if level > 0:
             ctx_t = torch.full((ctx.shape[0],), level, device=ctx.device)
             ctx = noise_context(ctx, ctx_mask, ctx_t, generator, eps=ctx_eps)
+        # one network call (a warp start below the schedule's last knot, no CFG): the context and the targets in
+        # one joint pass, the same numbers as caching the context's keys and values first (the context attends
+        # to itself only), in half the layer calls
+        calls = len(timesteps(steps, d.shift, start=start, through=known_until if known is not None else None)) - 1
+        joint = calls == 1 and guidance == 1.0 and self.cfg.dit.context_self_only
         with section("context"):
-            state = dit.encode_context(ctx, ctx_mask, ctx_ext, prompts, ctx_t=ctx_t)
+            state = dit.encode_context(ctx, ctx_mask, ctx_ext, prompts, ctx_t=ctx_t, cache=False if joint else None)
             uncond = None
             if guidance != 1.0:
                 uncond = dit.encode_context(ctx, ctx_mask, ctx_ext, [None] * len(prompts), ctx_t=ctx_t)
@@ -172,7 +180,8 @@ class WorldModel(nn.Module):
         with section("denoise"):
             return sample(dit, (B, Ft) + self.latent_shape, tgt_ext, state, uncond, steps=steps,
                           guidance=guidance, shift=d.shift, generator=generator, device=self.device, noise=noise,
-                          start=start)
+                          start=start, known=known, known_mask=known_mask, known_eps=known_eps,
+                          known_until=known_until)
 
     # ---------------------------------------------------------------- checkpoints
 
