@@ -84,8 +84,9 @@ def agent_actions(driver: str, poses_now, rng, bounds, state: dict):
 
 
 def make_drives(driver: str, n: int, steps: int, frame_size: int, seed: int = 0,
-                frames_per_step: int = FRAMES_PER_STEP) -> list:
-    """n held-out episodes of ``steps`` env steps each, driven by ``driver`` (deterministic in seed)."""
+                frames_per_step: int = FRAMES_PER_STEP, heldout: bool = True) -> list:
+    """n held-out episodes of ``steps`` env steps each, driven by ``driver`` (deterministic in seed);
+    ``heldout=False``: in training scenes instead (below the held-out seed offset: training data)."""
     from camworld.motion import CLEARANCE_M, ActionBounds, end_pose, segment_poses
     from camworld.sim import EVAL_SEED_OFFSET, make_scene, render, scene_caption
 
@@ -93,7 +94,8 @@ def make_drives(driver: str, n: int, steps: int, frame_size: int, seed: int = 0,
     rng = np.random.default_rng([seed, zlib.crc32(driver.encode()), steps])
     drives = []
     for e in range(n):
-        scene_seed = EVAL_SEED_OFFSET + 104729 * (e + 1) + 31 * seed + zlib.crc32(driver.encode()) % 997
+        scene_seed = 104729 * (e + 1) + 31 * seed + zlib.crc32(driver.encode()) % 997
+        scene_seed = EVAL_SEED_OFFSET + scene_seed if heldout else scene_seed % EVAL_SEED_OFFSET
         scene = make_scene(scene_seed)
         pose = np.asarray(scene.sample_free_pose(rng), np.float64)
         poses, actions, state = [pose[None]], [], {}
@@ -286,7 +288,7 @@ def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrie
     res["warp_start"], res["warp_depth"], res["warp_source"] = probe.warp_start, probe.warp_depth, probe.warp_source
     res["warp_paste"], res["learned_depth"] = probe.warp_paste, probe.learned_depth
     res["warp_space"], res["warp_fill"] = probe.warp_space, probe.warp_fill
-    res["network_context"], res["novel_start"] = probe.network_context, probe.novel_start
+    res["network_context"], res["novel_start"], res["refine"] = probe.network_context, probe.novel_start, probe.refine
     videos = {}
     t0 = time.perf_counter()
     bar = tqdm(total=len(drivers) * (3 if twin else 2) + (1 if memory else 0), desc="fidelity benchmark",
@@ -512,6 +514,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--novel-start", type=float, default=None,
                    help="flow time the sampler starts at where the warp start's source did not see the target (the "
                         "seen part held at the warp until --warp-start; default: the checkpoint's, else the warp start)")
+    p.add_argument("--refine", default=None, choices=["on", "off"],
+                   help="repair what no context frame saw with the model's refine net (camworld.model.refine; default: "
+                        "on when the checkpoint names one)")
     p.add_argument("--no-memory", action="store_true", help="fidelity: skip the return-to-start section")
     p.add_argument("--memory-kinds", nargs="*", default=list(MEMORY_KINDS),
                    help="fidelity: return-to-start kinds (rotN, walkNm, loop) at the env's step sizes")
@@ -531,6 +536,7 @@ def sampler_settings(args) -> dict:
                                  ("warp_fill", getattr(args, "warp_fill", None)),
                                  ("network_context", getattr(args, "network_context", None)),
                                  ("novel_start", getattr(args, "novel_start", None)),
+                                 ("refine", {"on": True, "off": False}.get(getattr(args, "refine", None))),
                                  ("warp_paste", {"on": True, "off": False}.get(getattr(args, "warp_paste", None))),
                                  ("learned_depth", {"on": True, "off": False}.get(getattr(args, "learned_depth", None))))
                 if v is not None}}

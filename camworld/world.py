@@ -120,7 +120,8 @@ class World:
     ``device``, ``dtype`` (the DiT's sampling dtype, ``model.world_model.inference_dtype``),
     ``frames_per_pass`` and the warp settings ``warp_start``, ``warp_depth``, ``warp_source``, ``warp_paste``,
     ``warp_space``, ``warp_fill`` (``camworld.model.warp``), ``network_context`` (context frames the DiT
-    sees; 0 = all), ``novel_start`` (flow time of what the warp start's source did not see) and ``learned_depth`` (``camworld.model.depth``; None = the checkpoint's) go to
+    sees; 0 = all), ``novel_start`` (flow time of what the warp start's source did not see), ``refine`` (the refine net
+    of what no context frame saw, ``camworld.model.refine``; None = the checkpoint's) and ``learned_depth`` (``camworld.model.depth``; None = the checkpoint's) go to
     its ``ModelFrames``); ``World(SimFrames(...), ...)`` is the ground-truth twin.
     ``torch_threads``: torch intra-op threads for this process (``torch.set_num_threads``); None = the
     thread policy of ``camworld.threads`` (a worker process takes its fair share of the cores).
@@ -136,7 +137,7 @@ class World:
                  warp_depth: float | None = None, warp_source: str | None = None, warp_paste: bool | None = None,
                  learned_depth: bool | None = None, warp_space: str | None = None,
                  warp_fill: str | None = None, network_context: int | None = None,
-                 novel_start: float | None = None):
+                 novel_start: float | None = None, refine: bool | None = None):
         if retrieval not in STRATEGIES:
             raise ValueError(f"unknown retrieval strategy '{retrieval}'; choose from {sorted(STRATEGIES)}")
         if int(num_worlds) < 1:
@@ -152,7 +153,7 @@ class World:
                                            ("warp_paste", warp_paste), ("learned_depth", learned_depth),
                                            ("warp_space", warp_space), ("warp_fill", warp_fill),
                                            ("network_context", network_context),
-                                           ("novel_start", novel_start)))
+                                           ("novel_start", novel_start), ("refine", refine)))
             given = [k for k, v in learned if v is not None]
             if given and not hasattr(model, "model"):
                 raise ValueError(f"{given} only apply to the learned world; this frame source is "
@@ -167,7 +168,8 @@ class World:
                                       num_worlds=num_worlds, warp_start=warp_start, warp_depth=warp_depth,
                                       warp_source=warp_source, warp_paste=warp_paste, learned_depth=learned_depth,
                                       warp_space=warp_space, warp_fill=warp_fill,
-                                      network_context=network_context, novel_start=novel_start)
+                                      network_context=network_context, novel_start=novel_start,
+                                      refine=refine)
         self.num_worlds = int(num_worlds)
         self.retrieval, self.context_size = retrieval, int(context_size)
         self.shared_memory = bool(shared_memory)
@@ -197,6 +199,7 @@ class World:
     warp_fill = property(lambda self: getattr(self.source, "warp_fill", None))
     network_context = property(lambda self: getattr(self.source, "network_context", None))
     novel_start = property(lambda self: getattr(self.source, "novel_start", None))
+    refine = property(lambda self: getattr(self.source, "refine", None))
     learned_depth = property(lambda self: getattr(self.source, "learned_depth", None))
 
     @property

@@ -65,7 +65,8 @@ WORLD_ATTRIBUTES = frozenset({"source", "num_worlds", "retrieval", "context_size
 SOURCE_ATTRIBUTES = frozenset({"device", "model", "cfg", "sample_steps", "guidance", "context_noise", "frame_size",
                                "frame_stride", "frames_per_pass", "gens", "dtype", "dit",
                                "warp_start", "warp_depth", "warp_source", "warp_paste", "warp_space", "warp_fill",
-                               "network_context", "novel_start",
+                               "network_context", "novel_start", "refine", "refine_net",
+                               "record_parts", "last_parts",
                                "learned_depth", "depth_net",   # depth_net: the model's
                                "decoder"})   # dit, decoder: the model's, in dtype (rebuilt from it)
 
@@ -110,7 +111,7 @@ def save_world(world, path, extra: dict | None = None, worlds=None) -> Path:
                   "warp_paste": world.warp_paste, "learned_depth": world.learned_depth,
                   "warp_space": world.warp_space, "warp_fill": world.warp_fill,
                   "network_context": world.network_context, "novel_start": world.novel_start,
-                  "memory_capacity": banks[0].capacity},
+                  "refine": world.refine, "memory_capacity": banks[0].capacity},
         "cameras": [_camera_state(world, i) for i in sel],
         "clocks": [world.bank_clock(0)] if world.shared_memory else [world.bank_clock(i) for i in sel],
         "extra": extra or {},
@@ -276,6 +277,7 @@ def load_world(path, model, device=None):
                       warp_fill=w.get("warp_fill", "border"),      # ... with the border repeated
                       network_context=w.get("network_context", 0),  # ... and the network saw every context frame
                       novel_start=w.get("novel_start", w.get("warp_start", 1.0)),   # ... and started unseen cells there too
+                      refine=w.get("refine", False),               # ... and showed the network's pixels there
                       device=model.device if device is None else device)
         n_banks = 1 if world.shared_memory else world.num_worlds
         if len(cams) != world.num_worlds or len(clocks) != n_banks or len(names) != n_banks:

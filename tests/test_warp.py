@@ -439,7 +439,27 @@ def test_paste_warp_source_starts_from_the_paste_composite_computed_once(monkeyp
     monkeypatch.setattr(frames_mod.ModelFrames, "_encode_warp", encode)
     back = w.step(d.poses[None, [2, 0]])                          # the second target returns to the first frame
     assert len(calls) == 1 and len(starts) == 1
-    px, seen = calls[0]
-    want = fill_unseen(px.flatten(0, 1), seen.flatten(0, 1)[:, None].float()).reshape(px.shape)
+    px, seen, filled = calls[0]
+    assert bool((filled >= seen).all())
+    want = fill_unseen(px.flatten(0, 1), filled.flatten(0, 1)[:, None].float()).reshape(px.shape)
     assert torch.equal(starts[0], want)
     assert psnr(back[0, 1], d.gt[0]) > 40                        # the paste shows the frame seen there
+
+
+def test_reproject_fallback_fills_what_no_frame_saw_from_the_best_frame_at_the_assumed_depth():
+    """Under a learned depth whose points never land in the target (here: all behind the camera), nothing is
+    seen; the fallback fills the target from the best slot at the assumed depth (at its own camera: the frame)."""
+    from camworld.model.warp import reproject, source_points
+
+    scene = sim.make_scene(100_000, sim.STYLES[0])
+    p0 = sim.random_trajectory(scene, 2, np.random.default_rng(0))[0]
+    frame = frames_to_tensor(sim.render(scene, p0[None])[0])[None]              # (1, 1, 3, S, S)
+    S = frame.shape[-1]
+    ext = planar_to_extrinsics(p0[None, None])                                   # (1, 1, 3, 4)
+    pts = source_points(torch.as_tensor(ext, dtype=torch.float32), torch.full((1, 1, 64), -1.0), 8, 52.67)
+    args = (frame, ext, np.ones((1, 1), bool), np.ones((1, 1), bool), ext, 52.67)
+    out, seen = reproject(*args, src_points=pts)
+    assert not seen.any()
+    out, seen2, filled = reproject(*args, src_points=pts, fallback=True)
+    assert torch.equal(seen2, seen) and bool(filled.all())
+    assert psnr(tensor_to_frames(out[0, 0]), tensor_to_frames(frame[0, 0])) > 40

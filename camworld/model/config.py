@@ -72,6 +72,8 @@ class DiffusionConfig:
     frames_per_pass: int | None = None  # inference: frames per sampling pass (None: train.target_frames)
     depth_net: str | None = None       # inference: a depth net's file beside the checkpoint (camworld.model.depth)
     #                                    whose depth the warp start and the paste use; None: the assumed depth
+    refine_net: str | None = None      # inference: a refine net's file beside the checkpoint (camworld.model.refine)
+    #                                    that repairs what no context frame saw; None: the network's pixels there
     warp_paste: bool = False           # inference: keep the context's reprojected pixels wherever a context camera saw
     #                                    the target pixel; the network's frame only elsewhere (camworld.model.warp)
 

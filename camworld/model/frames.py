@@ -92,7 +92,7 @@ class ModelFrames:
                  warp_start: float | None = None, warp_depth: float | None = None, warp_source: str | None = None,
                  warp_paste: bool | None = None, learned_depth: bool | None = None, warp_space: str | None = None,
                  warp_fill: str | None = None, network_context: int | None = None,
-                 novel_start: float | None = None):
+                 novel_start: float | None = None, refine: bool | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
@@ -165,9 +165,18 @@ class ModelFrames:
         if self.depth_net is not None and S % self.depth_net.size:
             raise ValueError(f"the depth net runs at {self.depth_net.size}x{self.depth_net.size}, which does not "
                              f"divide this model's {S}x{S} frames")
+        # what no context camera saw, repaired by the model's refine net (camworld.model.refine; model.refine_net,
+        # loaded with the checkpoint when its config names one); default: on when the config names it
+        rnet = getattr(model, "refine_net", None)
+        if refine and rnet is None:
+            raise ValueError("refine=True needs a model with a refine net (the file its diffusion.refine_net names)")
+        self.refine = bool(bool(getattr(d, "refine_net", None)) and rnet is not None if refine is None else refine)
+        self.refine_net = rnet.to(self.device).eval() if self.refine else None
         if sample_steps is not None and int(sample_steps) < 1:
             raise ValueError(f"sample_steps must be >= 1, got {sample_steps}")
         self.gens: dict = {}           # world -> torch.Generator (sampling noise)
+        # record_parts: keep the last pass's parts in ``last_parts`` (the refine stage's training data, tests)
+        self.record_parts, self.last_parts = False, None
 
     @property
     def cameras(self) -> str:
@@ -214,13 +223,14 @@ class ModelFrames:
             with section("depth"):
                 src_pts = self._source_points(banks, context, cext)
         inpaint, pasted = {}, None
-        if self.warp_start < 1.0 and self.warp_source == "paste":   # the paste's composite, computed once
+        if (self.warp_start < 1.0 and self.warp_source == "paste") or self.record_parts or self.refine_net is not None:
+            # the paste's composite, computed once (the start, the refine net and the paste share it)
             with section("paste"):
-                pasted = self._reproject(banks, context, cext, mask_np, tgt_np, src_pts)
+                pasted = self._reproject(banks, context, cext, mask_np, tgt_np, src_pts, fallback=True)
         if self.warp_start < 1.0:     # start from context frames reprojected to each target camera
             with section("warp"):
-                if pasted is not None:
-                    start, hit = self._encoded_start(*pasted), pasted[1]
+                if self.warp_source == "paste":
+                    start, hit = self._encoded_start(pasted[0], pasted[2]), pasted[1]
                 else:
                     start, hit = self._warped_latents(banks, context, cext, mask_np, tgt_np, ctx, src_pts, seen=True)
                 s0 = self.warp_start
@@ -246,6 +256,16 @@ class ModelFrames:
         with section("decode"):
             frames = self.model.decode(z.flatten(0, 1), decoder=self.decoder).reshape(B, T, S, S, 3)
             lat = z.float().cpu().numpy()
+        if pasted is not None and (self.record_parts or self.refine_net is not None):
+            fill = self._filled_composite(pasted[0], pasted[2])
+            if self.record_parts:
+                from camworld.model.vae import tensor_to_frames
+
+                self.last_parts = {"decoded": frames.copy(), "composite": tensor_to_frames(fill),
+                                   "seen": pasted[1].cpu().numpy(), "filled": pasted[2].cpu().numpy()}
+            if self.refine_net is not None:   # what no camera saw: the refine net's repair of the network's pixels
+                with section("refine"):
+                    frames = self._refine(frames, fill, pasted[1], pasted[2])
         if self.warp_paste:            # the network's pixels only where no context camera saw the target's
             with section("paste"):
                 if pasted is None:
@@ -253,7 +273,7 @@ class ModelFrames:
                 else:                  # computed for the start
                     from camworld.model.vae import frames_to_tensor, tensor_to_frames
 
-                    px, seen = pasted
+                    px, seen = pasted[:2]
                     frames = tensor_to_frames(torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device)))
         return frames, lat             # latents stay the network's (re-encoding the pasted frames gained nothing)
 
@@ -265,10 +285,12 @@ class ModelFrames:
         px, seen = self._reproject(banks, context, cext, mask, tgt_ext, src_pts)
         return tensor_to_frames(torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device)))
 
-    def _reproject(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray, src_pts=None):
+    def _reproject(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray, src_pts=None,
+                   fallback: bool = False):
         """The context's pixels reprojected to the target cameras, each target pixel from the best context frame
         that saw it (``camworld.model.warp.reproject``; ``src_pts``: ``_source_points``' under a learned depth)
-        -> (float (B, T, 3, S, S) in [-1, 1], seen bool (B, T, S, S))."""
+        -> (float (B, T, 3, S, S) in [-1, 1], seen bool (B, T, S, S)); ``fallback``: and what is unseen filled
+        from the best frame at the assumed depth, with the mask of what holds pixels (``reproject``'s)."""
         from camworld.model.vae import frames_to_tensor
         from camworld.model.warp import reproject
 
@@ -280,17 +302,40 @@ class ModelFrames:
             src[b, k - len(idx):] = bank.frames(idx)
             observed[b, k - len(idx):] = bank.observed[idx]
         return reproject(frames_to_tensor(src, self.device), cext, mask, observed, tgt_ext, self.cfg.hfov_deg,
-                         self.warp_depth, floor=self.cameras == "planar", src_points=src_pts)
+                         self.warp_depth, floor=self.cameras == "planar", src_points=src_pts, fallback=fallback)
 
     def _encoded_start(self, px: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-        """``warp_source="paste"``: the paste's composite px (B, T, 3, S, S) as the warp start, filled where no
-        context frame saw the target (seen (B, T, S, S) False; ``warp_fill``: "smooth" from the seen pixels
-        around, "border" the composite's zeros, mid grey) -> scaled latents (B, T, C, h, w)."""
+        """``warp_source="paste"``: the paste's composite px (B, T, 3, S, S) (with its fallback) as the warp start,
+        filled where it holds no pixel (seen (B, T, S, S) False; ``warp_fill``: "smooth" from the pixels around,
+        "border" the composite's zeros, mid grey) -> scaled latents (B, T, C, h, w)."""
+        if self.warp_fill == "smooth":
+            px = self._filled_composite(px, seen)
+        return self._encode_warp(px)
+
+    @staticmethod
+    def _filled_composite(px: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
+        """The composite (B, T, 3, S, S) filled where it holds no pixel (filled (B, T, S, S) False) from the
+        pixels around (``camworld.model.warp.fill_unseen``)."""
         from camworld.model.warp import fill_unseen
 
-        if self.warp_fill == "smooth":
-            px = fill_unseen(px.flatten(0, 1), seen.flatten(0, 1)[:, None].to(px.dtype)).reshape(px.shape)
-        return self._encode_warp(px)
+        return fill_unseen(px.flatten(0, 1), filled.flatten(0, 1)[:, None].to(px.dtype)).reshape(px.shape)
+
+    def _refine(self, frames: np.ndarray, fill: torch.Tensor, seen: torch.Tensor, filled: torch.Tensor) -> np.ndarray:
+        """uint8 (B, T, S, S, 3) decoded frames repaired by the refine net (``camworld.model.refine``) from the
+        filled composite and its masks; the pixels a context frame saw are pasted over it afterwards."""
+        from camworld.model.refine import refine
+        from camworld.model.vae import frames_to_tensor, tensor_to_frames
+
+        B, T = frames.shape[:2]
+        out = refine(self._refine_cast(), frames_to_tensor(frames, self.device).flatten(0, 1), fill.flatten(0, 1),
+                     seen.flatten(0, 1), filled.flatten(0, 1))
+        return tensor_to_frames(out.float()).reshape(frames.shape)
+
+    def _refine_cast(self):
+        if self.dtype == torch.float32:
+            return self.refine_net
+        return _cached_copy(self.refine_net, self.dtype,
+                            lambda m: m.to(self.dtype).to(memory_format=torch.channels_last))
 
     def _warped_latents(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray,
                         ctx: torch.Tensor, src_pts=None, seen: bool = False):

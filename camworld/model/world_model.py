@@ -227,6 +227,13 @@ class WorldModel(nn.Module):
             from camworld.model.depth import load_depth_net
 
             object.__setattr__(model, "depth_net", load_depth_net(depth))
+        # the refine net of what no camera saw (camworld.model.refine): the one its config names, else a
+        # refine.safetensors beside it (used when asked: refine=True)
+        rn = checkpoint_path(path).parent / (getattr(cfg.diffusion, "refine_net", None) or "refine.safetensors")
+        if getattr(cfg.diffusion, "refine_net", None) or rn.exists():
+            from camworld.model.refine import load_refine_net
+
+            object.__setattr__(model, "refine_net", load_refine_net(rn))
         return model.to(resolve_device(device)).eval()
 
 

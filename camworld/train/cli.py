@@ -8,6 +8,7 @@ import json
 
 from camworld.model import preset
 from camworld.train.depth import DepthRunConfig, train_depth
+from camworld.train.refine import RefineRunConfig, train_refine
 from camworld.train.dit import DiTRunConfig, train_dit
 from camworld.train.merge import ExportConfig, export_checkpoint
 from camworld.train.recorded import DataConfig
@@ -20,9 +21,10 @@ DESCRIPTION = ("Training: the VAE stage, then the DiT stage (paper Algorithm 1),
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    p.add_argument("--stage", choices=["vae", "dit", "export", "depth"], required=True,
+    p.add_argument("--stage", choices=["vae", "dit", "export", "depth", "refine"], required=True,
                    help="vae, then dit; export merges a DiT run (--dit) with a fine-tuned decoder (--vae); depth "
-                        "trains the warp's depth net (camworld.model.depth) on the sim's depths")
+                        "trains the warp's depth net (camworld.model.depth) on the sim's depths; refine trains the "
+                        "net that repairs what no context frame saw (camworld.model.refine) on a world's own frames")
     p.add_argument("--preset", default="cpu", help="model preset: tiny | cpu | gpu")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, samples/); export: file stem")
     p.add_argument("--vae", help="VAE checkpoint for --stage dit / decoder for --stage export")
@@ -59,6 +61,11 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="--stage depth: the side the net runs at (frames and depths are area-averaged to it)")
     p.add_argument("--depth-blur", type=float, default=0.5,
                    help="--stage depth: share of training frames softened like generated ones (0: renders only)")
+    p.add_argument("--refine-channels", type=int, default=16, help="--stage refine: the refine net's width")
+    p.add_argument("--refine-world", default=None,
+                   help="--stage refine: the world-model checkpoint whose frames it learns to repair (default: shipped)")
+    p.add_argument("--refine-episodes", type=int, default=48,
+                   help="--stage refine: teacher-forced training episodes per driver (12 env steps each)")
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
                    help="override preset fields, e.g. train.batch_size=8 dit.ray_embedding=false")
 
@@ -91,6 +98,15 @@ def depth_run_config(args) -> DepthRunConfig:
                           size=args.depth_size)
 
 
+def refine_run_config(args) -> RefineRunConfig:
+    if args.data:
+        raise SystemExit("--stage refine trains on a world's frames in sim scenes (drop --data)")
+    if args.refine_episodes < 1:
+        raise SystemExit(f"--refine-episodes must be >= 1, got {args.refine_episodes}")
+    return RefineRunConfig(**_common(args), channels=args.refine_channels, world=args.refine_world,
+                           episodes=args.refine_episodes)
+
+
 def export_config(args) -> ExportConfig:
     return ExportConfig(dit=args.dit, out=args.out, vae=args.vae, half=args.half,
                         record=json.loads(args.record or "{}"), overrides=tuple(args.set))
@@ -103,6 +119,11 @@ def run(args):
         run_cfg = depth_run_config(args)
         with session(run_cfg) as device:
             train_depth(run_cfg, device)
+        return 0
+    if args.stage == "refine":
+        run_cfg = refine_run_config(args)
+        with session(run_cfg) as device:
+            train_refine(run_cfg, device)
         return 0
     run_cfg = (vae_run_config if args.stage == "vae" else dit_run_config)(args)
     cfg = apply_overrides(preset(args.preset), args.set)

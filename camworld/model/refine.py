@@ -1,0 +1,115 @@
+"""What no camera saw, repaired: a small CNN over the learned world's frame where no context frame saw the target.
+
+The learned world shows the context's own pixels wherever a context camera saw the target pixel (the paste,
+``camworld.model.warp.reproject``), and the DiT's decoded frame elsewhere. There, at env speed, the DiT draws
+little more than the smooth fill its warp start began from (teacher-forced on held-out scenes, the unseen
+pixels of its frames score 16.3 / 16.9 / 17.1 dB against 16.3 / 16.6 / 16.9 for that fill alone;
+docs/benchmarks/fidelity.md). ``RefineNet`` is trained on exactly that situation: the learned world run
+teacher-forced on training scenes, its decoded frame, the paste's composite (filled where it holds no pixel)
+and the two masks in, the sim's frame out (``camworld train --stage refine``, ``camworld.train.refine``). It
+predicts a correction of the decoded frame; the composite's seen pixels are pasted over its output, so it only
+ever changes what no context frame saw.
+
+Files: ``NAME.safetensors`` + ``NAME.json`` (``{"format": "camworld-refine-net", "version": 1, "config":
+{"channels": c}, "record": {...}}``); no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+FORMAT = "camworld-refine-net"
+VERSION = 1
+IN_CHANNELS = 3 + 3 + 1 + 1 + 2   # decoded frame, filled composite, seen, filled, pixel coordinates
+
+
+def _block(i: int, o: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1), nn.GroupNorm(4, o), nn.SiLU())
+
+
+class RefineNet(nn.Module):
+    """A small U-Net (frames of side divisible by 8): decoded frame, filled composite (B, 3, S, S) each in
+    [-1, 1], seen and filled masks (B, 1, S, S) -> a correction (B, 3, S, S) of the decoded frame. The output
+    layer starts at zero: an untrained net returns the decoded frame."""
+
+    def __init__(self, c: int = 16):
+        super().__init__()
+        self.channels = int(c)
+        self.e1 = nn.Sequential(_block(IN_CHANNELS, c), _block(c, c))           # full size
+        self.e2 = nn.Sequential(_block(c, 2 * c, 2), _block(2 * c, 2 * c))      # 1/2
+        self.e3 = nn.Sequential(_block(2 * c, 4 * c, 2), _block(4 * c, 4 * c))  # 1/4
+        self.e4 = nn.Sequential(_block(4 * c, 4 * c, 2), _block(4 * c, 4 * c))  # 1/8: a strip's width around
+        self.d3 = _block(8 * c, 4 * c)
+        self.d2 = _block(6 * c, 2 * c)
+        self.d1 = _block(3 * c, c)
+        self.out = nn.Conv2d(c, 3, 3, 1, 1)
+        nn.init.zeros_(self.out.weight), nn.init.zeros_(self.out.bias)
+
+    def forward(self, decoded, composite, seen, filled):
+        B, _, H, W = decoded.shape
+        if H % 8 or W % 8:
+            raise ValueError(f"RefineNet needs frames whose sides divide by 8, got {H}x{W}")
+        dt, dev = decoded.dtype, decoded.device
+        yy = torch.linspace(-1, 1, H, dtype=dt, device=dev).view(1, 1, H, 1).expand(B, 1, H, W)
+        xx = torch.linspace(-1, 1, W, dtype=dt, device=dev).view(1, 1, 1, W).expand(B, 1, H, W)
+        a = self.e1(torch.cat([decoded, composite, seen.to(dt), filled.to(dt), yy, xx], 1))
+        b = self.e2(a)
+        c = self.e3(b)
+        d = self.e4(c)
+        c = self.d3(torch.cat([F.interpolate(d, scale_factor=2), c], 1))
+        b = self.d2(torch.cat([F.interpolate(c, scale_factor=2), b], 1))
+        a = self.d1(torch.cat([F.interpolate(b, scale_factor=2), a], 1))
+        return self.out(a)
+
+    def save(self, path, record: dict | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        from camworld.files import atomic_write, write_text
+
+        path = Path(path).with_suffix(".safetensors")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().float().cpu().contiguous() for k, v in self.state_dict().items()}
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
+        doc = {"format": FORMAT, "version": VERSION, "config": {"channels": self.channels}, "record": record or {}}
+        write_text(path.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
+        return path
+
+
+def load_refine_net(path, device="cpu") -> RefineNet:
+    """Read NAME.safetensors + NAME.json written by ``RefineNet.save``; clear errors for missing or foreign files."""
+    from safetensors.torch import load_file
+
+    path = Path(path).with_suffix(".safetensors")
+    jpath = path.with_suffix(".json")
+    if not path.exists() or not jpath.exists():
+        raise FileNotFoundError(f"no refine net at {path} (it needs {path.name} and {jpath.name})")
+    try:
+        doc = json.loads(jpath.read_text())
+    except ValueError as e:
+        raise ValueError(f"refine-net config {jpath} is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        raise ValueError(f"{jpath} is not a camworld refine net (format {FORMAT!r}, version {VERSION})")
+    net = RefineNet(int((doc.get("config") or {})["channels"]))
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except Exception as e:  # noqa: BLE001 - safetensors / shape errors: say which file
+        raise ValueError(f"refine-net weights {path} do not match their config ({e})") from None
+    return net.to(device).eval()
+
+
+def refine(net: RefineNet, decoded, composite, seen, filled) -> torch.Tensor:
+    """Frames (N, 3, S, S) in [-1, 1]: decoded + the net's correction, clamped, in the net's dtype; the
+    composite's pixels wherever a context frame saw the target (seen (N, S, S) bool). The composite is the
+    filled one (``ModelFrames._filled_composite``), filled (N, S, S) where it held pixels before the fill."""
+    dt = next(net.parameters()).dtype
+    cl = dt != torch.float32
+    prep = lambda x: x.to(dt).contiguous(memory_format=torch.channels_last) if cl else x.to(dt)
+    d, c = prep(decoded), prep(composite)
+    s, f = prep(seen[:, None].to(dt)), prep(filled[:, None].to(dt))
+    out = (d + net(d, c, s, f)).clamp(-1, 1)
+    return torch.where(seen[:, None], c, out)
