@@ -502,9 +502,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--network-context", type=int, default=None,
                    help="context frames the DiT sees: the newest and those nearest the targets (0: all k; the warp "
                         "start and the paste use all k); default: the checkpoint's")
-    p.add_argument("--warp-fill", default=None, choices=["border", "smooth"],
-                   help="what the warp start shows where its source frame did not look: the border repeated, or "
-                        "filled from the seen pixels around (default: the checkpoint's)")
+    p.add_argument("--warp-fill", default=None, choices=["border", "smooth", "mirror"],
+                   help="what the warp start shows where its source frame did not look: the border repeated, "
+                        "filled from the seen pixels around, or the seen texture mirrored (default: the checkpoint's)")
     p.add_argument("--warp-paste", default=None, choices=["on", "off"],
                    help="keep the context's reprojected pixels wherever a context camera saw the target pixel "
                         "(camworld.model.warp.reproject; default: the checkpoint's)")

@@ -463,3 +463,57 @@ def test_reproject_fallback_fills_what_no_frame_saw_from_the_best_frame_at_the_a
     out, seen2, filled = reproject(*args, src_points=pts, fallback=True)
     assert torch.equal(seen2, seen) and bool(filled.all())
     assert psnr(tensor_to_frames(out[0, 0]), tensor_to_frames(frame[0, 0])) > 40
+
+
+def test_nearest_known_finds_a_nearest_seen_pixel_and_mirror_fill_reflects_the_texture():
+    from camworld.model.warp import mirror_unseen, nearest_known
+
+    known = torch.ones(3, 16, 16, dtype=torch.bool)
+    known[0, :, 11:] = False                                             # a strip at the right edge
+    known[1, 5:9, 4:10] = False                                          # a hole inside
+    q = nearest_known(known)
+    yy, xx = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    p = torch.stack([yy, xx])
+    for n in range(3):
+        d = ((q[n] - p) ** 2).sum(0).float().sqrt()
+        assert bool(known[n][q[n][0], q[n][1]].all())                    # every pixel points at a seen one
+        ks = torch.nonzero(known[n]).float()                             # ... a nearest one (brute force)
+        best = torch.cdist(p.reshape(2, -1).T.float(), ks).min(1).values.reshape(16, 16)
+        assert torch.allclose(d, best)
+    assert torch.equal(q[2], p)                                          # all seen: each pixel itself
+    cols = torch.arange(16.0).expand(1, 3, 16, 16)
+    out = mirror_unseen(cols, known[:1, None].float())
+    assert torch.equal(out[0, :, :, :11], cols[0, :, :, :11])           # what was seen stays
+    assert out[0, 0, 0, 11:].tolist() == [9.0, 8.0, 7.0, 6.0, 5.0]      # the strip mirrors the seen columns
+    checker = ((yy // 2 + xx // 2) % 2).float().expand(1, 3, 16, 16)     # a texture keeps its contrast
+    from camworld.model.warp import fill_unseen
+    m, s = mirror_unseen(checker, known[:1, None].float()), fill_unseen(checker, known[:1, None].float())
+    grad = lambda a: a[0, 0, :, 11:].diff(dim=-1).abs().mean()
+    assert grad(m) > 0.4 and grad(s) < 0.2
+    with pytest.raises(ValueError, match="fill"):
+        warp_frames(cols.clone(), planar_to_extrinsics(np.zeros((1, 3))),
+                    planar_to_extrinsics(np.zeros((1, 1, 3))), 52.67, fill="tile")
+
+
+def test_world_mirror_fill_is_a_setting_that_changes_only_the_made_up_strip(tmp_path):
+    from camworld import fidelity
+    from camworld.world_io import load_world, save_world
+
+    d = fidelity.make_drives("discrete", 1, 2, 32, seed=0)[0]
+    turn = d.poses[None, 1:3].copy()
+    turn[..., 2] += np.deg2rad([12.0, 24.0])
+
+    def run(fill, source="nearest"):
+        w = _world(0.5, warp_source=source, warp_fill=fill, warp_paste=True)
+        w.source.record_parts = True
+        w.reset(0, d.gt[0], d.poses[0], seed=3)
+        return w, w.step(turn, append=False)
+
+    w, m = run("mirror")
+    seen = w.source.last_parts["seen"]
+    _, s = run("smooth")
+    assert np.array_equal(m, run("mirror")[1])
+    assert np.array_equal(m[seen], s[seen]) and not np.array_equal(m[~seen], s[~seen])
+    assert run("mirror", "paste")[1].shape == m.shape
+    save_world(w, tmp_path / "w")
+    assert load_world(tmp_path / "w", model=w.model)[0].warp_fill == "mirror"

@@ -65,7 +65,8 @@ class DiffusionConfig:
     network_context: int | None = None  # inference: context frames the DiT sees, the newest and those nearest the
     #                                    targets (None or 0: all k); the warp start and the paste still use all k
     warp_fill: str = "border"          # what the warp start shows where its source frame did not look: "border"
-    #                                    (its border pixels repeated) or "smooth" (filled from the seen pixels around)
+    #                                    (its border pixels repeated), "smooth" (filled from the seen pixels around)
+    #                                    or "mirror" (the seen texture reflected across the nearest seen pixel)
     warp_space: str = "pixels"         # where the warp start reprojects: "pixels" (decoded frame, then the VAE
     #                                    encoder) or "latents" (the frame's cached latents, no encode); a learned
     #                                    depth always warps pixels (its net reads the pixel warp)

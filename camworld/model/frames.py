@@ -310,6 +310,10 @@ class ModelFrames:
         "border" the composite's zeros, mid grey) -> scaled latents (B, T, C, h, w)."""
         if self.warp_fill == "smooth":
             px = self._filled_composite(px, seen)
+        elif self.warp_fill == "mirror":
+            from camworld.model.warp import mirror_unseen
+
+            px = mirror_unseen(px.flatten(0, 1), seen.flatten(0, 1)[:, None].to(px.dtype)).reshape(px.shape)
         return self._encode_warp(px)
 
     @staticmethod

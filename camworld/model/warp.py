@@ -113,7 +113,7 @@ def _sample(frames: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(frames, grid.to(frames.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
-FILLS = ("border", "smooth")
+FILLS = ("border", "smooth", "mirror")
 
 
 def fill_unseen(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -128,6 +128,60 @@ def fill_unseen(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return known * img + (1 - known) * up
 
 
+def nearest_known(known: torch.Tensor) -> torch.Tensor:
+    """For every pixel of masks known (N, S, S) bool, the (row, col) of a nearest known pixel (jump flooding:
+    exact for convex holes, within a pixel elsewhere) -> long (N, 2, S, S); frames without a known pixel point
+    at themselves."""
+    N, S, _ = known.shape
+    dev = known.device
+    yy, xx = torch.meshgrid(torch.arange(S, device=dev), torch.arange(S, device=dev), indexing="ij")
+    here = torch.stack([yy, xx])[None].expand(N, 2, S, S)
+    far = torch.full_like(here, 10 * S)
+    best = torch.where(known[:, None], here, far)
+    step = S // 2
+    while step >= 1:
+        for dy in (-step, 0, step):
+            for dx in (-step, 0, step):
+                if dy == 0 and dx == 0:
+                    continue
+                cand = torch.roll(best, shifts=(dy, dx), dims=(2, 3))
+                # rolled in from the other side of the frame: not a neighbour
+                valid = torch.ones(S, S, dtype=torch.bool, device=dev)
+                if dy > 0:
+                    valid[:dy] = False
+                elif dy < 0:
+                    valid[dy:] = False
+                if dx > 0:
+                    valid[:, :dx] = False
+                elif dx < 0:
+                    valid[:, dx:] = False
+                d_best = ((best - here) ** 2).sum(1)
+                d_cand = ((cand - here) ** 2).sum(1)
+                take = (d_cand < d_best) & valid
+                best = torch.where(take[:, None], cand, best)
+        step //= 2
+    return torch.where(best >= 10 * S, here, best)
+
+
+def mirror_unseen(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Fill the pixels of img (N, C, S, S) where known (N, 1, S, S) is 0 with the seen texture reflected across
+    the nearest seen pixel q: pixel p takes img at 2q - p where that was seen, else at q (the border); seen
+    pixels stay as they are. Keeps the texture's sharpness where ``fill_unseen`` keeps only its colours."""
+    kn = known[:, 0] > 0.5
+    if bool(kn.all()):
+        return img
+    N, C, S, _ = img.shape
+    q = nearest_known(kn)                                                     # (N, 2, S, S)
+    yy, xx = torch.meshgrid(torch.arange(S, device=img.device), torch.arange(S, device=img.device), indexing="ij")
+    p = torch.stack([yy, xx])[None]
+    r = (2 * q - p).clamp(0, S - 1)
+    flat = lambda a: (a[:, 0] * S + a[:, 1]).reshape(N, 1, S * S)
+    r_ok = kn.reshape(N, -1).gather(1, flat(r)[:, 0]).reshape(N, 1, S, S)
+    src = torch.where(r_ok, flat(r).reshape(N, 1, S, S), flat(q).reshape(N, 1, S, S)).reshape(N, 1, S * S)
+    out = img.reshape(N, C, S * S).gather(2, src.expand(N, C, S * S)).reshape(N, C, S, S)
+    return torch.where(kn[:, None], img, out)
+
+
 def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: float = 6.0,
                 floor: bool = True, seen: bool = False, points: torch.Tensor | None = None, fill: str = "border"):
     """Warp source frames float (B, 3, S, S) (one per world; src_ext (B, 3, 4)) or (B, T, 3, S, S) (one per
@@ -136,8 +190,8 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     (B, T, S, S), True where the source frame saw the target pixel (not a repeated border). ``points``: the
     target pixels' scene points (B, T, S*S, 3) (a learned depth, ``camworld.model.depth``) instead of the
     assumed depth's; src_ext then (B, T, 3, 4). ``fill``: what a target pixel the source did not see shows:
-    "border" (the nearest border pixel of the source, repeated: streaks) or "smooth" (``fill_unseen`` from the
-    seen pixels around it)."""
+    "border" (the nearest border pixel of the source, repeated: streaks), "smooth" (``fill_unseen`` from the
+    seen pixels around it) or "mirror" (``mirror_unseen``: the seen texture reflected into it)."""
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
     S = frames.shape[-1]
@@ -150,8 +204,9 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     src = frames[:, None].expand(B, T, *frames.shape[1:]) if frames.ndim == 4 else frames
     out = _sample(src.reshape(B * T, *src.shape[2:]), grid.reshape(B * T, S, S, 2)).reshape(B, T, *src.shape[2:])
     hit = (grid.abs() <= 1.0).all(-1)
-    if fill == "smooth":
-        out = fill_unseen(out.flatten(0, 1), hit.flatten(0, 1)[:, None].to(out.dtype)).reshape(out.shape)
+    if fill != "border":
+        fn = fill_unseen if fill == "smooth" else mirror_unseen
+        out = fn(out.flatten(0, 1), hit.flatten(0, 1)[:, None].to(out.dtype)).reshape(out.shape)
     return (out, hit) if seen else out
 
 
