@@ -290,7 +290,7 @@ def test_smooth_warp_fill_replaces_the_repeated_border_and_is_a_world_setting(tm
     assert torch.equal(b[0, 0][:, ~new], s[0, 0][:, ~new])               # what was seen: the same
     assert (b[0, 0][:, new] - s[0, 0][:, new]).abs().mean() > 1e-3        # the new strip: not the border
     with pytest.raises(ValueError, match="fill"):
-        warp_frames(frames, src, tgt, 52.67, fill="mirror")
+        warp_frames(frames, src, tgt, 52.67, fill="tile")
 
     d = fidelity.make_drives("discrete", 1, 1, 32, seed=0)[0]
     w = _world(0.5, warp_fill="smooth")
@@ -300,7 +300,7 @@ def test_smooth_warp_fill_replaces_the_repeated_border_and_is_a_world_setting(tm
     save_world(w, tmp_path / "w")
     assert load_world(tmp_path / "w", model=w.model)[0].warp_fill == "smooth"
     with pytest.raises(ValueError, match="warp_fill"):
-        _world(0.5, warp_fill="mirror")
+        _world(0.5, warp_fill="tile")
 
 
 def test_network_slots_keep_the_newest_and_the_frames_nearest_the_targets_in_slot_order():
