@@ -387,3 +387,43 @@ def test_shipped_learned_depth_beats_the_assumed_depth_on_fixed_heldout_episodes
     off = fidelity.teacher_forced(model, drives, "fov+nonadj", sampler={"learned_depth": False})
     assert on["model"]["psnr"] > off["model"]["psnr"] + 2.0, (on["model"]["psnr"], off["model"]["psnr"])
     assert on["model"]["psnr"] < on["vae_ceiling"]["psnr"]
+
+
+def test_warp_start_training_builds_the_start_from_the_nearest_context_frame_and_targets_the_truth():
+    """Warp-start training: the start is the nearest context frame reprojected to the target (at the target's
+    own camera: that frame's latents), the chosen samples' velocity target lands on the true latents in one
+    Euler step, prob 0 is the plain flow loss, and the batch's other samples are untouched."""
+    from camworld.data import sample_batch
+    from camworld.train.dit import DiTLoss, encode_batch, warp_flow_loss, warp_start_latents
+
+    model = _trained_looking(preset("tiny"))
+    cfg = model.cfg.train
+    batch = sample_batch(np.random.default_rng(0), cfg, model.cfg.frame_size)
+    B, Ft = batch.tgt_ext.shape[:2]
+    newest = batch.ctx_mask.shape[1] - 1
+    batch.tgt_ext[0, 0] = batch.ctx_ext[0, newest]                    # sample 0's first target: at its newest frame
+    w = warp_start_latents(model, batch, "cpu")
+    ctx, mask, cext, z0, tgt = encode_batch(model, batch, "cpu")
+    assert w.shape == z0.shape
+    assert torch.allclose(w[0, 0], ctx[0, newest], atol=0.05)          # a warp onto its own camera is the frame
+    state = model.dit.encode_context(ctx, mask, cext, [None] * B)
+    seen = {}
+
+    class Spy(torch.nn.Module):                                       # the network: record what it is given
+        def forward(self, zt, t, ext, st):
+            seen["zt"], seen["t"] = zt, t
+            return torch.zeros_like(zt)
+
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    loss = warp_flow_loss(Spy(), z0, tgt, state, w, 1.0, 0.5, g())
+    t = seen["t"].view(B, 1, 1, 1, 1)
+    assert bool(((seen["t"] >= 0.2) & (seen["t"] <= 0.5)).all())
+    eps = (seen["zt"] - (1 - t) * w) / t                               # the start is (1 - t) warp + t eps
+    assert torch.allclose(loss, ((seen["zt"] - z0) / t).pow(2).mean(), atol=1e-5)   # v = 0 vs the target
+    assert torch.isfinite(eps).all()
+    plain = DiTLoss(model.dit, warp_prob=0.0)(ctx, mask, cext, z0, tgt, [None] * B, g(), w)
+    from camworld.model.diffusion import flow_loss
+    assert torch.allclose(plain, flow_loss(model.dit, z0, tgt, state, g()))
+    loss = DiTLoss(model.dit, warp_prob=0.5)(ctx, mask, cext, z0, tgt, [None] * B, g(), w)
+    loss.backward()
+    assert torch.isfinite(loss) and model.dit.final.weight.grad.abs().sum() > 0

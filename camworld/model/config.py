@@ -103,6 +103,12 @@ class TrainConfig:
     # as in a free rollout, where every frame it continues is its own; 0 = off (the shipped recipe)
     self_ctx_prob: float = 0.0
     self_ctx_steps: int = 4            # the shipped sampler's steps, so the frames are the env's kind
+    # warp-start training (the inference task itself): in this share of samples the noised target is built from
+    # the nearest context frame reprojected to the target camera (assumed depth, smooth fill) instead of from the
+    # target, at a flow time ~ U(0.2, warp_train_t_max), and the network is asked for the velocity that lands on
+    # the true target in one step; trained on noised ground truth only, it reads a smooth fill as a smooth world
+    warp_train_prob: float = 0.0
+    warp_train_t_max: float = 0.5
     # trajectories as the env drives them: a walk of random agent actions (forward, backward, strafe, turn,
     # noop in env step sizes, stopped at walls) replaces the smooth random walk in this share of samples
     action_walk_prob: float = 0.0

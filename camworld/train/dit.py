@@ -40,13 +40,14 @@ class DiTLoss(nn.Module):
     network's own sample of it (``self_generated_context``)."""
 
     def __init__(self, dit, ctx_noise_max: float = 0.0, self_ctx_prob: float = 0.0, self_ctx_steps: int = 4,
-                 shift: float = 1.0):
+                 shift: float = 1.0, warp_prob: float = 0.0, warp_t_max: float = 0.5):
         super().__init__()
         self.dit = dit
+        self.warp_prob, self.warp_t_max = float(warp_prob), float(warp_t_max)
         self.ctx_noise_max = float(ctx_noise_max)
         self.self_ctx_prob, self.self_ctx_steps, self.shift = float(self_ctx_prob), int(self_ctx_steps), float(shift)
 
-    def forward(self, ctx, ctx_mask, ctx_ext, z0, tgt_ext, prompts, generator):
+    def forward(self, ctx, ctx_mask, ctx_ext, z0, tgt_ext, prompts, generator, warp=None):
         if self.self_ctx_prob > 0:
             ctx, _ = self_generated_context(self.dit, ctx, ctx_mask, ctx_ext, prompts, self.self_ctx_prob,
                                             self.self_ctx_steps, generator, shift=self.shift)
@@ -55,7 +56,54 @@ class DiTLoss(nn.Module):
             ctx_t = torch.rand(ctx.shape[0], generator=generator, device=ctx.device) * self.ctx_noise_max
             ctx = noise_context(ctx, ctx_mask, ctx_t, generator)
         state = self.dit.encode_context(ctx, ctx_mask, ctx_ext, prompts, ctx_t=ctx_t)
+        if warp is not None and self.warp_prob > 0:
+            return warp_flow_loss(self.dit, z0, tgt_ext, state, warp, self.warp_prob, self.warp_t_max, generator)
         return flow_loss(self.dit, z0, tgt_ext, state, generator)
+
+
+def warp_flow_loss(dit, z0, tgt_ext, state, warp, prob: float, t_max: float, generator=None):
+    """``flow_loss`` where a share ``prob`` of the samples start from the warp start instead: z_t = (1 - t) warp +
+    t eps at t ~ U(0.2, t_max), with the velocity target (z_t - z0) / t, the one that lands on the true target
+    z0 in one Euler step (the shipped sampler's single call from its warp start). warp: (B, Ft, C, h, w)."""
+    from camworld.model.diffusion import sample_t
+
+    B = z0.shape[0]
+    t = sample_t(B, generator, z0.device)
+    eps = torch.randn(z0.shape, generator=generator, device=z0.device)
+    use = torch.rand(B, generator=generator, device=z0.device) < prob
+    tw = 0.2 + torch.rand(B, generator=generator, device=z0.device) * max(t_max - 0.2, 0.0)
+    t = torch.where(use, tw, t)
+    tt = t.view(B, 1, 1, 1, 1)
+    src = torch.where(use.view(B, 1, 1, 1, 1), warp.to(z0.dtype), z0)
+    zt = (1 - tt) * src + tt * eps
+    target = torch.where(use.view(B, 1, 1, 1, 1), (zt - z0) / tt, eps - z0)
+    v = dit(zt, t, tgt_ext, state)
+    return torch.nn.functional.mse_loss(v, target)
+
+
+@torch.no_grad()
+def warp_start_latents(model, batch, device) -> torch.Tensor:
+    """The warp start of each target of a ``camworld.data.Batch``: its nearest valid context frame
+    (``warp.nearest_sources``) reprojected to the target camera at the assumed depth, smooth-filled where that
+    frame did not look, encoded -> scaled latents (B, Ft, C, h, w)."""
+    from camworld.model.vae import frames_to_tensor
+    from camworld.model.warp import nearest_sources, warp_frames
+
+    slot = nearest_sources(batch.ctx_ext, batch.ctx_mask, batch.tgt_ext)                 # (B, Ft)
+    B, Ft = slot.shape
+    src = batch.ctx_frames[np.arange(B)[:, None], slot]                                   # (B, Ft, S, S, 3)
+    src_ext = np.take_along_axis(batch.ctx_ext, slot[:, :, None, None], axis=1)
+    w = warp_frames(frames_to_tensor(src, device), src_ext, batch.tgt_ext, model.cfg.hfov_deg, 6.0, floor=True,
+                    fill="smooth")
+    S = w.shape[-1]
+    z = model.encode(tensor_to_uint8(w.reshape(B * Ft, 3, S, S)))
+    return z.reshape((B, Ft) + tuple(z.shape[1:]))
+
+
+def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    from camworld.model.vae import tensor_to_frames
+
+    return tensor_to_frames(x)
 
 
 @torch.no_grad()
@@ -187,7 +235,8 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
     if run.init and not run.resume:
         load_dit_init(model.dit, WorldModel.load(run.init, device=device).dit)
         ema.load_state_dict(model.dit.state_dict())
-    loss_mod = DiTLoss(model.dit, tc.ctx_noise_max, tc.self_ctx_prob, tc.self_ctx_steps, cfg.diffusion.shift)
+    loss_mod = DiTLoss(model.dit, tc.ctx_noise_max, tc.self_ctx_prob, tc.self_ctx_steps, cfg.diffusion.shift,
+                       getattr(tc, "warp_train_prob", 0.0), getattr(tc, "warp_train_t_max", 0.5))
     net = nn.parallel.DistributedDataParallel(loss_mod) if world > 1 else loss_mod
     log = CSVLog(out / "log.csv", ["step", "loss", "psnr_all", "psnr_revisit", "psnr_novel", "samples_per_s", "lr", "time"])
     eval_cfg = copy.deepcopy(tc)
@@ -207,7 +256,8 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
         g = torch.Generator(device=device).manual_seed(noise_seed)
         for grp in opt.param_groups:
             grp["lr"] = warmup_lr(step, tc.lr, tc.warmup)
-        loss = net(ctx, mask, cext, z0, text, prompts, g)
+        warp = warp_start_latents(model, batch, device) if getattr(tc, "warp_train_prob", 0.0) > 0 else None
+        loss = net(ctx, mask, cext, z0, text, prompts, g, warp)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.dit.parameters(), tc.grad_clip)
