@@ -20,12 +20,13 @@ Files: ``NAME.safetensors`` + ``NAME.json`` (``{"format": "camworld-refine-net",
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from camworld.model.netfile import load_net, save_net
 
 FORMAT = "camworld-refine-net"
 VERSION = 1
@@ -71,39 +72,12 @@ class RefineNet(nn.Module):
         return self.out(a)
 
     def save(self, path, record: dict | None = None) -> Path:
-        from safetensors.torch import save_file
-
-        from camworld.files import atomic_write, write_text
-
-        path = Path(path).with_suffix(".safetensors")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().float().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
-        doc = {"format": FORMAT, "version": VERSION, "config": {"channels": self.channels}, "record": record or {}}
-        write_text(path.with_suffix(".json"), json.dumps(doc, indent=2) + "\n")
-        return path
+        return save_net(self, path, FORMAT, VERSION, {"channels": self.channels}, record)
 
 
 def load_refine_net(path, device="cpu") -> RefineNet:
     """Read NAME.safetensors + NAME.json written by ``RefineNet.save``; clear errors for missing or foreign files."""
-    from safetensors.torch import load_file
-
-    path = Path(path).with_suffix(".safetensors")
-    jpath = path.with_suffix(".json")
-    if not path.exists() or not jpath.exists():
-        raise FileNotFoundError(f"no refine net at {path} (it needs {path.name} and {jpath.name})")
-    try:
-        doc = json.loads(jpath.read_text())
-    except ValueError as e:
-        raise ValueError(f"refine-net config {jpath} is not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise ValueError(f"{jpath} is not a camworld refine net (format {FORMAT!r}, version {VERSION})")
-    net = RefineNet(int((doc.get("config") or {})["channels"]))
-    try:
-        net.load_state_dict(load_file(str(path)))
-    except Exception as e:  # noqa: BLE001 - safetensors / shape errors: say which file
-        raise ValueError(f"refine-net weights {path} do not match their config ({e})") from None
-    return net.to(device).eval()
+    return load_net(path, FORMAT, VERSION, "refine net", lambda cfg: RefineNet(int(cfg["channels"])), device)
 
 
 def refine(net: RefineNet, decoded, composite, seen, filled) -> torch.Tensor:
