@@ -22,52 +22,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from camworld.model.netfile import load_net, save_net
+from camworld.model.netfile import CoordUNet, load_net, save_net
 
 FORMAT = "camworld-depth-net"
 VERSION = 1
 
 
-def _block(i: int, o: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1), nn.GroupNorm(4, o), nn.SiLU())
-
-
-class DepthNet(nn.Module):
+class DepthNet(CoordUNet):
     """A small U-Net (256k parameters at c = 16): RGB in [-1, 1] (B, 3, H, W), H and W divisible by 8,
     plus pixel coordinates -> log z-depth (B, 1, H, W) in metres."""
 
     def __init__(self, c: int = 16, size: int = 64):
-        super().__init__()
+        super().__init__(3, 1, c)
         self.channels = int(c)
         if int(size) < 8 or int(size) % 8:
             raise ValueError(f"a depth net's size must be a multiple of 8, got {size}")
         self.size = int(size)   # the frame side it was trained at and runs at (``depth_of`` resizes to it)
-        self.e1 = nn.Sequential(_block(5, c), _block(c, c))                    # full size
-        self.e2 = nn.Sequential(_block(c, 2 * c, 2), _block(2 * c, 2 * c))      # 1/2
-        self.e3 = nn.Sequential(_block(2 * c, 4 * c, 2), _block(4 * c, 4 * c))  # 1/4
-        self.e4 = nn.Sequential(_block(4 * c, 4 * c, 2), _block(4 * c, 4 * c))  # 1/8
-        self.d3 = _block(8 * c, 4 * c)
-        self.d2 = _block(6 * c, 2 * c)
-        self.d1 = _block(3 * c, c)
-        self.out = nn.Conv2d(c, 1, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, _, H, W = x.shape
-        if H % 8 or W % 8:
-            raise ValueError(f"DepthNet needs frames whose sides divide by 8, got {H}x{W}")
-        yy = torch.linspace(-1, 1, H, dtype=x.dtype, device=x.device).view(1, 1, H, 1).expand(B, 1, H, W)
-        xx = torch.linspace(-1, 1, W, dtype=x.dtype, device=x.device).view(1, 1, 1, W).expand(B, 1, H, W)
-        a = self.e1(torch.cat([x, yy, xx], 1))
-        b = self.e2(a)
-        c = self.e3(b)
-        d = self.e4(c)
-        c = self.d3(torch.cat([F.interpolate(d, scale_factor=2), c], 1))
-        b = self.d2(torch.cat([F.interpolate(c, scale_factor=2), b], 1))
-        a = self.d1(torch.cat([F.interpolate(b, scale_factor=2), a], 1))
-        return self.out(a)
+        return self.unet(x)
 
     def save(self, path, record: dict | None = None) -> Path:
         return save_net(self, path, FORMAT, VERSION, {"channels": self.channels, "size": self.size}, record)

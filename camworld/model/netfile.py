@@ -1,4 +1,4 @@
-"""Small networks beside a checkpoint (the depth net, the refine net): NAME.safetensors (weights) + NAME.json
+"""Small networks beside a checkpoint (the depth net, the refine net): their U-Net, and their files: NAME.safetensors (weights) + NAME.json
 (``{"format": ..., "version": ..., "config": {...}, "record": {...}}``), written atomically; no pickle."""
 
 from __future__ import annotations
@@ -6,7 +6,44 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _block(i: int, o: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1), nn.GroupNorm(4, o), nn.SiLU())
+
+
+class CoordUNet(nn.Module):
+    """The small U-Net of these nets: cin channels plus the pixel coordinates in, cout out, width c at full
+    size, 2c at 1/2, 4c at 1/4 and 1/8 (frames whose sides divide by 8)."""
+
+    def __init__(self, cin: int, cout: int, c: int):
+        super().__init__()
+        self.e1 = nn.Sequential(_block(cin + 2, c), _block(c, c))              # full size
+        self.e2 = nn.Sequential(_block(c, 2 * c, 2), _block(2 * c, 2 * c))      # 1/2
+        self.e3 = nn.Sequential(_block(2 * c, 4 * c, 2), _block(4 * c, 4 * c))  # 1/4
+        self.e4 = nn.Sequential(_block(4 * c, 4 * c, 2), _block(4 * c, 4 * c))  # 1/8
+        self.d3 = _block(8 * c, 4 * c)
+        self.d2 = _block(6 * c, 2 * c)
+        self.d1 = _block(3 * c, c)
+        self.out = nn.Conv2d(c, cout, 3, 1, 1)
+
+    def unet(self, x: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = x.shape
+        if H % 8 or W % 8:
+            raise ValueError(f"{type(self).__name__} needs frames whose sides divide by 8, got {H}x{W}")
+        yy = torch.linspace(-1, 1, H, dtype=x.dtype, device=x.device).view(1, 1, H, 1).expand(B, 1, H, W)
+        xx = torch.linspace(-1, 1, W, dtype=x.dtype, device=x.device).view(1, 1, 1, W).expand(B, 1, H, W)
+        a = self.e1(torch.cat([x, yy, xx], 1))
+        b = self.e2(a)
+        c = self.e3(b)
+        d = self.e4(c)
+        c = self.d3(torch.cat([F.interpolate(d, scale_factor=2), c], 1))
+        b = self.d2(torch.cat([F.interpolate(c, scale_factor=2), b], 1))
+        a = self.d1(torch.cat([F.interpolate(b, scale_factor=2), a], 1))
+        return self.out(a)
 
 
 def save_net(net: nn.Module, path, fmt: str, version: int, config: dict, record: dict | None = None) -> Path:

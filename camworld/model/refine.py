@@ -24,52 +24,27 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from camworld.model.netfile import load_net, save_net
+from camworld.model.netfile import CoordUNet, load_net, save_net
 
 FORMAT = "camworld-refine-net"
 VERSION = 1
-IN_CHANNELS = 3 + 3 + 1 + 1 + 2   # decoded frame, filled composite, seen, filled, pixel coordinates
+IN_CHANNELS = 3 + 3 + 1 + 1       # decoded frame, filled composite, seen, filled (then the pixel coordinates)
 
 
-def _block(i: int, o: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(i, o, 3, stride, 1), nn.GroupNorm(4, o), nn.SiLU())
-
-
-class RefineNet(nn.Module):
+class RefineNet(CoordUNet):
     """A small U-Net (frames of side divisible by 8): decoded frame, filled composite (B, 3, S, S) each in
     [-1, 1], seen and filled masks (B, 1, S, S) -> a correction (B, 3, S, S) of the decoded frame. The output
     layer starts at zero: an untrained net returns the decoded frame."""
 
     def __init__(self, c: int = 16):
-        super().__init__()
+        super().__init__(IN_CHANNELS, 3, c)
         self.channels = int(c)
-        self.e1 = nn.Sequential(_block(IN_CHANNELS, c), _block(c, c))           # full size
-        self.e2 = nn.Sequential(_block(c, 2 * c, 2), _block(2 * c, 2 * c))      # 1/2
-        self.e3 = nn.Sequential(_block(2 * c, 4 * c, 2), _block(4 * c, 4 * c))  # 1/4
-        self.e4 = nn.Sequential(_block(4 * c, 4 * c, 2), _block(4 * c, 4 * c))  # 1/8: a strip's width around
-        self.d3 = _block(8 * c, 4 * c)
-        self.d2 = _block(6 * c, 2 * c)
-        self.d1 = _block(3 * c, c)
-        self.out = nn.Conv2d(c, 3, 3, 1, 1)
         nn.init.zeros_(self.out.weight), nn.init.zeros_(self.out.bias)
 
     def forward(self, decoded, composite, seen, filled):
-        B, _, H, W = decoded.shape
-        if H % 8 or W % 8:
-            raise ValueError(f"RefineNet needs frames whose sides divide by 8, got {H}x{W}")
-        dt, dev = decoded.dtype, decoded.device
-        yy = torch.linspace(-1, 1, H, dtype=dt, device=dev).view(1, 1, H, 1).expand(B, 1, H, W)
-        xx = torch.linspace(-1, 1, W, dtype=dt, device=dev).view(1, 1, 1, W).expand(B, 1, H, W)
-        a = self.e1(torch.cat([decoded, composite, seen.to(dt), filled.to(dt), yy, xx], 1))
-        b = self.e2(a)
-        c = self.e3(b)
-        d = self.e4(c)
-        c = self.d3(torch.cat([F.interpolate(d, scale_factor=2), c], 1))
-        b = self.d2(torch.cat([F.interpolate(c, scale_factor=2), b], 1))
-        a = self.d1(torch.cat([F.interpolate(b, scale_factor=2), a], 1))
-        return self.out(a)
+        dt = decoded.dtype
+        return self.unet(torch.cat([decoded, composite, seen.to(dt), filled.to(dt)], 1))
 
     def save(self, path, record: dict | None = None) -> Path:
         return save_net(self, path, FORMAT, VERSION, {"channels": self.channels}, record)
