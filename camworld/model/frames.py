@@ -268,21 +268,19 @@ class ModelFrames:
                     frames = self._refine(frames, fill, pasted[1], pasted[2])
         if self.warp_paste:            # the network's pixels only where no context camera saw the target's
             with section("paste"):
-                if pasted is None:
-                    frames = self._paste(frames, banks, context, cext, mask_np, tgt_np, src_pts)
-                else:                  # computed for the start
-                    from camworld.model.vae import frames_to_tensor, tensor_to_frames
-
-                    px, seen = pasted[:2]
-                    frames = tensor_to_frames(torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device)))
+                px, seen = (pasted or self._reproject(banks, context, cext, mask_np, tgt_np, src_pts))[:2]
+                frames = self._composite(frames, px, seen)
         return frames, lat             # latents stay the network's (re-encoding the pasted frames gained nothing)
 
     def _paste(self, frames: np.ndarray, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray,
                src_pts=None) -> np.ndarray:
         """uint8 (B, T, S, S, 3) generated frames with the context's reprojected pixels pasted in (``_reproject``)."""
+        return self._composite(frames, *self._reproject(banks, context, cext, mask, tgt_ext, src_pts))
+
+    def _composite(self, frames: np.ndarray, px: torch.Tensor, seen: torch.Tensor) -> np.ndarray:
+        """uint8 frames (B, T, S, S, 3) showing the reprojected pixels px (B, T, 3, S, S) wherever seen (B, T, S, S)."""
         from camworld.model.vae import frames_to_tensor, tensor_to_frames
 
-        px, seen = self._reproject(banks, context, cext, mask, tgt_ext, src_pts)
         return tensor_to_frames(torch.where(seen[:, :, None], px, frames_to_tensor(frames, self.device)))
 
     def _reproject(self, banks, context, cext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray, src_pts=None,
@@ -308,21 +306,15 @@ class ModelFrames:
         """``warp_source="paste"``: the paste's composite px (B, T, 3, S, S) (with its fallback) as the warp start,
         filled where it holds no pixel (seen (B, T, S, S) False; ``warp_fill``: "smooth" from the pixels around,
         "border" the composite's zeros, mid grey) -> scaled latents (B, T, C, h, w)."""
-        if self.warp_fill == "smooth":
-            px = self._filled_composite(px, seen)
-        elif self.warp_fill == "mirror":
-            from camworld.model.warp import mirror_unseen
-
-            px = mirror_unseen(px.flatten(0, 1), seen.flatten(0, 1)[:, None].to(px.dtype)).reshape(px.shape)
-        return self._encode_warp(px)
+        return self._encode_warp(self._filled_composite(px, seen, self.warp_fill))
 
     @staticmethod
-    def _filled_composite(px: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
-        """The composite (B, T, 3, S, S) filled where it holds no pixel (filled (B, T, S, S) False) from the
-        pixels around (``camworld.model.warp.fill_unseen``)."""
-        from camworld.model.warp import fill_unseen
+    def _filled_composite(px: torch.Tensor, filled: torch.Tensor, fill: str = "smooth") -> torch.Tensor:
+        """The composite (B, T, 3, S, S) filled where it holds no pixel (filled (B, T, S, S) False) as ``fill``
+        says (``camworld.model.warp.fill_holes``)."""
+        from camworld.model.warp import fill_holes
 
-        return fill_unseen(px.flatten(0, 1), filled.flatten(0, 1)[:, None].to(px.dtype)).reshape(px.shape)
+        return fill_holes(px.flatten(0, 1), filled.flatten(0, 1)[:, None].to(px.dtype), fill).reshape(px.shape)
 
     def _refine(self, frames: np.ndarray, fill: torch.Tensor, seen: torch.Tensor, filled: torch.Tensor) -> np.ndarray:
         """uint8 (B, T, S, S, 3) decoded frames repaired by the refine net (``camworld.model.refine``) from the
@@ -330,7 +322,6 @@ class ModelFrames:
         from camworld.model.refine import refine
         from camworld.model.vae import frames_to_tensor, tensor_to_frames
 
-        B, T = frames.shape[:2]
         out = refine(self._refine_cast(), frames_to_tensor(frames, self.device).flatten(0, 1), fill.flatten(0, 1),
                      seen.flatten(0, 1), filled.flatten(0, 1))
         return tensor_to_frames(out.float()).reshape(frames.shape)

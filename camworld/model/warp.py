@@ -182,6 +182,16 @@ def mirror_unseen(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return torch.where(kn[:, None], img, out)
 
 
+def fill_holes(img: torch.Tensor, known: torch.Tensor, fill: str) -> torch.Tensor:
+    """img (N, C, S, S) where known (N, 1, S, S) is 0 filled as ``fill`` says (``FILLS``): "border" leaves it
+    as it is, "smooth" ``fill_unseen``, "mirror" ``mirror_unseen``."""
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+    if fill == "border":
+        return img
+    return (fill_unseen if fill == "smooth" else mirror_unseen)(img, known)
+
+
 def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: float = 6.0,
                 floor: bool = True, seen: bool = False, points: torch.Tensor | None = None, fill: str = "border"):
     """Warp source frames float (B, 3, S, S) (one per world; src_ext (B, 3, 4)) or (B, T, 3, S, S) (one per
@@ -204,9 +214,7 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     src = frames[:, None].expand(B, T, *frames.shape[1:]) if frames.ndim == 4 else frames
     out = _sample(src.reshape(B * T, *src.shape[2:]), grid.reshape(B * T, S, S, 2)).reshape(B, T, *src.shape[2:])
     hit = (grid.abs() <= 1.0).all(-1)
-    if fill != "border":
-        fn = fill_unseen if fill == "smooth" else mirror_unseen
-        out = fn(out.flatten(0, 1), hit.flatten(0, 1)[:, None].to(out.dtype)).reshape(out.shape)
+    out = fill_holes(out.flatten(0, 1), hit.flatten(0, 1)[:, None].to(out.dtype), fill).reshape(out.shape)
     return (out, hit) if seen else out
 
 

@@ -95,15 +95,8 @@ def warp_start_latents(model, batch, device) -> torch.Tensor:
     src_ext = np.take_along_axis(batch.ctx_ext, slot[:, :, None, None], axis=1)
     w = warp_frames(frames_to_tensor(src, device), src_ext, batch.tgt_ext, model.cfg.hfov_deg, 6.0, floor=True,
                     fill="smooth")
-    S = w.shape[-1]
-    z = model.encode(tensor_to_uint8(w.reshape(B * Ft, 3, S, S)))
+    z = model.vae.encode(w.flatten(0, 1)) / model.cfg.latent_scale         # as the world encodes its start: unrounded
     return z.reshape((B, Ft) + tuple(z.shape[1:]))
-
-
-def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
-    from camworld.model.vae import tensor_to_frames
-
-    return tensor_to_frames(x)
 
 
 @torch.no_grad()
@@ -236,7 +229,7 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
         load_dit_init(model.dit, WorldModel.load(run.init, device=device).dit)
         ema.load_state_dict(model.dit.state_dict())
     loss_mod = DiTLoss(model.dit, tc.ctx_noise_max, tc.self_ctx_prob, tc.self_ctx_steps, cfg.diffusion.shift,
-                       getattr(tc, "warp_train_prob", 0.0), getattr(tc, "warp_train_t_max", 0.5))
+                       tc.warp_train_prob, tc.warp_train_t_max)
     net = nn.parallel.DistributedDataParallel(loss_mod) if world > 1 else loss_mod
     log = CSVLog(out / "log.csv", ["step", "loss", "psnr_all", "psnr_revisit", "psnr_novel", "samples_per_s", "lr", "time"])
     eval_cfg = copy.deepcopy(tc)
@@ -256,7 +249,7 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
         g = torch.Generator(device=device).manual_seed(noise_seed)
         for grp in opt.param_groups:
             grp["lr"] = warmup_lr(step, tc.lr, tc.warmup)
-        warp = warp_start_latents(model, batch, device) if getattr(tc, "warp_train_prob", 0.0) > 0 else None
+        warp = warp_start_latents(model, batch, device) if tc.warp_train_prob > 0 else None
         loss = net(ctx, mask, cext, z0, text, prompts, g, warp)
         opt.zero_grad(set_to_none=True)
         loss.backward()
