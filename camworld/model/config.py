@@ -120,6 +120,20 @@ class TrainConfig:
     vae_steps: int = 3000
     vae_batch_size: int = 32
     vae_lr: float = 1e-3
+    # adversarial decoder fine-tuning (camworld.train.adversarial; needs --freeze-encoder): a patch discriminator
+    # trained beside the decoder, its hinge loss added at this weight relative to the reconstruction's gradient at
+    # the decoder's last layer (VQGAN's adaptive rule) from step vae_adv_start on; 0 = off (the shipped recipe)
+    vae_adv_weight: float = 0.0
+    vae_adv_start: int = 0
+    vae_disc_channels: int = 32
+    vae_disc_lr: float = 2e-4
+    # adversarial DiT fine-tuning (needs warp_train_prob > 0): on the warp-start samples a latent patch
+    # discriminator judges the network's one-step prediction z_t - t v against the encoded target, its hinge loss
+    # added at this weight relative to the flow loss's gradient at the DiT's last layer, from dit_adv_start on
+    dit_adv_weight: float = 0.0
+    dit_adv_start: int = 0
+    dit_disc_channels: int = 64
+    dit_disc_lr: float = 2e-4
     ema: float = 0.999
 
 

@@ -47,7 +47,7 @@ class DiTLoss(nn.Module):
         self.ctx_noise_max = float(ctx_noise_max)
         self.self_ctx_prob, self.self_ctx_steps, self.shift = float(self_ctx_prob), int(self_ctx_steps), float(shift)
 
-    def forward(self, ctx, ctx_mask, ctx_ext, z0, tgt_ext, prompts, generator, warp=None):
+    def forward(self, ctx, ctx_mask, ctx_ext, z0, tgt_ext, prompts, generator, warp=None, parts=False):
         if self.self_ctx_prob > 0:
             ctx, _ = self_generated_context(self.dit, ctx, ctx_mask, ctx_ext, prompts, self.self_ctx_prob,
                                             self.self_ctx_steps, generator, shift=self.shift)
@@ -57,14 +57,17 @@ class DiTLoss(nn.Module):
             ctx = noise_context(ctx, ctx_mask, ctx_t, generator)
         state = self.dit.encode_context(ctx, ctx_mask, ctx_ext, prompts, ctx_t=ctx_t)
         if warp is not None and self.warp_prob > 0:
-            return warp_flow_loss(self.dit, z0, tgt_ext, state, warp, self.warp_prob, self.warp_t_max, generator)
+            return warp_flow_loss(self.dit, z0, tgt_ext, state, warp, self.warp_prob, self.warp_t_max, generator,
+                                  parts=parts)
         return flow_loss(self.dit, z0, tgt_ext, state, generator)
 
 
-def warp_flow_loss(dit, z0, tgt_ext, state, warp, prob: float, t_max: float, generator=None):
+def warp_flow_loss(dit, z0, tgt_ext, state, warp, prob: float, t_max: float, generator=None, parts: bool = False):
     """``flow_loss`` where a share ``prob`` of the samples start from the warp start instead: z_t = (1 - t) warp +
     t eps at t ~ U(0.2, t_max), with the velocity target (z_t - z0) / t, the one that lands on the true target
-    z0 in one Euler step (the shipped sampler's single call from its warp start). warp: (B, Ft, C, h, w)."""
+    z0 in one Euler step (the shipped sampler's single call from its warp start). warp: (B, Ft, C, h, w).
+    ``parts``: -> (loss, the one-step predictions z_t - t v (B, Ft, C, h, w), which samples started from the
+    warp (B,) bool), for the adversarial term."""
     from camworld.model.diffusion import sample_t
 
     B = z0.shape[0]
@@ -78,7 +81,8 @@ def warp_flow_loss(dit, z0, tgt_ext, state, warp, prob: float, t_max: float, gen
     zt = (1 - tt) * src + tt * eps
     target = torch.where(use.view(B, 1, 1, 1, 1), (zt - z0) / tt, eps - z0)
     v = dit(zt, t, tgt_ext, state)
-    return torch.nn.functional.mse_loss(v, target)
+    loss = torch.nn.functional.mse_loss(v, target)
+    return (loss, zt - tt * v, use) if parts else loss
 
 
 @torch.no_grad()
@@ -219,9 +223,11 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
     tc = cfg.train
     opt = torch.optim.AdamW(model.dit.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
     ema = copy.deepcopy(model.dit).requires_grad_(False)
+    disc, dopt = _discriminator(tc, cfg, world, device)
+    aux = (disc, dopt) if disc is not None else None
     step = 0
     if run.resume:
-        doc = load_train_state(out, model, opt)
+        doc = load_train_state(out, model, opt, aux=aux)
         step = doc["step"]
         ema_path = out / "model.safetensors"
         ema.load_state_dict(WorldModel.load(ema_path, device=device).dit.state_dict())
@@ -231,7 +237,8 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
     loss_mod = DiTLoss(model.dit, tc.ctx_noise_max, tc.self_ctx_prob, tc.self_ctx_steps, cfg.diffusion.shift,
                        tc.warp_train_prob, tc.warp_train_t_max)
     net = nn.parallel.DistributedDataParallel(loss_mod) if world > 1 else loss_mod
-    log = CSVLog(out / "log.csv", ["step", "loss", "psnr_all", "psnr_revisit", "psnr_novel", "samples_per_s", "lr", "time"])
+    log = CSVLog(out / "log.csv", ["step", "loss", "psnr_all", "psnr_revisit", "psnr_novel", "samples_per_s", "lr", "time"]
+                 + (["sharp_all", "d_loss", "g_loss", "adv_w"] if aux else []))
     eval_cfg = copy.deepcopy(tc)
     eval_cfg.batch_size, eval_cfg.revisit_prob, eval_cfg.recent_only_prob = run.eval_batch, 0.5, 0.0
     source = prepare(run.data, out, run.resume, cfg, rank, world, threads=max(1, run.workers)) if run.data else None
@@ -250,7 +257,14 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
         for grp in opt.param_groups:
             grp["lr"] = warmup_lr(step, tc.lr, tc.warmup)
         warp = warp_start_latents(model, batch, device) if tc.warp_train_prob > 0 else None
-        loss = net(ctx, mask, cext, z0, text, prompts, g, warp)
+        extra = {}
+        if disc is None:
+            loss = net(ctx, mask, cext, z0, text, prompts, g, warp)
+        else:
+            loss, x0, use = net(ctx, mask, cext, z0, text, prompts, g, warp, parts=True)
+            extra = _adversarial_dit(disc, dopt, z0[use], x0[use], loss, model.dit.final.weight,
+                                     tc.dit_adv_weight if step >= tc.dit_adv_start else 0.0)
+            loss = loss + extra.pop("g_term")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.dit.parameters(), tc.grad_clip)
@@ -267,9 +281,15 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
             bar.set_postfix(loss=f"{run_loss:.4f}", sps=f"{seen / (time.time() - t0):.1f}")
         if rank == 0 and (step % run.log_every == 0 or step == total):
             metrics, gen = revisit_eval(model, ema, held, device)
-            log.write({"step": step, "loss": f"{run_loss:.5f}", **{k: f"{v:.2f}" for k, v in metrics.items()},
-                       "samples_per_s": f"{seen / (time.time() - t0):.2f}",
-                       "lr": f"{warmup_lr(step, tc.lr, tc.warmup):.2e}", "time": f"{time.time():.0f}"})
+            row = {"step": step, "loss": f"{run_loss:.5f}", **{k: f"{v:.2f}" for k, v in metrics.items()},
+                   "samples_per_s": f"{seen / (time.time() - t0):.2f}",
+                   "lr": f"{warmup_lr(step, tc.lr, tc.warmup):.2e}", "time": f"{time.time():.0f}"}
+            if aux:
+                from camworld.train.vae import recon_sharpness
+
+                row.update({"sharp_all": f"{recon_sharpness(gen, held.tgt_frames):.3f}",
+                            **{k: f"{v:.4f}" for k, v in extra.items()}})
+            log.write(row)
             bar.write(f"step {step}: loss {run_loss:.4f} held-out PSNR all {metrics['psnr_all']:.2f} "
                       f"revisit {metrics['psnr_revisit']:.2f} novel {metrics['psnr_novel']:.2f}")
             save_sample_grid(out / "samples" / f"step{step:07d}.png", held, gen)
@@ -280,11 +300,49 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
                                                 "vae": str(run.vae), "data": data_record(run),
                                                 "cameras": "planar" if source is None else source.cameras,
                                                 "command": " ".join(sys.argv)})
-            save_train_state(out, model, opt, step, {"stage": "dit", "seed": run.seed})
+            save_train_state(out, model, opt, step, {"stage": "dit", "seed": run.seed}, aux=aux)
     bar.close()
     stream.close()
     check_ranks_identical(model.dit)
     return model
+
+
+def _discriminator(tc, cfg, world: int, device):
+    """The latent patch discriminator of the adversarial term and its optimizer, or (None, None) when off."""
+    from camworld.train.adversarial import PatchDiscriminator
+
+    if tc.dit_adv_weight <= 0:
+        return None, None
+    if tc.warp_train_prob <= 0:
+        raise SystemExit("train.dit_adv_weight judges the one-step prediction from the warp start: it needs "
+                         "train.warp_train_prob > 0")
+    if world > 1:
+        raise SystemExit("train.dit_adv_weight: the adversarial DiT fine-tune trains in one process (no torchrun)")
+    disc = PatchDiscriminator(tc.dit_disc_channels, in_channels=cfg.vae.latent_channels, first_stride=1).to(device)
+    return disc, torch.optim.AdamW(disc.parameters(), lr=tc.dit_disc_lr, betas=(0.5, 0.9), weight_decay=0.0)
+
+
+def _adversarial_dit(disc, dopt, real, fake, flow, last, weight: float) -> dict:
+    """One discriminator update on (encoded targets ``real``, one-step predictions ``fake``: (n, Ft, C, h, w) of the
+    warp-start samples), then the DiT's term ``g_term`` (0 while ``weight`` is 0 or no sample started from the warp)."""
+    from camworld.train.adversarial import adaptive_weight, d_hinge, g_hinge
+
+    if len(real) == 0:
+        return {"d_loss": float("nan"), "g_loss": float("nan"), "adv_w": 0.0, "g_term": 0.0}
+    real, fake = real.flatten(0, 1), fake.flatten(0, 1)
+    disc.requires_grad_(True)
+    d_loss = d_hinge(disc(real), disc(fake.detach()))
+    dopt.zero_grad(set_to_none=True)
+    d_loss.backward()
+    dopt.step()
+    disc.requires_grad_(False)
+    if weight <= 0:
+        with torch.no_grad():
+            g_loss = g_hinge(disc(fake))
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": 0.0, "g_term": 0.0}
+    g_loss = g_hinge(disc(fake))
+    w = adaptive_weight(flow, g_loss, last, weight)
+    return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": float(w), "g_term": w * g_loss}
 
 
 def save_sample_grid(path: Path, batch, gen):

@@ -124,21 +124,40 @@ def apply_overrides(cfg, items):
 # ---------------------------------------------------------------- training state
 
 
-def save_train_state(out: Path, model: nn.Module, opt, step: int, extra: dict):
+def _state_tensors(prefix: str, model: nn.Module, opt) -> dict:
+    tensors = {f"{prefix}model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for pid, st in opt.state_dict()["state"].items():
+        for key, val in st.items():
+            tensors[f"{prefix}optim.{pid}.{key}"] = torch.as_tensor(val).detach().cpu().contiguous().clone()
+    return tensors
+
+
+def _load_state(tensors: dict, prefix: str, model: nn.Module, opt, param_groups):
+    model.load_state_dict({k[len(prefix) + 6:]: v for k, v in tensors.items() if k.startswith(prefix + "model.")})
+    state = {}
+    for k, v in tensors.items():
+        if k.startswith(prefix + "optim."):
+            _, pid, key = k[len(prefix):].split(".", 2)
+            state.setdefault(int(pid), {})[key] = v
+    opt.load_state_dict({"state": state, "param_groups": param_groups})
+
+
+def save_train_state(out: Path, model: nn.Module, opt, step: int, extra: dict, aux=None):
+    """``aux``: an optional second (module, optimizer), e.g. a discriminator, saved in the same two files so
+    that one interrupted save can never leave the two at different steps."""
     from safetensors.torch import save_file
 
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    osd = opt.state_dict()
-    for pid, st in osd["state"].items():
-        for key, val in st.items():
-            tensors[f"optim.{pid}.{key}"] = torch.as_tensor(val).detach().cpu().contiguous().clone()
+    tensors = _state_tensors("", model, opt)
+    doc = {"step": step, "param_groups": opt.state_dict()["param_groups"], **extra}
+    if aux is not None:
+        tensors.update(_state_tensors("aux.", *aux))
+        doc["aux_param_groups"] = aux[1].state_dict()["param_groups"]
     meta = {"step": str(step)}
     atomic_write(out / "train_state.safetensors", lambda tmp: save_file(tensors, tmp, metadata=meta))
-    doc = {"step": step, "param_groups": osd["param_groups"], **extra}
     atomic_write(out / "train_state.json", lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
 
 
-def load_train_state(out: Path, model: nn.Module, opt):
+def load_train_state(out: Path, model: nn.Module, opt, aux=None):
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -150,13 +169,12 @@ def load_train_state(out: Path, model: nn.Module, opt):
         if int(f.metadata().get("step", -1)) != doc["step"]:
             raise ValueError(f"{tpath} and {jpath} disagree on the step: the last save was interrupted")
     tensors = load_file(str(tpath))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, pid, key = k.split(".", 2)
-            state.setdefault(int(pid), {})[key] = v
-    opt.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
+    if (aux is not None) != ("aux_param_groups" in doc):
+        raise ValueError(f"--resume: {out} was saved {'without' if aux is not None else 'with'} a second network "
+                         "(the adversarial decoder's discriminator); resume it with the settings it was started with")
+    _load_state(tensors, "", model, opt, doc["param_groups"])
+    if aux is not None:
+        _load_state(tensors, "aux.", *aux, doc["aux_param_groups"])
     return doc
 
 

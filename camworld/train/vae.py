@@ -1,6 +1,7 @@
 """The VAE stage: reconstruction training on single frames from random scenes and free poses (or from
 recorded videos: ``recorded.py``), then the latent scale measured from held-out data. With ``freeze_encoder`` (and ``init``) only the decoder
-trains, so the latent space of an existing DiT stays valid."""
+trains, so the latent space of an existing DiT stays valid. With ``train.vae_adv_weight > 0`` a patch discriminator
+trains beside it (``adversarial.py``): a decoder that draws edges and texture instead of their mean."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from camworld.metrics import psnr, ssim
+from camworld.train.adversarial import PatchDiscriminator, adaptive_weight, d_hinge, g_hinge
 from camworld.model import WorldModel
 from camworld.model.vae import frames_to_tensor
 from camworld.train.runtime import (BatchStream, CSVLog, RunConfig, check_ranks_identical, data_record, dist_info,
@@ -58,10 +60,18 @@ def train_vae(run: VAERunConfig, cfg, device) -> WorldModel:
     net = nn.parallel.DistributedDataParallel(vae) if world > 1 else vae
     tc = cfg.train
     opt = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=tc.vae_lr, weight_decay=0.0)
+    adv = tc.vae_adv_weight > 0
+    disc = dopt = None
+    if adv:
+        if world > 1:
+            raise SystemExit("train.vae_adv_weight: the adversarial decoder trains in one process (no torchrun)")
+        disc = PatchDiscriminator(tc.vae_disc_channels).to(device)
+        dopt = torch.optim.AdamW(disc.parameters(), lr=tc.vae_disc_lr, betas=(0.5, 0.9), weight_decay=0.0)
     step = 0
     if run.resume:
-        step = load_train_state(out, model, opt)["step"]
-    log = CSVLog(out / "log.csv", ["step", "loss", "psnr_train", "psnr_heldout", "samples_per_s", "time"])
+        step = load_train_state(out, model, opt, aux=(disc, dopt) if adv else None)["step"]
+    log = CSVLog(out / "log.csv", ["step", "loss", "psnr_train", "psnr_heldout", "samples_per_s", "time"]
+                 + (["sharp_heldout", "d_loss", "g_loss", "adv_w"] if adv else []))
     total = run.steps or tc.vae_steps
     source = (prepare(run.data, out, run.resume, cfg, rank, world, min_frames=1, threads=max(1, run.workers))
               if run.data else None)
@@ -79,6 +89,11 @@ def train_vae(run: VAERunConfig, cfg, device) -> WorldModel:
         # the posterior sample's noise from (seed, step, rank) too (not torch's global generator), so resume is exact
         g = torch.Generator(device=device).manual_seed(int(np.random.default_rng([run.seed, step, rank, 1]).integers(2**62)))
         loss, recon = net(x, g)  # VAE.forward is its loss, so DDP syncs gradients
+        extra = {}
+        if adv:
+            extra = _adversarial_step(disc, dopt, x, recon, loss, vae.decoder.body[-1].weight,
+                                      tc.vae_adv_weight if step >= tc.vae_adv_start else 0.0)
+            loss = loss + extra.pop("g_term")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -94,17 +109,49 @@ def train_vae(run: VAERunConfig, cfg, device) -> WorldModel:
             vae.train()
             p_train = psnr(((recon.detach().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy(), frames)
             p_held = float(np.mean([psnr(a, b) for a, b in zip(rec, held)]))
-            log.write({"step": step, "loss": f"{loss.item():.5f}", "psnr_train": f"{p_train:.2f}",
-                       "psnr_heldout": f"{p_held:.2f}", "samples_per_s": f"{seen / (time.time() - t0):.1f}",
-                       "time": f"{time.time():.0f}"})
-            bar.write(f"step {step}: loss {loss.item():.4f} held-out PSNR {p_held:.2f} dB")
+            row = {"step": step, "loss": f"{loss.item():.5f}", "psnr_train": f"{p_train:.2f}",
+                   "psnr_heldout": f"{p_held:.2f}", "samples_per_s": f"{seen / (time.time() - t0):.1f}",
+                   "time": f"{time.time():.0f}"}
+            sharp = ""
+            if adv:
+                row.update({"sharp_heldout": f"{recon_sharpness(rec, held):.3f}",
+                            **{k: f"{v:.4f}" for k, v in extra.items()}})
+                sharp = f", sharpness {row['sharp_heldout']}"
+            log.write(row)
+            bar.write(f"step {step}: loss {loss.item():.4f} held-out PSNR {p_held:.2f} dB{sharp}")
         if rank == 0 and (step % run.save_every == 0 or step == total):
             _finish_vae(model, held, device, run, step)
-            save_train_state(out, model, opt, step, {"stage": "vae", "seed": run.seed})
+            save_train_state(out, model, opt, step, {"stage": "vae", "seed": run.seed},
+                             aux=(disc, dopt) if adv else None)
     bar.close()
     stream.close()
     check_ranks_identical(vae)
     return model
+
+
+def _adversarial_step(disc, dopt, x, recon, rec_loss, last, weight: float) -> dict:
+    """One discriminator update on (real ``x``, this step's ``recon``), then the decoder's adversarial term
+    (``g_term``, to add to its loss; 0 while ``weight`` is 0) -> the logged numbers and ``g_term``."""
+    disc.requires_grad_(True)
+    d_loss = d_hinge(disc(x), disc(recon.detach()))
+    dopt.zero_grad(set_to_none=True)
+    d_loss.backward()
+    dopt.step()
+    disc.requires_grad_(False)  # the decoder's term must not leave gradients on the discriminator
+    if weight <= 0:  # before vae_adv_start: the discriminator learns, the decoder does not hear it yet
+        with torch.no_grad():
+            g_loss = g_hinge(disc(recon))
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": 0.0, "g_term": 0.0}
+    g_loss = g_hinge(disc(recon))
+    w = adaptive_weight(rec_loss, g_loss, last, weight)
+    return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": float(w), "g_term": w * g_loss}
+
+
+def recon_sharpness(rec: np.ndarray, ref: np.ndarray) -> float:
+    """Image-gradient energy of reconstructions over that of the frames (pooled; 1.0 = as sharp)."""
+    from camworld.fidelity import sharpness
+
+    return float(sharpness(rec).sum() / max(sharpness(ref).sum(), 1e-12))
 
 
 def _finish_vae(model, held, device, run: VAERunConfig, step: int):
@@ -116,7 +163,7 @@ def _finish_vae(model, held, device, run: VAERunConfig, step: int):
     if not run.freeze_encoder:
         model.cfg.latent_scale = float(z.std().item())
     rec = model.decode(z / model.cfg.latent_scale)
-    metrics = reconstruction_metrics(rec, held)
+    metrics = {**reconstruction_metrics(rec, held), "sharpness": recon_sharpness(rec, held)}
     model.save(run.out / "model", record={"stage": "vae", "step": step, "seed": run.seed, "data": data_record(run),
                                           "command": " ".join(sys.argv), "vae_heldout": metrics})
 
