@@ -28,12 +28,16 @@ def _adv(out, vae, steps, *extra, start=1, resume=False):
     train.main(argv + (["--resume"] if resume else []))
 
 
-def test_discriminator_gives_one_logit_per_patch_and_rejects_a_tiny_width():
+def test_discriminator_gives_one_logit_per_patch_and_rejects_bad_shapes():
     d = PatchDiscriminator(16)
     assert d(torch.zeros(3, 3, 64, 64)).shape == (3, 1, 8, 8)
     assert d(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 4, 4)
+    assert PatchDiscriminator(16, in_channels=4, strides=(1, 2, 2))(torch.zeros(2, 4, 16, 16)).shape == (2, 1, 4, 4)
+    assert PatchDiscriminator(16, in_channels=4, strides=(1, 2, 1))(torch.zeros(2, 4, 16, 16)).shape == (2, 1, 8, 8)
     with pytest.raises(ValueError, match=">= 8"):
         PatchDiscriminator(4)
+    with pytest.raises(ValueError, match="strides"):
+        PatchDiscriminator(16, strides=(2, 3, 2))
 
 
 def test_hinge_losses():
@@ -42,6 +46,10 @@ def test_hinge_losses():
     assert d_hinge(real, fake).item() == pytest.approx(0.625)
     assert d_hinge(torch.full((4,), 1.0), torch.full((4,), -1.0)).item() == 0.0   # beyond the margins: nothing
     assert g_hinge(fake).item() == pytest.approx(0.75)
+    # weighted: a patch of weight 0 does not count, whatever its logit
+    w = torch.tensor([0.0, 1.0])
+    assert g_hinge(torch.tensor([-50.0, 0.5]), w).item() == pytest.approx(-0.5)
+    assert d_hinge(real, torch.tensor([50.0, -2.0]), w).item() == pytest.approx(0.25)
 
 
 def test_adaptive_weight_matches_the_gradient_norms_at_the_last_layer():
@@ -98,9 +106,11 @@ def _adv_dit(out, vae, steps, *sets, resume=False):
 
 
 def test_adversarial_dit_fine_tune_resumes_exactly_and_logs(tiny_vae, tmp_path):
-    _adv_dit(tmp_path / "a", tiny_vae, 4)
-    _adv_dit(tmp_path / "b", tiny_vae, 2)
-    _adv_dit(tmp_path / "b", tiny_vae, 4, resume=True)
+    """The masked, finer discriminator (the second run's settings); the plain one in the next test."""
+    fine = ("train.dit_disc_strides=1,2,1", "train.dit_adv_unseen=true")
+    _adv_dit(tmp_path / "a", tiny_vae, 4, *fine)
+    _adv_dit(tmp_path / "b", tiny_vae, 2, *fine)
+    _adv_dit(tmp_path / "b", tiny_vae, 4, *fine, resume=True)
     a = load_file(str(tmp_path / "a" / "train_state.safetensors"))
     b = load_file(str(tmp_path / "b" / "train_state.safetensors"))
     assert a.keys() == b.keys() and any(k.startswith("aux.model.") for k in a)
@@ -123,3 +133,31 @@ def test_adversarial_dit_needs_the_warp_start_and_changes_only_once_it_starts(ti
     dit = [k for k in sd[0] if k.startswith("model.dit.")]
     assert all(torch.equal(sd[0][k], sd[1][k]) for k in dit)       # the discriminator alone changes no DiT weight
     assert not all(torch.equal(sd[0][k], sd[2][k]) for k in dit)
+
+
+def test_warp_start_reports_what_its_frame_did_not_see():
+    """The unseen share per latent cell: 0 where the target camera is the context camera, > 0 on the side a turn
+    uncovers, and the latents are those of the plain call."""
+    import numpy as np
+
+    from camworld.data import Batch
+    from camworld.geometry import planar_to_extrinsics
+    from camworld.model import WorldModel, preset
+    from camworld.train.dit import warp_start_latents
+
+    model = WorldModel(preset("tiny")).eval()
+    S = model.cfg.frame_size
+    def ext(yaw_deg):
+        return planar_to_extrinsics(np.array([[0.0, 0.0, np.radians(yaw_deg)]]))[0].astype(np.float32)
+
+    rng = np.random.default_rng(0)
+    batch = Batch(ctx_frames=rng.integers(0, 255, (1, 1, S, S, 3), dtype=np.uint8),
+                  ctx_ext=np.stack([ext(0)])[None], ctx_mask=np.ones((1, 1), bool),
+                  tgt_frames=np.zeros((1, 2, S, S, 3), np.uint8), tgt_ext=np.stack([ext(0), ext(30)])[None],
+                  prompts=[None], revisit=np.zeros(1, bool))
+    z, miss = warp_start_latents(model, batch, "cpu", unseen=True)
+    assert torch.equal(z, warp_start_latents(model, batch, "cpu"))
+    h = model.latent_shape[1]
+    assert miss.shape == (1, 2, h, h) and float(miss.min()) >= 0 and float(miss.max()) <= 1
+    assert float(miss[0, 0].sum()) == 0.0
+    assert float(miss[0, 1].sum()) > 0 and float(miss[0, 1].mean()) < 1

@@ -133,6 +133,10 @@ class TrainConfig:
     dit_adv_weight: float = 0.0
     dit_adv_start: int = 0
     dit_disc_channels: int = 64
+    dit_disc_strides: tuple = (1, 2, 2)   # the latent discriminator's strides: (1, 2, 2) 4x4 logits, (1, 2, 1) 8x8
+    # judge only where the warp start's frame did not look: each fake patch counts by the share of its pixels that
+    # frame did not see (real patches all count), so the term pushes where the network must draw, not copy
+    dit_adv_unseen: bool = False
     dit_disc_lr: float = 2e-4
     ema: float = 0.999
 

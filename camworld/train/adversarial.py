@@ -26,36 +26,46 @@ import torch.nn.functional as F
 
 
 class PatchDiscriminator(nn.Module):
-    """(B, in_channels, H, W) frames in [-1, 1] (or scaled latents) -> (B, 1, H/8, W/8) logits, one per
-    overlapping patch (first_stride=1, for a 16x16 latent: (B, 1, 4, 4))."""
+    """(B, in_channels, H, W) frames in [-1, 1] (or scaled latents) -> (B, 1, H / prod(strides), W / prod(strides))
+    logits, one per overlapping patch. Frames: strides (2, 2, 2), 8x8 logits for 64x64; latents: (1, 2, 1), 8x8
+    logits for a 16x16 latent, each judging a few latent cells (the strip a turn uncovers is 1-3 cells wide)."""
 
-    def __init__(self, channels: int = 32, in_channels: int = 3, first_stride: int = 2):
+    def __init__(self, channels: int = 32, in_channels: int = 3, strides: tuple = (2, 2, 2)):
         super().__init__()
         c = int(channels)
         if c < 8:
             raise ValueError(f"discriminator channels must be >= 8, got {channels}")
-        if first_stride not in (1, 2):
-            raise ValueError(f"first_stride must be 1 or 2, got {first_stride}")
-        first = (nn.Conv2d(in_channels, c, 4, stride=2, padding=1) if first_stride == 2
-                 else nn.Conv2d(in_channels, c, 3, padding=1))
-        self.body = nn.Sequential(
-            first, nn.LeakyReLU(0.2),
-            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.GroupNorm(8, 2 * c), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * c, 2 * c, 4, stride=2, padding=1), nn.GroupNorm(8, 2 * c), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * c, 1, 3, padding=1))
+        if len(strides) != 3 or any(s not in (1, 2) for s in strides):
+            raise ValueError(f"strides must be three of 1 or 2, got {strides}")
+        layers, cin = [], in_channels
+        for i, (s, cout) in enumerate(zip(strides, (c, 2 * c, 2 * c))):
+            layers.append(nn.Conv2d(cin, cout, 4, stride=2, padding=1) if s == 2 else nn.Conv2d(cin, cout, 3, padding=1))
+            if i:
+                layers.append(nn.GroupNorm(8, cout))
+            layers.append(nn.LeakyReLU(0.2))
+            cin = cout
+        layers.append(nn.Conv2d(cin, 1, 3, padding=1))
+        self.body = nn.Sequential(*layers)
 
     def forward(self, x):
         return self.body(x)
 
 
-def d_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Discriminator hinge loss: real above +1, fake below -1."""
-    return 0.5 * (F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean())
+def _mean(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    if weight is None:
+        return x.mean()
+    return (x * weight).sum() / weight.sum().clamp_min(1e-6)
 
 
-def g_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Generator (decoder) side: raise the discriminator's logits on its frames."""
-    return -fake_logits.mean()
+def d_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor, fake_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Discriminator hinge loss: real above +1, fake below -1. ``fake_weight`` (the logits' shape): how much each
+    fake patch counts (e.g. the share of it no context frame saw); None: all alike."""
+    return 0.5 * (F.relu(1.0 - real_logits).mean() + _mean(F.relu(1.0 + fake_logits), fake_weight))
+
+
+def g_hinge(fake_logits: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Generator side: raise the discriminator's logits on its frames (weighted per patch like ``d_hinge``)."""
+    return -_mean(fake_logits, weight)
 
 
 def adaptive_weight(rec_loss: torch.Tensor, adv_loss: torch.Tensor, last: torch.Tensor, scale: float,

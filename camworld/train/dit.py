@@ -86,10 +86,11 @@ def warp_flow_loss(dit, z0, tgt_ext, state, warp, prob: float, t_max: float, gen
 
 
 @torch.no_grad()
-def warp_start_latents(model, batch, device) -> torch.Tensor:
+def warp_start_latents(model, batch, device, unseen: bool = False):
     """The warp start of each target of a ``camworld.data.Batch``: its nearest valid context frame
     (``warp.nearest_sources``) reprojected to the target camera at the assumed depth, smooth-filled where that
-    frame did not look, encoded -> scaled latents (B, Ft, C, h, w)."""
+    frame did not look, encoded -> scaled latents (B, Ft, C, h, w). ``unseen``: also the share of each latent
+    cell's pixels that frame did not see, float (B, Ft, h, w)."""
     from camworld.model.vae import frames_to_tensor
     from camworld.model.warp import nearest_sources, warp_frames
 
@@ -97,10 +98,14 @@ def warp_start_latents(model, batch, device) -> torch.Tensor:
     B, Ft = slot.shape
     src = batch.ctx_frames[np.arange(B)[:, None], slot]                                   # (B, Ft, S, S, 3)
     src_ext = np.take_along_axis(batch.ctx_ext, slot[:, :, None, None], axis=1)
-    w = warp_frames(frames_to_tensor(src, device), src_ext, batch.tgt_ext, model.cfg.hfov_deg, 6.0, floor=True,
-                    fill="smooth")
+    w, hit = warp_frames(frames_to_tensor(src, device), src_ext, batch.tgt_ext, model.cfg.hfov_deg, 6.0, floor=True,
+                         fill="smooth", seen=True)
     z = model.vae.encode(w.flatten(0, 1)) / model.cfg.latent_scale         # as the world encodes its start: unrounded
-    return z.reshape((B, Ft) + tuple(z.shape[1:]))
+    z = z.reshape((B, Ft) + tuple(z.shape[1:]))
+    if not unseen:
+        return z
+    miss = torch.nn.functional.adaptive_avg_pool2d((~hit).flatten(0, 1)[:, None].float(), z.shape[-2:])
+    return z, miss.reshape(B, Ft, *z.shape[-2:])
 
 
 @torch.no_grad()
@@ -256,14 +261,16 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
         g = torch.Generator(device=device).manual_seed(noise_seed)
         for grp in opt.param_groups:
             grp["lr"] = warmup_lr(step, tc.lr, tc.warmup)
-        warp = warp_start_latents(model, batch, device) if tc.warp_train_prob > 0 else None
+        warp, unseen = (warp_start_latents(model, batch, device, unseen=True) if tc.warp_train_prob > 0
+                        else (None, None))
         extra = {}
         if disc is None:
             loss = net(ctx, mask, cext, z0, text, prompts, g, warp)
         else:
             loss, x0, use = net(ctx, mask, cext, z0, text, prompts, g, warp, parts=True)
             extra = _adversarial_dit(disc, dopt, z0[use], x0[use], loss, model.dit.final.weight,
-                                     tc.dit_adv_weight if step >= tc.dit_adv_start else 0.0)
+                                     tc.dit_adv_weight if step >= tc.dit_adv_start else 0.0,
+                                     unseen[use] if tc.dit_adv_unseen else None)
             loss = loss + extra.pop("g_term")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -318,29 +325,37 @@ def _discriminator(tc, cfg, world: int, device):
                          "train.warp_train_prob > 0")
     if world > 1:
         raise SystemExit("train.dit_adv_weight: the adversarial DiT fine-tune trains in one process (no torchrun)")
-    disc = PatchDiscriminator(tc.dit_disc_channels, in_channels=cfg.vae.latent_channels, first_stride=1).to(device)
+    disc = PatchDiscriminator(tc.dit_disc_channels, in_channels=cfg.vae.latent_channels,
+                              strides=tuple(int(s) for s in tc.dit_disc_strides)).to(device)
     return disc, torch.optim.AdamW(disc.parameters(), lr=tc.dit_disc_lr, betas=(0.5, 0.9), weight_decay=0.0)
 
 
-def _adversarial_dit(disc, dopt, real, fake, flow, last, weight: float) -> dict:
+def _adversarial_dit(disc, dopt, real, fake, flow, last, weight: float, unseen=None) -> dict:
     """One discriminator update on (encoded targets ``real``, one-step predictions ``fake``: (n, Ft, C, h, w) of the
-    warp-start samples), then the DiT's term ``g_term`` (0 while ``weight`` is 0 or no sample started from the warp)."""
+    warp-start samples), then the DiT's term ``g_term`` (0 while ``weight`` is 0 or no sample started from the warp).
+    ``unseen`` (n, Ft, h, w): each fake patch counts by the share of it the warp's frame did not see."""
+    import torch.nn.functional as F
+
     from camworld.train.adversarial import adaptive_weight, d_hinge, g_hinge
 
-    if len(real) == 0:
-        return {"d_loss": float("nan"), "g_loss": float("nan"), "adv_w": 0.0, "g_term": 0.0}
+    nothing = {"d_loss": float("nan"), "g_loss": float("nan"), "adv_w": 0.0, "g_term": 0.0}
+    if len(real) == 0 or (unseen is not None and float(unseen.sum()) == 0.0):
+        return nothing
     real, fake = real.flatten(0, 1), fake.flatten(0, 1)
     disc.requires_grad_(True)
-    d_loss = d_hinge(disc(real), disc(fake.detach()))
+    fake_logits = disc(fake.detach())
+    mask = (None if unseen is None
+            else F.adaptive_avg_pool2d(unseen.flatten(0, 1)[:, None].to(fake_logits.dtype), fake_logits.shape[-2:]))
+    d_loss = d_hinge(disc(real), fake_logits, mask)
     dopt.zero_grad(set_to_none=True)
     d_loss.backward()
     dopt.step()
     disc.requires_grad_(False)
     if weight <= 0:
         with torch.no_grad():
-            g_loss = g_hinge(disc(fake))
+            g_loss = g_hinge(disc(fake), mask)
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": 0.0, "g_term": 0.0}
-    g_loss = g_hinge(disc(fake))
+    g_loss = g_hinge(disc(fake), mask)
     w = adaptive_weight(flow, g_loss, last, weight)
     return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": float(w), "g_term": w * g_loss}
 
