@@ -14,6 +14,7 @@ this project does not download.
   scaled latents judges the network's one-step prediction of the target from the warp start (the sampler's
   first call) against the encoded ground truth, as in adversarial diffusion distillation (ADD, LADD), so that
   where it has nothing to copy it draws a sample instead of the mean.
+- ``adversarial_step``: one discriminator update and the generator's term, shared by both stages.
 - ``adaptive_weight``: the adversarial term is scaled so that its gradient at the decoder's last layer has the
   reconstruction's size, times ``vae_adv_weight`` (VQGAN's rule); so one weight works at any loss scale.
 """
@@ -76,3 +77,26 @@ def adaptive_weight(rec_loss: torch.Tensor, adv_loss: torch.Tensor, last: torch.
     g_adv = torch.autograd.grad(adv_loss, last, retain_graph=True)[0]
     w = g_rec.norm() / (g_adv.norm() + 1e-4)
     return (w.clamp(0.0, cap) * scale).detach()
+
+
+def adversarial_step(disc, dopt, real, fake, rec_loss, last, weight: float, unseen=None) -> dict:
+    """One discriminator update on (``real``, ``fake``: (N, C, H, W), the generator's output of this step), then the
+    generator's term ``g_term`` to add to its loss (0 while ``weight`` is 0: the discriminator learns, the generator
+    does not hear it yet), scaled by ``adaptive_weight`` against ``rec_loss`` at the layer weight ``last``.
+    ``unseen`` (N, H, W) or None: each fake patch counts by the mean of it over that patch (real patches all count).
+    -> {"d_loss", "g_loss", "adv_w" (floats, for the log), "g_term"}."""
+    disc.requires_grad_(True)
+    fake_logits = disc(fake.detach())
+    mask = None if unseen is None else F.adaptive_avg_pool2d(unseen[:, None].to(fake_logits.dtype), fake_logits.shape[-2:])
+    d_loss = d_hinge(disc(real), fake_logits, mask)
+    dopt.zero_grad(set_to_none=True)
+    d_loss.backward()
+    dopt.step()
+    disc.requires_grad_(False)  # the generator's term must not leave gradients on the discriminator
+    if weight <= 0:
+        with torch.no_grad():
+            g_loss = g_hinge(disc(fake), mask)
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": 0.0, "g_term": 0.0}
+    g_loss = g_hinge(disc(fake), mask)
+    w = adaptive_weight(rec_loss, g_loss, last, weight)
+    return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": float(w), "g_term": w * g_loss}

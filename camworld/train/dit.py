@@ -331,33 +331,15 @@ def _discriminator(tc, cfg, world: int, device):
 
 
 def _adversarial_dit(disc, dopt, real, fake, flow, last, weight: float, unseen=None) -> dict:
-    """One discriminator update on (encoded targets ``real``, one-step predictions ``fake``: (n, Ft, C, h, w) of the
-    warp-start samples), then the DiT's term ``g_term`` (0 while ``weight`` is 0 or no sample started from the warp).
-    ``unseen`` (n, Ft, h, w): each fake patch counts by the share of it the warp's frame did not see."""
-    import torch.nn.functional as F
+    """``adversarial.adversarial_step`` on the warp-start samples' frames: encoded targets ``real`` against one-step
+    predictions ``fake`` (n, Ft, C, h, w), ``unseen`` (n, Ft, h, w) or None; nothing (NaN in the log) when no sample
+    started from the warp or none of them has an unseen cell to judge."""
+    from camworld.train.adversarial import adversarial_step
 
-    from camworld.train.adversarial import adaptive_weight, d_hinge, g_hinge
-
-    nothing = {"d_loss": float("nan"), "g_loss": float("nan"), "adv_w": 0.0, "g_term": 0.0}
     if len(real) == 0 or (unseen is not None and float(unseen.sum()) == 0.0):
-        return nothing
-    real, fake = real.flatten(0, 1), fake.flatten(0, 1)
-    disc.requires_grad_(True)
-    fake_logits = disc(fake.detach())
-    mask = (None if unseen is None
-            else F.adaptive_avg_pool2d(unseen.flatten(0, 1)[:, None].to(fake_logits.dtype), fake_logits.shape[-2:]))
-    d_loss = d_hinge(disc(real), fake_logits, mask)
-    dopt.zero_grad(set_to_none=True)
-    d_loss.backward()
-    dopt.step()
-    disc.requires_grad_(False)
-    if weight <= 0:
-        with torch.no_grad():
-            g_loss = g_hinge(disc(fake), mask)
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": 0.0, "g_term": 0.0}
-    g_loss = g_hinge(disc(fake), mask)
-    w = adaptive_weight(flow, g_loss, last, weight)
-    return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": float(w), "g_term": w * g_loss}
+        return {"d_loss": float("nan"), "g_loss": float("nan"), "adv_w": 0.0, "g_term": 0.0}
+    return adversarial_step(disc, dopt, real.flatten(0, 1), fake.flatten(0, 1), flow, last, weight,
+                            None if unseen is None else unseen.flatten(0, 1))
 
 
 def save_sample_grid(path: Path, batch, gen):

@@ -171,7 +171,7 @@ def load_train_state(out: Path, model: nn.Module, opt, aux=None):
     tensors = load_file(str(tpath))
     if (aux is not None) != ("aux_param_groups" in doc):
         raise ValueError(f"--resume: {out} was saved {'without' if aux is not None else 'with'} a second network "
-                         "(the adversarial decoder's discriminator); resume it with the settings it was started with")
+                         "(an adversarial stage's discriminator); resume it with the settings it was started with")
     _load_state(tensors, "", model, opt, doc["param_groups"])
     if aux is not None:
         _load_state(tensors, "aux.", *aux, doc["aux_param_groups"])

@@ -15,9 +15,9 @@ import torch
 import torch.nn as nn
 
 from camworld.metrics import psnr, ssim
-from camworld.train.adversarial import PatchDiscriminator, adaptive_weight, d_hinge, g_hinge
 from camworld.model import WorldModel
 from camworld.model.vae import frames_to_tensor
+from camworld.train.adversarial import PatchDiscriminator, adversarial_step
 from camworld.train.runtime import (BatchStream, CSVLog, RunConfig, check_ranks_identical, data_record, dist_info,
                                     load_train_state, progress, save_train_state)
 
@@ -91,8 +91,8 @@ def train_vae(run: VAERunConfig, cfg, device) -> WorldModel:
         loss, recon = net(x, g)  # VAE.forward is its loss, so DDP syncs gradients
         extra = {}
         if adv:
-            extra = _adversarial_step(disc, dopt, x, recon, loss, vae.decoder.body[-1].weight,
-                                      tc.vae_adv_weight if step >= tc.vae_adv_start else 0.0)
+            extra = adversarial_step(disc, dopt, x, recon, loss, vae.decoder.body[-1].weight,
+                                     tc.vae_adv_weight if step >= tc.vae_adv_start else 0.0)
             loss = loss + extra.pop("g_term")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -129,29 +129,11 @@ def train_vae(run: VAERunConfig, cfg, device) -> WorldModel:
     return model
 
 
-def _adversarial_step(disc, dopt, x, recon, rec_loss, last, weight: float) -> dict:
-    """One discriminator update on (real ``x``, this step's ``recon``), then the decoder's adversarial term
-    (``g_term``, to add to its loss; 0 while ``weight`` is 0) -> the logged numbers and ``g_term``."""
-    disc.requires_grad_(True)
-    d_loss = d_hinge(disc(x), disc(recon.detach()))
-    dopt.zero_grad(set_to_none=True)
-    d_loss.backward()
-    dopt.step()
-    disc.requires_grad_(False)  # the decoder's term must not leave gradients on the discriminator
-    if weight <= 0:  # before vae_adv_start: the discriminator learns, the decoder does not hear it yet
-        with torch.no_grad():
-            g_loss = g_hinge(disc(recon))
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": 0.0, "g_term": 0.0}
-    g_loss = g_hinge(disc(recon))
-    w = adaptive_weight(rec_loss, g_loss, last, weight)
-    return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "adv_w": float(w), "g_term": w * g_loss}
-
-
 def recon_sharpness(rec: np.ndarray, ref: np.ndarray) -> float:
-    """Image-gradient energy of reconstructions over that of the frames (pooled; 1.0 = as sharp)."""
-    from camworld.fidelity import sharpness
+    """The fidelity benchmark's pooled sharpness ratio of reconstructions against their frames (1.0 = as sharp)."""
+    from camworld.fidelity import sharpness, sharpness_ratio
 
-    return float(sharpness(rec).sum() / max(sharpness(ref).sum(), 1e-12))
+    return sharpness_ratio(sharpness(rec), sharpness(ref))[0]
 
 
 def _finish_vae(model, held, device, run: VAERunConfig, step: int):
