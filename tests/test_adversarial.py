@@ -161,3 +161,38 @@ def test_warp_start_reports_what_its_frame_did_not_see():
     assert miss.shape == (1, 2, h, h) and float(miss.min()) >= 0 and float(miss.max()) <= 1
     assert float(miss[0, 0].sum()) == 0.0
     assert float(miss[0, 1].sum()) > 0 and float(miss[0, 1].mean()) < 1
+
+
+def test_latent_warp_start_for_training_warps_the_context_latents_and_marks_whole_unseen_cells():
+    """train.warp_train_space="latents": the start at the context frame's own camera is its latents exactly;
+    a turned target is their reprojection with an unseen strip marked 1 per latent cell; bad input is refused."""
+    import numpy as np
+
+    from camworld.data import Batch
+    from camworld.geometry import planar_to_extrinsics
+    from camworld.model import WorldModel, preset
+    from camworld.train.dit import encode_batch, warp_start_latents
+
+    model = WorldModel(preset("tiny")).eval()
+    S = model.cfg.frame_size
+
+    def ext(yaw_deg):
+        return planar_to_extrinsics(np.array([[0.0, 0.0, np.radians(yaw_deg)]]))[0].astype(np.float32)
+
+    rng = np.random.default_rng(0)
+    batch = Batch(ctx_frames=rng.integers(0, 255, (1, 1, S, S, 3), dtype=np.uint8),
+                  ctx_ext=np.stack([ext(0)])[None], ctx_mask=np.ones((1, 1), bool),
+                  tgt_frames=np.zeros((1, 2, S, S, 3), np.uint8), tgt_ext=np.stack([ext(0), ext(30)])[None],
+                  prompts=[None], revisit=np.zeros(1, bool))
+    ctx = encode_batch(model, batch, "cpu")[0]
+    z, miss = warp_start_latents(model, batch, "cpu", unseen=True, space="latents", ctx=ctx)
+    h = model.latent_shape[1]
+    assert z.shape == (1, 2) + tuple(ctx.shape[2:]) and miss.shape == (1, 2, h, h)
+    assert torch.allclose(z[0, 0], ctx[0, 0], atol=1e-5) and float(miss[0, 0].sum()) == 0.0
+    assert not torch.allclose(z[0, 1], ctx[0, 0], atol=1e-2)
+    assert set(miss[0, 1].unique().tolist()) == {0.0, 1.0}
+    assert not torch.allclose(z, warp_start_latents(model, batch, "cpu"), atol=1e-2)    # not the pixel warp
+    with pytest.raises(ValueError, match="needs the context latents"):
+        warp_start_latents(model, batch, "cpu", space="latents")
+    with pytest.raises(ValueError, match="warp_train_space"):
+        warp_start_latents(model, batch, "cpu", space="voxels", ctx=ctx)

@@ -517,3 +517,52 @@ def test_world_mirror_fill_is_a_setting_that_changes_only_the_made_up_strip(tmp_
     assert run("mirror", "paste")[1].shape == m.shape
     save_world(w, tmp_path / "w")
     assert load_world(tmp_path / "w", model=w.model)[0].warp_fill == "mirror"
+
+
+def test_points_warp_of_coarser_frames_samples_each_cell_at_its_pixels_mean_and_is_validated():
+    """Latents under a learned depth: scene points at the frame size warp a 4x coarser grid (a latent) as the
+    assumed-depth warp does at that size (a turn: the same map), a cell counts as seen only where the source saw
+    all its pixels, and a point grid the frames do not divide is an error."""
+    from camworld.model.warp import _scene_points
+
+    S, s, hfov = 32, 8, 52.67
+    src = planar_to_extrinsics(np.array([[[0.0, 0.0, 0.0]]]))[:, 0].astype(np.float32)          # (1, 3, 4)
+    tgt = planar_to_extrinsics(np.array([[[0.0, 0.0, 0.1], [0.0, 0.0, -0.3]]])).astype(np.float32)  # (1, 2, 3, 4)
+    lat = torch.randn(1, 4, s, s, generator=torch.Generator().manual_seed(0))
+    X = _scene_points(torch.as_tensor(tgt, dtype=torch.float64), S, hfov, 6.0, True)            # (1, 2, S*S, 3)
+    src_t = np.repeat(src[:, None], 2, axis=1)                                                   # one per target
+    a, hit_a = warp_frames(lat[:, None].expand(1, 2, 4, s, s), src_t, tgt, hfov, points=X, seen=True)
+    b, hit_b = warp_frames(lat, src, tgt, hfov, 6.0, floor=True, seen=True)
+    assert a.shape == b.shape == (1, 2, 4, s, s) and hit_a.shape == (1, 2, s, s)
+    assert bool(hit_a[0, 1].any()) and not bool(hit_a[0, 1].all())        # a turn: a strip the source never saw
+    both = hit_a & hit_b
+    assert torch.allclose(a.permute(0, 1, 3, 4, 2)[both], b.permute(0, 1, 3, 4, 2)[both], atol=0.05)
+    assert not bool((hit_a & ~hit_b).any())                              # every pixel seen, not just its centre
+    with pytest.raises(ValueError, match="divide"):
+        warp_frames(torch.zeros(1, 2, 4, 12, 12), src_t, tgt, hfov, points=X)
+
+
+def test_world_latent_warp_under_learned_depth_never_encodes_and_differs_from_the_pixel_warp(monkeypatch):
+    """warp_space="latents" with a learned depth (the shipped depth net's kind): the start is the cached latents
+    warped at each frame's own depth, with no VAE encoder in the step; deterministic; not the pixel warp."""
+    from camworld import fidelity
+    from camworld.model.depth import DepthNet
+    from camworld.world import World
+
+    def world(space):
+        torch.manual_seed(0)
+        m = WorldModel(preset("tiny"))
+        object.__setattr__(m, "depth_net", DepthNet(8, size=16).eval())
+        return World(m, device="cpu", warp_start=0.5, warp_source="nearest", learned_depth=True, warp_space=space)
+
+    d = fidelity.make_drives("continuous", 1, 1, 32, seed=1)[0]
+
+    def run(space):
+        w = world(space)
+        w.reset(0, d.gt[0], d.poses[0], seed=3)
+        return w.step(d.poses[None, 1:3])
+
+    with monkeypatch.context() as mp:
+        mp.setattr("camworld.model.frames._channels_last", lambda *a: pytest.fail("the latent warp encoded"))
+        a = run("latents")
+    assert np.array_equal(a, run("latents")) and not np.array_equal(a, run("pixels"))

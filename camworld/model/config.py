@@ -68,8 +68,8 @@ class DiffusionConfig:
     #                                    (its border pixels repeated), "smooth" (filled from the seen pixels around)
     #                                    or "mirror" (the seen texture reflected across the nearest seen pixel)
     warp_space: str = "pixels"         # where the warp start reprojects: "pixels" (decoded frame, then the VAE
-    #                                    encoder) or "latents" (the frame's cached latents, no encode); a learned
-    #                                    depth always warps pixels (its net reads the pixel warp)
+    #                                    encoder) or "latents" (the frame's cached latents, no encode); under a
+    #                                    learned depth each latent cell samples at its pixels' mean coordinates
     frames_per_pass: int | None = None  # inference: frames per sampling pass (None: train.target_frames)
     depth_net: str | None = None       # inference: a depth net's file beside the checkpoint (camworld.model.depth)
     #                                    whose depth the warp start and the paste use; None: the assumed depth
@@ -109,6 +109,9 @@ class TrainConfig:
     # the true target in one step; trained on noised ground truth only, it reads a smooth fill as a smooth world
     warp_train_prob: float = 0.0
     warp_train_t_max: float = 0.5
+    # where that start is warped, as diffusion.warp_space at inference: "pixels" (the frame, then the encoder) or
+    # "latents" (the context frame's latents warped at the latent's size: the start the faster sampler makes)
+    warp_train_space: str = "pixels"
     # trajectories as the env drives them: a walk of random agent actions (forward, backward, strafe, turn,
     # noop in env step sizes, stopped at walls) replaces the smooth random walk in this share of samples
     action_walk_prob: float = 0.0

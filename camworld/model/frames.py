@@ -338,7 +338,7 @@ class ModelFrames:
         ``warp_source`` "newest" warps the newest frame, "nearest" the context frame nearest each target;
         ``warp_space`` "pixels" warps its decoded frame and encodes the warp, "latents" warps its latents
         (ctx (B, k, C, h, w), right-aligned as ``cext``). ``src_pts``: ``_source_points``' under a learned
-        depth (pixels always): each source frame warped at its own depth. ``seen``: also return bool (B, T, s, s),
+        depth: each source frame warped at its own depth (in latent space, at the mean of each cell's pixels). ``seen``: also return bool (B, T, s, s),
         where the source frame saw the target pixel (s: the frame size, or the latent's in latent space)."""
         from camworld.model.vae import frames_to_tensor
         from camworld.model.warp import warp_frames
@@ -347,27 +347,30 @@ class ModelFrames:
         k = mask.shape[1]
         slot = nearest_sources(cext, mask, tgt_ext) if self.warp_source == "nearest" else np.full((B, T), k - 1)
         src_ext = np.take_along_axis(cext, slot[:, :, None, None], axis=1)              # (B, T, 3, 4)
-        if self.warp_space == "latents" and src_pts is None:
-            src = ctx[torch.arange(B, device=ctx.device)[:, None], torch.as_tensor(slot, device=ctx.device)]
-            return warp_frames(src.float(), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
-                               floor=self.cameras == "planar", fill=self.warp_fill, seen=seen)  # (B, T, C, h, w)
-        src = np.stack([bank.frames(idx[slot[b] - (k - len(idx))])
-                        for b, (bank, idx) in enumerate(zip(banks, context))])            # (B, T, S, S, 3)
-        src = frames_to_tensor(src, self.device)
-        if src_pts is None:   # the sim's ground plane; recorded worlds: depth alone
-            w, hit = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
-                                 floor=self.cameras == "planar", fill=self.warp_fill, seen=True)
-        else:
+        X = None
+        if src_pts is not None:   # learned depth: the target pixels' scene points, each source at its own depth
             from camworld.model.warp import _scene_points, depth_points, own_depth
 
             S = self.cfg.frame_size
             tg = torch.as_tensor(tgt_ext, dtype=torch.float64)
             z, known = own_depth(src_pts[np.arange(B)[:, None], slot], tg.float(), S, self.cfg.hfov_deg)  # (B, T, N)
-            X = depth_points(tg, z.double(), known, _scene_points(tg, S, self.cfg.hfov_deg, self.warp_depth,
-                                                                  self.cameras == "planar"), self.cfg.hfov_deg)
             # where the source did not see a target pixel, the start keeps the assumed depth's sample (X falls
             # back to it): a start without content there (the fill of nothing) made the network draw
             # uniform frames, and a memory of them (pose drives, 2 of 16 episodes at 7 dB)
+            X = depth_points(tg, z.double(), known, _scene_points(tg, S, self.cfg.hfov_deg, self.warp_depth,
+                                                                  self.cameras == "planar"), self.cfg.hfov_deg)
+        if self.warp_space == "latents":  # the source's cached latents, warped at the latent's size: no encoder
+            src = ctx[torch.arange(B, device=ctx.device)[:, None], torch.as_tensor(slot, device=ctx.device)]
+            return warp_frames(src.float(), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
+                               floor=self.cameras == "planar", fill=self.warp_fill, seen=seen,
+                               points=X)                                                   # (B, T, C, h, w)
+        src = np.stack([bank.frames(idx[slot[b] - (k - len(idx))])
+                        for b, (bank, idx) in enumerate(zip(banks, context))])            # (B, T, S, S, 3)
+        src = frames_to_tensor(src, self.device)
+        if X is None:   # the sim's ground plane; recorded worlds: depth alone
+            w, hit = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
+                                 floor=self.cameras == "planar", fill=self.warp_fill, seen=True)
+        else:
             w, hit = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, points=X, fill=self.warp_fill, seen=True)
         return (self._encode_warp(w), hit) if seen else self._encode_warp(w)
 

@@ -31,6 +31,8 @@ Letters: B worlds, T target frames, S frame size.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -198,8 +200,9 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     target; src_ext (B, T, 3, 4)) to the target cameras tgt_ext (B, T, 3, 4): -> (B, T, 3, S, S), bilinear,
     border pixels repeated where the target sees beyond the source frame. ``seen``: also return bool
     (B, T, S, S), True where the source frame saw the target pixel (not a repeated border). ``points``: the
-    target pixels' scene points (B, T, S*S, 3) (a learned depth, ``camworld.model.depth``) instead of the
-    assumed depth's; src_ext then (B, T, 3, 4). ``fill``: what a target pixel the source did not see shows:
+    target pixels' scene points (B, T, P*P, 3) (a learned depth, ``camworld.model.depth``) instead of the
+    assumed depth's; src_ext then (B, T, 3, 4); P = S, or a multiple of it (frames at a coarser size, such as
+    latents: each cell samples at the mean of its pixels' source coordinates, and is seen where all of them were). ``fill``: what a target pixel the source did not see shows:
     "border" (the nearest border pixel of the source, repeated: streaks), "smooth" (``fill_unseen`` from the
     seen pixels around it) or "mirror" (``mirror_unseen``: the seen texture reflected into it)."""
     if fill not in FILLS:
@@ -207,13 +210,23 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     S = frames.shape[-1]
     if points is None:
         grid = torch.as_tensor(warp_grid(src_ext, tgt_ext, S, hfov_deg, depth, floor), device=frames.device)
+        hit = (grid.abs() <= 1.0).all(-1)
     else:                                   # float64 arithmetic, then the frames' dtype (in _sample)
-        grid = _project(points.double(), torch.as_tensor(np.asarray(src_ext, np.float64)).to(points.device), S,
-                        hfov_deg).reshape(points.shape[0], points.shape[1], S, S, 2).to(frames.device)
+        P = math.isqrt(points.shape[2])     # the points' resolution; grid coordinates do not depend on it
+        if P * P != points.shape[2] or P % S:
+            raise ValueError(f"points hold {points.shape[2]} pixels a frame: not a square grid that {S}x{S} "
+                             f"frames divide")
+        grid = _project(points.double(), torch.as_tensor(np.asarray(src_ext, np.float64)).to(points.device), P,
+                        hfov_deg).reshape(points.shape[0], points.shape[1], P, P, 2).to(frames.device)
+        hit = (grid.abs() <= 1.0).all(-1)
+        if P != S:   # coarser frames (latents): each cell samples at the mean of its pixels' coordinates, and
+            c = P // S                      # counts as seen only where the source saw all of its pixels
+            pool = lambda x: F.avg_pool2d(x.flatten(0, 1), c).reshape(*x.shape[:2], -1, S, S)  # noqa: E731
+            grid = pool(grid.clamp(-2.0, 2.0).permute(0, 1, 4, 2, 3)).permute(0, 1, 3, 4, 2)
+            hit = pool(hit[:, :, None].double())[:, :, 0] > 1 - 1e-9
     B, T = grid.shape[:2]
     src = frames[:, None].expand(B, T, *frames.shape[1:]) if frames.ndim == 4 else frames
     out = _sample(src.reshape(B * T, *src.shape[2:]), grid.reshape(B * T, S, S, 2)).reshape(B, T, *src.shape[2:])
-    hit = (grid.abs() <= 1.0).all(-1)
     out = fill_holes(out.flatten(0, 1), hit.flatten(0, 1)[:, None].to(out.dtype), fill).reshape(out.shape)
     return (out, hit) if seen else out
 

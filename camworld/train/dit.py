@@ -86,18 +86,30 @@ def warp_flow_loss(dit, z0, tgt_ext, state, warp, prob: float, t_max: float, gen
 
 
 @torch.no_grad()
-def warp_start_latents(model, batch, device, unseen: bool = False):
+def warp_start_latents(model, batch, device, unseen: bool = False, space: str = "pixels",
+                       ctx: torch.Tensor | None = None):
     """The warp start of each target of a ``camworld.data.Batch``: its nearest valid context frame
     (``warp.nearest_sources``) reprojected to the target camera at the assumed depth, smooth-filled where that
-    frame did not look, encoded -> scaled latents (B, Ft, C, h, w). ``unseen``: also the share of each latent
-    cell's pixels that frame did not see, float (B, Ft, h, w)."""
+    frame did not look, encoded -> scaled latents (B, Ft, C, h, w). ``space`` "latents": the frame's latents
+    ``ctx`` (B, Fc, C, h, w; ``encode_batch``'s) warped at the latent's size instead, as the world's
+    ``warp_space="latents"`` does. ``unseen``: also the share of each latent cell's pixels that frame did not see,
+    float (B, Ft, h, w) (in latent space: 1 where the frame did not see the whole cell)."""
     from camworld.model.vae import frames_to_tensor
     from camworld.model.warp import nearest_sources, warp_frames
 
+    if space not in ("pixels", "latents"):
+        raise ValueError(f"warp_train_space must be 'pixels' or 'latents', got {space!r}")
     slot = nearest_sources(batch.ctx_ext, batch.ctx_mask, batch.tgt_ext)                 # (B, Ft)
     B, Ft = slot.shape
-    src = batch.ctx_frames[np.arange(B)[:, None], slot]                                   # (B, Ft, S, S, 3)
     src_ext = np.take_along_axis(batch.ctx_ext, slot[:, :, None, None], axis=1)
+    if space == "latents":
+        if ctx is None:
+            raise ValueError("a latent-space warp start needs the context latents (ctx)")
+        src = ctx[torch.arange(B, device=ctx.device)[:, None], torch.as_tensor(slot, device=ctx.device)]
+        z, hit = warp_frames(src.float(), src_ext, batch.tgt_ext, model.cfg.hfov_deg, 6.0, floor=True,
+                             fill="smooth", seen=True)
+        return (z, (~hit).float()) if unseen else z
+    src = batch.ctx_frames[np.arange(B)[:, None], slot]                                   # (B, Ft, S, S, 3)
     w, hit = warp_frames(frames_to_tensor(src, device), src_ext, batch.tgt_ext, model.cfg.hfov_deg, 6.0, floor=True,
                          fill="smooth", seen=True)
     z = model.vae.encode(w.flatten(0, 1)) / model.cfg.latent_scale         # as the world encodes its start: unrounded
@@ -226,6 +238,8 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
     model.vae.load_state_dict(vae_model.vae.state_dict())
     model.vae.requires_grad_(False).eval()
     tc = cfg.train
+    if tc.warp_train_space not in ("pixels", "latents"):
+        raise SystemExit(f"train.warp_train_space must be 'pixels' or 'latents', got {tc.warp_train_space!r}")
     opt = torch.optim.AdamW(model.dit.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
     ema = copy.deepcopy(model.dit).requires_grad_(False)
     disc, dopt = _discriminator(tc, cfg, world, device)
@@ -261,8 +275,8 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
         g = torch.Generator(device=device).manual_seed(noise_seed)
         for grp in opt.param_groups:
             grp["lr"] = warmup_lr(step, tc.lr, tc.warmup)
-        warp, unseen = (warp_start_latents(model, batch, device, unseen=True) if tc.warp_train_prob > 0
-                        else (None, None))
+        warp, unseen = (warp_start_latents(model, batch, device, unseen=True, space=tc.warp_train_space, ctx=ctx)
+                        if tc.warp_train_prob > 0 else (None, None))
         extra = {}
         if disc is None:
             loss = net(ctx, mask, cext, z0, text, prompts, g, warp)
