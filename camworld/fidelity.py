@@ -496,9 +496,10 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="the frame warped: the newest, the context frame nearest each target camera, or the paste's "
                         "composite of every context frame (computed once for the start and the paste; default: the "
                         "checkpoint's)")
-    p.add_argument("--warp-space", default=None, choices=["pixels", "latents"],
-                   help="where the warp start reprojects: the decoded frame, then encoded (pixels), or its cached "
-                        "latents (latents: no encode); default: the checkpoint's")
+    p.add_argument("--warp-space", default=None, choices=["pixels", "latents", "mixed"],
+                   help="where the warp start reprojects: the decoded frame, then encoded (pixels), its cached "
+                        "latents (latents: no encode), or the first target's pixels, its latents warped on to "
+                        "the others (mixed: one encode per world); default: the checkpoint's")
     p.add_argument("--network-context", type=int, default=None,
                    help="context frames the DiT sees: the newest and those nearest the targets (0: all k; the warp "
                         "start and the paste use all k); default: the checkpoint's")

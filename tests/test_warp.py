@@ -566,3 +566,47 @@ def test_world_latent_warp_under_learned_depth_never_encodes_and_differs_from_th
         mp.setattr("camworld.model.frames._channels_last", lambda *a: pytest.fail("the latent warp encoded"))
         a = run("latents")
     assert np.array_equal(a, run("latents")) and not np.array_equal(a, run("pixels"))
+
+
+@pytest.mark.parametrize("learned", [False, True])
+def test_mixed_warp_start_encodes_the_first_target_and_warps_its_latents_on(learned, monkeypatch):
+    """warp_space="mixed": the first target's start is the pixel warp's (to the rounding of one frame encoded
+    alone); the later targets' are those latents reprojected (one encode per world and pass, not one per target); deterministic; under the assumed
+    and the learned depth; not the pixel warp's frames."""
+    from camworld import fidelity
+    from camworld.model.depth import DepthNet
+    from camworld.world import World
+
+    def world(space):
+        torch.manual_seed(0)
+        m = WorldModel(preset("tiny"))
+        object.__setattr__(m, "depth_net", DepthNet(8, size=16).eval())
+        return World(m, device="cpu", warp_start=0.5, warp_source="nearest", learned_depth=learned,
+                     warp_space=space, frames_per_pass=2)
+
+    d = fidelity.make_drives("continuous", 1, 1, 32, seed=1)[0]
+    w = world("mixed")
+    w.reset(0, d.gt[0], d.poses[0], seed=3)
+    w.step(d.poses[None, 1:3])
+    bank, idx = w.memories[0], np.arange(3)
+    ctx = w.source._latents(bank, idx)[None]
+    cext, mask = bank.extrinsics(idx)[None], np.ones((1, 3), bool)
+    tgt = planar_to_extrinsics(d.poses[None, 3:5])
+    pts = w.source._source_points([bank], [idx], cext) if learned else None
+    calls = []
+    real = w.source._encode_warp
+    with monkeypatch.context() as mp:
+        mp.setattr(w.source, "_encode_warp", lambda x: calls.append(x.shape[:2]) or real(x))
+        z, hit = w.source._warped_latents([bank], [idx], cext, mask, tgt, ctx, pts, seen=True)
+    assert calls == [(1, 1)] and z.shape == (1, 2) + tuple(ctx.shape[2:]) and hit.shape == (1, 2, 32, 32)
+    w.source.warp_space = "pixels"
+    zp = w.source._warped_latents([bank], [idx], cext, mask, tgt, ctx, pts)
+    assert torch.allclose(z[:, 0], zp[:, 0], atol=1e-4) and not torch.allclose(z[:, 1], zp[:, 1], atol=1e-3)
+
+    def run(space):
+        v = world(space)
+        v.reset(0, d.gt[0], d.poses[0], seed=3)
+        return v.step(d.poses[None, 1:3])
+
+    a = run("mixed")
+    assert np.array_equal(a, run("mixed")) and not np.array_equal(a, run("pixels"))

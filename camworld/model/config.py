@@ -68,8 +68,9 @@ class DiffusionConfig:
     #                                    (its border pixels repeated), "smooth" (filled from the seen pixels around)
     #                                    or "mirror" (the seen texture reflected across the nearest seen pixel)
     warp_space: str = "pixels"         # where the warp start reprojects: "pixels" (decoded frame, then the VAE
-    #                                    encoder) or "latents" (the frame's cached latents, no encode); under a
-    #                                    learned depth each latent cell samples at its pixels' mean coordinates
+    #                                    encoder), "latents" (the frame's cached latents, no encode; under a
+    #                                    learned depth each latent cell samples at its pixels' mean coordinates)
+    #                                    or "mixed" (the first target's pixel warp encoded, its latents warped on)
     frames_per_pass: int | None = None  # inference: frames per sampling pass (None: train.target_frames)
     depth_net: str | None = None       # inference: a depth net's file beside the checkpoint (camworld.model.depth)
     #                                    whose depth the warp start and the paste use; None: the assumed depth

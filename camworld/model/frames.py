@@ -42,7 +42,7 @@ CAMERA_KINDS = ("planar", "6dof")
 DEPTH_CACHE = 2048   # learned depths kept per memory bank (float16 at the net's side: 2 KB each at 32x32)
 DEPTH_BATCH = 256    # frames per depth-net call
 WARP_SOURCES = ("newest", "nearest", "paste")
-WARP_SPACES = ("pixels", "latents")
+WARP_SPACES = ("pixels", "latents", "mixed")
 
 
 def network_slots(ctx_ext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray, n: int) -> np.ndarray:
@@ -336,34 +336,50 @@ class ModelFrames:
                         ctx: torch.Tensor, src_pts=None, seen: bool = False):
         """Scaled latents (B, T, C, h, w) of the context reprojected to the target cameras (B, T, 3, 4):
         ``warp_source`` "newest" warps the newest frame, "nearest" the context frame nearest each target;
-        ``warp_space`` "pixels" warps its decoded frame and encodes the warp, "latents" warps its latents
-        (ctx (B, k, C, h, w), right-aligned as ``cext``). ``src_pts``: ``_source_points``' under a learned
-        depth: each source frame warped at its own depth (in latent space, at the mean of each cell's pixels). ``seen``: also return bool (B, T, s, s),
-        where the source frame saw the target pixel (s: the frame size, or the latent's in latent space)."""
-        from camworld.model.vae import frames_to_tensor
+        ``warp_space`` "pixels" warps its frame and encodes the warp, "latents" warps its cached latents
+        (ctx (B, k, C, h, w), right-aligned as ``cext``), "mixed" encodes the first target's pixel warp and warps
+        those latents on to the later targets (one encode per world and pass, and the pasted frame still seeds
+        each step). ``src_pts``: ``_source_points``' under a learned depth: each source frame warped at its own
+        depth (in latent space, at the mean of each cell's pixels). ``seen``: also return bool (B, T, S, S),
+        where the warp's source saw the target pixel (a latent warp: where it saw the whole cell)."""
         from camworld.model.warp import warp_frames
 
         B, T = tgt_ext.shape[:2]
         k = mask.shape[1]
         slot = nearest_sources(cext, mask, tgt_ext) if self.warp_source == "nearest" else np.full((B, T), k - 1)
         src_ext = np.take_along_axis(cext, slot[:, :, None, None], axis=1)              # (B, T, 3, 4)
-        X = None
-        if src_pts is not None:   # learned depth: the target pixels' scene points, each source at its own depth
-            from camworld.model.warp import _scene_points, depth_points, own_depth
-
-            S = self.cfg.frame_size
-            tg = torch.as_tensor(tgt_ext, dtype=torch.float64)
-            z, known = own_depth(src_pts[np.arange(B)[:, None], slot], tg.float(), S, self.cfg.hfov_deg)  # (B, T, N)
-            # where the source did not see a target pixel, the start keeps the assumed depth's sample (X falls
-            # back to it): a start without content there (the fill of nothing) made the network draw
-            # uniform frames, and a memory of them (pose drives, 2 of 16 episodes at 7 dB)
-            X = depth_points(tg, z.double(), known, _scene_points(tg, S, self.cfg.hfov_deg, self.warp_depth,
-                                                                  self.cameras == "planar"), self.cfg.hfov_deg)
+        if self.warp_space == "mixed" and T > 1:
+            return self._mixed_start(banks, context, slot[:, :1], src_ext[:, :1], tgt_ext, src_pts, seen)
+        X = None if src_pts is None else self._target_points(src_pts[np.arange(B)[:, None], slot], tgt_ext)
         if self.warp_space == "latents":  # the source's cached latents, warped at the latent's size: no encoder
             src = ctx[torch.arange(B, device=ctx.device)[:, None], torch.as_tensor(slot, device=ctx.device)]
-            return warp_frames(src.float(), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
-                               floor=self.cameras == "planar", fill=self.warp_fill, seen=seen,
-                               points=X)                                                   # (B, T, C, h, w)
+            out = warp_frames(src.float(), src_ext, tgt_ext, self.cfg.hfov_deg, self.warp_depth,
+                              floor=self.cameras == "planar", fill=self.warp_fill, seen=True, points=X)
+            return (out[0], self._cells_to_pixels(out[1])) if seen else out[0]
+        z, hit = self._pixel_start(banks, context, slot, src_ext, tgt_ext, X)
+        return (z, hit) if seen else z
+
+    def _target_points(self, src_points: torch.Tensor, tgt_ext: np.ndarray) -> torch.Tensor:
+        """Learned depth: the scene points (B, T, S*S, 3) the target cameras' pixels see on their source frames
+        (src_points (B, T, n, 3), each target's source lifted at its own depth); where the source did not see a
+        target pixel the assumed depth's point: a start without content there (the fill of nothing) made the
+        network draw uniform frames, and a memory of them (pose drives, 2 of 16 episodes at 7 dB)."""
+        from camworld.model.warp import _scene_points, depth_points, own_depth
+
+        S = self.cfg.frame_size
+        tg = torch.as_tensor(tgt_ext, dtype=torch.float64)
+        z, known = own_depth(src_points, tg.float(), S, self.cfg.hfov_deg)                  # (B, T, N)
+        return depth_points(tg, z.double(), known, _scene_points(tg, S, self.cfg.hfov_deg, self.warp_depth,
+                                                                 self.cameras == "planar"), self.cfg.hfov_deg)
+
+    def _pixel_start(self, banks, context, slot: np.ndarray, src_ext: np.ndarray, tgt_ext: np.ndarray, X=None):
+        """The pixel warp start: each target's source frame (slot (B, T) into the context) warped to it (at the
+        points X under a learned depth, else the assumed depth) and encoded -> (latents (B, T, C, h, w), seen
+        bool (B, T, S, S))."""
+        from camworld.model.vae import frames_to_tensor
+        from camworld.model.warp import warp_frames
+
+        k = max(len(idx) for idx in context)
         src = np.stack([bank.frames(idx[slot[b] - (k - len(idx))])
                         for b, (bank, idx) in enumerate(zip(banks, context))])            # (B, T, S, S, 3)
         src = frames_to_tensor(src, self.device)
@@ -372,7 +388,32 @@ class ModelFrames:
                                  floor=self.cameras == "planar", fill=self.warp_fill, seen=True)
         else:
             w, hit = warp_frames(src, src_ext, tgt_ext, self.cfg.hfov_deg, points=X, fill=self.warp_fill, seen=True)
-        return (self._encode_warp(w), hit) if seen else self._encode_warp(w)
+        return self._encode_warp(w), hit
+
+    def _mixed_start(self, banks, context, slot1: np.ndarray, src1_ext: np.ndarray, tgt_ext: np.ndarray, src_pts,
+                     seen: bool):
+        """``warp_space="mixed"``: the first target's pixel warp start, encoded, then its latents warped on to the
+        later targets (at the first target's own points under a learned depth). -> as ``_warped_latents``."""
+        from camworld.model.warp import warp_frames
+
+        B, T = tgt_ext.shape[:2]
+        X1 = None if src_pts is None else self._target_points(src_pts[np.arange(B)[:, None], slot1], tgt_ext[:, :1])
+        z1, hit1 = self._pixel_start(banks, context, slot1, src1_ext, tgt_ext[:, :1], X1)
+        rest, first = tgt_ext[:, 1:], np.repeat(tgt_ext[:, :1], T - 1, axis=1)         # (B, T-1, 3, 4)
+        src = z1.expand(B, T - 1, *z1.shape[2:])
+        if X1 is None:
+            zr, hr = warp_frames(src, first, rest, self.cfg.hfov_deg, self.warp_depth,
+                                 floor=self.cameras == "planar", fill=self.warp_fill, seen=True)
+        else:
+            Xr = self._target_points(X1.float().expand(B, T - 1, *X1.shape[2:]), rest)
+            zr, hr = warp_frames(src, first, rest, self.cfg.hfov_deg, points=Xr, fill=self.warp_fill, seen=True)
+        z = torch.cat([z1, zr], 1)
+        return (z, torch.cat([hit1, self._cells_to_pixels(hr)], 1)) if seen else z
+
+    def _cells_to_pixels(self, hit: torch.Tensor) -> torch.Tensor:
+        """A latent-cell mask (B, T, h, w) -> the frame's pixels (B, T, S, S)."""
+        c = self.cfg.frame_size // hit.shape[-1]
+        return hit.repeat_interleave(c, -2).repeat_interleave(c, -1)
 
     def _encode_warp(self, w: torch.Tensor) -> torch.Tensor:
         """Warped frames float (B, T, 3, S, S) in [-1, 1] -> scaled latents (B, T, C, h, w), encoded in the
