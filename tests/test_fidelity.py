@@ -389,6 +389,28 @@ def test_shipped_learned_depth_beats_the_assumed_depth_on_fixed_heldout_episodes
     assert on["model"]["psnr"] < on["vae_ceiling"]["psnr"]
 
 
+def test_shipped_mixed_start_holds_the_pixel_start_and_beats_the_latent_one():
+    """The shipped sampler encodes only each pass's first target's pixel warp and warps its latents on to the others
+    (warp_space="mixed"), and the network sees 2 context frames; with the DiT fine-tuned for it, on fixed held-out
+    episodes with ground truth in memory it holds the pixel start with 4 network frames (measured: discrete 23.00
+    vs 23.15 dB, continuous 26.45 vs 26.36) and beats the all-latent start (discrete 22.68)."""
+    from camworld.world import load_world_model
+
+    model = load_world_model(None, device="cpu")
+    d = model.cfg.diffusion
+    assert d.warp_space == "mixed" and d.network_context == 2
+    for driver in ("discrete", "continuous"):
+        drives = fidelity.make_drives(driver, 4, 6, model.cfg.frame_size, seed=6)
+        mixed = fidelity.teacher_forced(model, drives, "fov+nonadj")["model"]["psnr"]
+        pixels = fidelity.teacher_forced(model, drives, "fov+nonadj",
+                                         sampler={"warp_space": "pixels", "network_context": 4})["model"]["psnr"]
+        assert mixed > pixels - 0.3, (driver, mixed, pixels)
+        if driver == "discrete":
+            latents = fidelity.teacher_forced(model, drives, "fov+nonadj",
+                                              sampler={"warp_space": "latents"})["model"]["psnr"]
+            assert mixed > latents + 0.15, (mixed, latents)
+
+
 def test_warp_start_training_builds_the_start_from_the_nearest_context_frame_and_targets_the_truth():
     """Warp-start training: the start is the nearest context frame reprojected to the target (at the target's
     own camera: that frame's latents), the chosen samples' velocity target lands on the true latents in one
