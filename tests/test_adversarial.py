@@ -135,18 +135,17 @@ def test_adversarial_dit_needs_the_warp_start_and_changes_only_once_it_starts(ti
     assert not all(torch.equal(sd[0][k], sd[2][k]) for k in dit)
 
 
-def test_warp_start_reports_what_its_frame_did_not_see():
-    """The unseen share per latent cell: 0 where the target camera is the context camera, > 0 on the side a turn
-    uncovers, and the latents are those of the plain call."""
+def _turn_batch():
+    """A tiny model and a one-sample batch: one random context frame at yaw 0, targets at yaw 0 and 30 degrees."""
     import numpy as np
 
     from camworld.data import Batch
     from camworld.geometry import planar_to_extrinsics
     from camworld.model import WorldModel, preset
-    from camworld.train.dit import warp_start_latents
 
     model = WorldModel(preset("tiny")).eval()
     S = model.cfg.frame_size
+
     def ext(yaw_deg):
         return planar_to_extrinsics(np.array([[0.0, 0.0, np.radians(yaw_deg)]]))[0].astype(np.float32)
 
@@ -155,6 +154,15 @@ def test_warp_start_reports_what_its_frame_did_not_see():
                   ctx_ext=np.stack([ext(0)])[None], ctx_mask=np.ones((1, 1), bool),
                   tgt_frames=np.zeros((1, 2, S, S, 3), np.uint8), tgt_ext=np.stack([ext(0), ext(30)])[None],
                   prompts=[None], revisit=np.zeros(1, bool))
+    return model, batch
+
+
+def test_warp_start_reports_what_its_frame_did_not_see():
+    """The unseen share per latent cell: 0 where the target camera is the context camera, > 0 on the side a turn
+    uncovers, and the latents are those of the plain call."""
+    from camworld.train.dit import warp_start_latents
+
+    model, batch = _turn_batch()
     z, miss = warp_start_latents(model, batch, "cpu", unseen=True)
     assert torch.equal(z, warp_start_latents(model, batch, "cpu"))
     h = model.latent_shape[1]
@@ -166,24 +174,9 @@ def test_warp_start_reports_what_its_frame_did_not_see():
 def test_latent_warp_start_for_training_warps_the_context_latents_and_marks_whole_unseen_cells():
     """train.warp_train_space="latents": the start at the context frame's own camera is its latents exactly;
     a turned target is their reprojection with an unseen strip marked 1 per latent cell; bad input is refused."""
-    import numpy as np
-
-    from camworld.data import Batch
-    from camworld.geometry import planar_to_extrinsics
-    from camworld.model import WorldModel, preset
     from camworld.train.dit import encode_batch, warp_start_latents
 
-    model = WorldModel(preset("tiny")).eval()
-    S = model.cfg.frame_size
-
-    def ext(yaw_deg):
-        return planar_to_extrinsics(np.array([[0.0, 0.0, np.radians(yaw_deg)]]))[0].astype(np.float32)
-
-    rng = np.random.default_rng(0)
-    batch = Batch(ctx_frames=rng.integers(0, 255, (1, 1, S, S, 3), dtype=np.uint8),
-                  ctx_ext=np.stack([ext(0)])[None], ctx_mask=np.ones((1, 1), bool),
-                  tgt_frames=np.zeros((1, 2, S, S, 3), np.uint8), tgt_ext=np.stack([ext(0), ext(30)])[None],
-                  prompts=[None], revisit=np.zeros(1, bool))
+    model, batch = _turn_batch()
     ctx = encode_batch(model, batch, "cpu")[0]
     z, miss = warp_start_latents(model, batch, "cpu", unseen=True, space="latents", ctx=ctx)
     h = model.latent_shape[1]
