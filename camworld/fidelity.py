@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from camworld.metrics import mean_ci95, psnr, ssim
+from camworld.model.config import WARP_SPACES
 
 DRIVERS = ("discrete", "continuous", "pose")
 FRAMES_PER_STEP = 4          # the env's default
@@ -496,7 +497,7 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="the frame warped: the newest, the context frame nearest each target camera, or the paste's "
                         "composite of every context frame (computed once for the start and the paste; default: the "
                         "checkpoint's)")
-    p.add_argument("--warp-space", default=None, choices=["pixels", "latents", "mixed"],
+    p.add_argument("--warp-space", default=None, choices=WARP_SPACES,
                    help="where the warp start reprojects: the decoded frame, then encoded (pixels), its cached "
                         "latents (latents: no encode), or the first target's pixels, its latents warped on to "
                         "the others (mixed: one encode per world); default: the checkpoint's")

@@ -23,6 +23,7 @@ import platform
 import time
 
 from camworld import threads
+from camworld.model.config import WARP_SPACES
 from camworld.retrieval import DEFAULT_STRATEGY
 
 
@@ -57,8 +58,8 @@ def bench_arguments(p: argparse.ArgumentParser):
                    metavar="DTYPE:STEPS:PASS[:WARP[:PASTE[:SPACE[:NETK[:DEPTH]]]]]",
                    help="learned world: more sampler settings to time in the same run, e.g. bfloat16:4:4 or "
                         "bfloat16:4:2:1.0 or :4:2:0.3:off (dtype, Euler steps, frames per pass, warp start, "
-                        "paste on/off, warp space pixels/latents/mixed, context frames the network sees (0: all), learned "
-                        "depth on/off; an empty or missing field keeps the default)")
+                        "paste on/off, warp space pixels/latents/mixed, context frames the network sees (0: all), "
+                        "learned depth on/off; an empty or missing field keeps the default)")
     threads.add_argument(p)
 
 
@@ -77,8 +78,8 @@ def parse_sampler(spec: str) -> dict:
                          f"bfloat16:4:4), got {spec!r}")
     if len(parts) >= 5 and parts[4] not in ("", "on", "off"):
         raise SystemExit(f"--samplers: PASTE must be on or off, got {spec!r}")
-    if len(parts) >= 6 and parts[5] not in ("", "pixels", "latents", "mixed"):
-        raise SystemExit(f"--samplers: SPACE must be pixels, latents or mixed, got {spec!r}")
+    if len(parts) >= 6 and parts[5] not in ("",) + WARP_SPACES:
+        raise SystemExit(f"--samplers: SPACE must be one of {WARP_SPACES}, got {spec!r}")
     if len(parts) == 8 and parts[7] not in ("", "on", "off"):
         raise SystemExit(f"--samplers: DEPTH must be on or off, got {spec!r}")
     out = {}

@@ -18,8 +18,9 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 mkdir -p "$OUT" runs
-# the three recipes: the masked adversarial DiT (tenth session's best CPU trade), the latent-space warp start
-# (eleventh session's CPU pilot), and their control (warp-start training alone)
+# the three recipes, each from the shipped default (itself the eleventh session's 1,500-step CPU fine-tune on latent
+# warp starts): the masked adversarial DiT (tenth session's best CPU trade), more latent-start training at a GPU's
+# batch, and their control (warp-start training on pixel starts alone)
 names=(adv latwarp warp)
 declare -A extra=(
   [adv]="train.warp_train_prob=0.5 train.dit_adv_weight=1.0 train.dit_adv_start=200 train.dit_disc_strides=1,2,1 train.dit_adv_unseen=true"

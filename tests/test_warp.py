@@ -571,8 +571,8 @@ def test_world_latent_warp_under_learned_depth_never_encodes_and_differs_from_th
 @pytest.mark.parametrize("learned", [False, True])
 def test_mixed_warp_start_encodes_the_first_target_and_warps_its_latents_on(learned, monkeypatch):
     """warp_space="mixed": the first target's start is the pixel warp's (to the rounding of one frame encoded
-    alone); the later targets' are those latents reprojected (one encode per world and pass, not one per target); deterministic; under the assumed
-    and the learned depth; not the pixel warp's frames."""
+    alone); the later targets' are those latents reprojected (one encode per world and pass, not one per target);
+    deterministic; under the assumed and the learned depth; not the pixel warp's frames."""
     from camworld import fidelity
     from camworld.model.depth import DepthNet
     from camworld.world import World

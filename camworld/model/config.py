@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 from camworld.geometry import DEFAULT_HFOV_DEG
 
+# where the warp start reprojects (DiffusionConfig.warp_space); training builds its starts in the first two
+WARP_SPACES = ("pixels", "latents", "mixed")
+
 
 @dataclass
 class VAEConfig:

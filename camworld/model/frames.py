@@ -25,6 +25,7 @@ import torch
 
 from camworld.geometry import planar_to_extrinsics
 from camworld.profile import section
+from camworld.model.config import WARP_SPACES
 from camworld.model.warp import FILLS, nearest_sources
 from camworld.model.world_model import (WorldModel, _cached_copy, cast_decoder, cast_dit, inference_dtype,
                                         resolve_device)
@@ -42,7 +43,6 @@ CAMERA_KINDS = ("planar", "6dof")
 DEPTH_CACHE = 2048   # learned depths kept per memory bank (float16 at the net's side: 2 KB each at 32x32)
 DEPTH_BATCH = 256    # frames per depth-net call
 WARP_SOURCES = ("newest", "nearest", "paste")
-WARP_SPACES = ("pixels", "latents", "mixed")
 
 
 def network_slots(ctx_ext: np.ndarray, mask: np.ndarray, tgt_ext: np.ndarray, n: int) -> np.ndarray:

@@ -202,7 +202,8 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     (B, T, S, S), True where the source frame saw the target pixel (not a repeated border). ``points``: the
     target pixels' scene points (B, T, P*P, 3) (a learned depth, ``camworld.model.depth``) instead of the
     assumed depth's; src_ext then (B, T, 3, 4); P = S, or a multiple of it (frames at a coarser size, such as
-    latents: each cell samples at the mean of its pixels' source coordinates, and is seen where all of them were). ``fill``: what a target pixel the source did not see shows:
+    latents: each cell samples at the mean of its pixels' source coordinates, and is seen where all of them were).
+    ``fill``: what a target pixel the source did not see shows:
     "border" (the nearest border pixel of the source, repeated: streaks), "smooth" (``fill_unseen`` from the
     seen pixels around it) or "mirror" (``mirror_unseen``: the seen texture reflected into it)."""
     if fill not in FILLS:

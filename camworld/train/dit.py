@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from camworld.metrics import psnr
 from camworld.model import WorldModel
+from camworld.model.config import WARP_SPACES
 from camworld.model.diffusion import flow_loss, noise_context, sample
 from camworld.train.runtime import (BatchStream, CSVLog, RunConfig, check_ranks_identical, data_record, dist_info,
                                     load_train_state, progress, save_train_state, warmup_lr)
@@ -97,8 +98,8 @@ def warp_start_latents(model, batch, device, unseen: bool = False, space: str = 
     from camworld.model.vae import frames_to_tensor
     from camworld.model.warp import nearest_sources, warp_frames
 
-    if space not in ("pixels", "latents"):
-        raise ValueError(f"warp_train_space must be 'pixels' or 'latents', got {space!r}")
+    if space not in WARP_SPACES[:2]:
+        raise ValueError(f"warp_train_space must be one of {WARP_SPACES[:2]}, got {space!r}")
     slot = nearest_sources(batch.ctx_ext, batch.ctx_mask, batch.tgt_ext)                 # (B, Ft)
     B, Ft = slot.shape
     src_ext = np.take_along_axis(batch.ctx_ext, slot[:, :, None, None], axis=1)
@@ -238,8 +239,8 @@ def train_dit(run: DiTRunConfig, cfg, device) -> WorldModel:
     model.vae.load_state_dict(vae_model.vae.state_dict())
     model.vae.requires_grad_(False).eval()
     tc = cfg.train
-    if tc.warp_train_space not in ("pixels", "latents"):
-        raise SystemExit(f"train.warp_train_space must be 'pixels' or 'latents', got {tc.warp_train_space!r}")
+    if tc.warp_train_space not in WARP_SPACES[:2]:
+        raise SystemExit(f"train.warp_train_space must be one of {WARP_SPACES[:2]}, got {tc.warp_train_space!r}")
     opt = torch.optim.AdamW(model.dit.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
     ema = copy.deepcopy(model.dit).requires_grad_(False)
     disc, dopt = _discriminator(tc, cfg, world, device)
