@@ -5,7 +5,8 @@
     camworld eval agents --task goal-view --budget 12000 --seeds 0 1 2 --resume
 
 For one task, the same algorithm (PPO, ``camworld.agents.training.PPO_DEFAULTS``; or with ``--algo dagger``
-imitation of the goal-pose oracle on world latents, ``camworld.agents.imitation``), the same seeds and
+imitation of the goal-pose oracle on world latents, or on pixels with ``--features correlation``,
+``camworld.agents.imitation``), the same seeds and
 the same env-step budget train three agents:
 
 - ``learned``: inside ``ContextAsMemory-<Task>-v0``, the learned world with the default retrieval;
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from camworld import threads
+from camworld.agents.training import FEATURES
 from camworld.files import atomic_write, write_text
 
 CONDITIONS = ("learned", "learned-recent", "twin")
@@ -81,6 +83,18 @@ def task_kwargs(pairs) -> dict:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
+    return out
+
+
+def ppo_kwargs(pairs) -> dict:
+    """['ent_coef=0.05', 'n_epochs=10'] -> PPO keyword arguments over ``PPO_DEFAULTS`` (numbers only; n_steps has
+    its own option)."""
+    out = task_kwargs(pairs)
+    for key, value in out.items():
+        if key == "n_steps":
+            raise SystemExit("camworld eval agents: give n_steps as --n-steps, not in --ppo-kwargs")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SystemExit(f"camworld eval agents: --ppo-kwargs {key} must be a number, got {value!r}")
     return out
 
 
@@ -185,7 +199,11 @@ def score(agent, args, episodes: int, seed: int = EVAL_SEED) -> dict:
 
 
 def _features(args) -> str:
-    return "world-latent" if _algo(args) == "dagger" else getattr(args, "features", "cnn")
+    """What the agents see; DAgger sees world latents unless asked for the correlation head on pixels."""
+    features = getattr(args, "features", "cnn")
+    if _algo(args) == "dagger":
+        return "correlation" if features == "correlation" else "world-latent"
+    return features
 
 
 def _algo(args) -> str:
@@ -260,7 +278,7 @@ def train_one(condition: str, seed: int, args, out: Path, bar) -> dict:
             model = PPO.load(str(zpath), env=venv, device="cpu")
         else:
             policy, policy_kwargs = policy_for(venv.observation_space, features=_features(args))
-            kw = dict(PPO_DEFAULTS, n_steps=args.n_steps)
+            kw = dict(PPO_DEFAULTS, n_steps=args.n_steps, **ppo_kwargs(getattr(args, "ppo_kwargs", None)))
             kw["batch_size"] = min(kw["batch_size"], kw["n_steps"] * args.num_envs)
             model = PPO(policy, venv, policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **kw)
         rollout = args.n_steps * args.num_envs
@@ -292,7 +310,7 @@ def train_one_dagger(condition: str, seed: int, args, out: Path, bar) -> dict:
     ppath, dpath = spath.with_name(spath.stem + "_policy.safetensors"), spath.with_name(spath.stem + "_data.npz")
     state = {"condition": condition, "seed": seed, "env_id": env_id(condition, args.task), "steps": 0,
              "curve": [], "train_seconds": 0.0, "final": None, "algo": "dagger"}
-    lat = _latents(args)
+    lat = _latents(args) if _features(args) == "world-latent" else None
     agent = data = None
     if args.resume and spath.exists() and ppath.exists() and dpath.exists():
         state = json.loads(spath.read_text())
@@ -395,7 +413,8 @@ def summarise(args, states, baselines) -> dict:
             "frame_size": args.frame_size, "checkpoint": args.checkpoint or "shipped default",
             "n_steps": args.n_steps, "features": _features(args), "algo": _algo(args), "episodes": args.episodes,
             "eval_every": args.eval_every, "max_episode_steps": args.max_episode_steps,
-            "task_kwargs": task_kwargs(args.task_kwargs), "rows": rows, "transfer": transfer, "runs": states}
+            "task_kwargs": task_kwargs(args.task_kwargs), "ppo_kwargs": ppo_kwargs(getattr(args, "ppo_kwargs", None)),
+            "rows": rows, "transfer": transfer, "runs": states}
 
 
 def _row(finals) -> dict:
@@ -417,7 +436,10 @@ def markdown(res) -> str:
              f"agent, seeds {res['seeds']}, {res['num_envs']} envs x {res['n_steps']} steps per "
              f"{'round' if res.get('algo') == 'dagger' else 'rollout'}; every agent scored in "
              f"`{env_id('twin', res['task'])}` on {res['episodes']} held-out episodes (reset seeds from "
-             f"{EVAL_SEED}). Mean ± 95% t-interval over seeds.", "",
+             f"{EVAL_SEED}). Mean ± 95% t-interval over seeds."
+             + "".join(f" {name}: {', '.join(f'{k}={v}' for k, v in res[key].items())}."
+                       for key, name in (("task_kwargs", "Task settings"), ("ppo_kwargs", "PPO settings"))
+                       if res.get(key)), "",
              "| agent | trained in | seeds | twin return | twin success rate | train env-steps/s |",
              "|---|---|---|---|---|---|"]
     where = {"learned": "ContextAsMemory (default retrieval)", "learned-recent": "ContextAsMemory (`recent`)",
@@ -492,10 +514,12 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--n-steps", type=int, default=None, help=f"PPO rollout steps per env (full: {FULL['n_steps']})")
     p.add_argument("--algo", default="ppo", choices=["ppo", "dagger"],
                    help="ppo (SB3, reward only), or dagger (imitates the goal-pose oracle, whose labels come from "
-                        "the poses; on world latents; goal-view and return only)")
-    p.add_argument("--features", default="cnn", choices=["cnn", "world-latent"],
-                   help="what the agents see: pixels through a CNN trained from scratch (cnn), or the frames encoded "
-                        "by the world model's frozen VAE, with a small trained head (world-latent)")
+                        "the poses; on world latents, or on pixels with --features correlation; goal-view and "
+                        "return only)")
+    p.add_argument("--features", default="cnn", choices=list(FEATURES),
+                   help="what the agents see: pixels through a CNN trained from scratch (cnn); goal-view pixels "
+                        "through a Siamese CNN correlated at every horizontal shift (correlation); or the frames "
+                        "encoded by the world model's frozen VAE, with a small trained head (world-latent)")
     p.add_argument("--episodes", type=int, default=None, help=f"final twin episodes per agent (full: {FULL['episodes']})")
     p.add_argument("--eval-every", type=int, default=None, help=f"env steps between curve points (full: {FULL['eval_every']})")
     p.add_argument("--eval-episodes", type=int, default=None, help="twin episodes per curve point")
@@ -503,6 +527,8 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--task-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
                    help="keyword arguments for every env of the task, e.g. excursion=walk min_goal_distance=1.0 "
                         "(goal-view goals that turning in place cannot reach)")
+    p.add_argument("--ppo-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="PPO settings over camworld.agents.training.PPO_DEFAULTS, e.g. ent_coef=0.05 n_epochs=10")
     p.add_argument("--checkpoint", default=None, help="learned-world checkpoint (default: the shipped one)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="eval_agents")

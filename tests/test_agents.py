@@ -113,6 +113,35 @@ def test_feature_extractors():
         GoalFrameExtractor(spaces.Dict({"frame": box}))
 
 
+def test_goal_correlation_extractor_finds_which_way_the_goal_moved():
+    """The Siamese column correlation peaks at the shift between frame and goal, untrained, on either side;
+    shapes, clear errors, and policy_for picks it only for goal-view Dict spaces."""
+    torch = pytest.importorskip("torch")
+    from gymnasium import spaces
+
+    from camworld.agents import GoalCorrelationExtractor, policy_for
+
+    torch.manual_seed(0)
+    box = spaces.Box(0, 255, (3, 64, 64), np.uint8)
+    net = GoalCorrelationExtractor(spaces.Dict({"frame": box, "goal": box}), features_dim=32)
+    assert net.columns == 16
+    wide = torch.rand(2, 3, 1, 24).repeat_interleave(4, -1).expand(2, 3, 64, 96)   # a panorama of walls
+    for shift_px in (16, -16, 32):
+        a = max(-shift_px, 0)
+        frame, goal = wide[..., a:a + 64], wide[..., a + shift_px:a + shift_px + 64]
+        with torch.no_grad():
+            cost = net.correlation(net._columns(frame)[0], net._columns(goal)[0])
+            feats = net({"frame": frame, "goal": goal})
+        assert cost.shape == (2, 31) and feats.shape == (2, 32)
+        # the goal shows the frame's column x at x - shift: the curve peaks at s = shift / 4 columns
+        assert (cost.argmax(1) - 15 == shift_px // 4).all(), (shift_px, cost.argmax(1))
+    with pytest.raises(ValueError, match="keys"):
+        GoalCorrelationExtractor(spaces.Dict({"frame": box}))
+    assert policy_for(spaces.Dict({"frame": box, "goal": box}), features="correlation")[0] == "MultiInputPolicy"
+    with pytest.raises(ValueError, match="Dict"):
+        policy_for(box, features="correlation")
+
+
 def test_world_latents_are_the_worlds_own_and_goals_are_encoded_once_per_change(tiny_checkpoint):
     """Observations as the world model's latents: exactly what the world encodes, a goal re-encoded only
     when it changes (and then correctly), spaces and clear errors; the head trains on them."""
@@ -206,6 +235,32 @@ def test_dagger_aggregates_oracle_labels_and_round_trips(tiny_checkpoint, tmp_pa
     with pytest.raises(ValueError, match="discrete"):
         DaggerAgent.train("CamWorld-GoalView-v0", lat, rounds=1, round_steps=1, num_envs=1,
                           env_kwargs=dict(kw, action_type="continuous"))
+
+
+def test_dagger_on_pixels_with_the_correlation_head(tmp_path):
+    """DAgger with latents=None: the policy sees the goal-view frames (uint8, stored as such) through the
+    correlation head, fits the oracle's labels, round-trips, and refuses a task without a goal frame."""
+    torch = pytest.importorskip("torch")
+    from camworld.agents import GoalCorrelationExtractor
+    from camworld.agents.imitation import DaggerAgent
+
+    kw = dict(KW, excursion="glance", max_episode_steps=6)
+    agent, data = DaggerAgent.train("CamWorld-GoalView-v0", None, rounds=2, round_steps=6, num_envs=2,
+                                    env_kwargs=kw, epochs=30, lr=3e-3, features_dim=32)
+    assert data["obs"]["frame"].dtype == np.uint8 and data["obs"]["goal"].shape == (24, 32, 32, 3)
+    assert set(np.unique(data["act"])) <= {0, 3, 4}                      # glance goals: turn left, right (or stop)
+    assert isinstance(agent.policy.features, GoalCorrelationExtractor) and agent.meta["features"] == "correlation"
+    with torch.no_grad():
+        logits = agent.policy({k: torch.as_tensor(v) for k, v in data["obs"].items()})
+    assert (logits.argmax(-1).numpy() == data["act"]).mean() > 0.6       # it fits what it was shown
+    agent.save(tmp_path / "policy")
+    loaded = DaggerAgent.load(tmp_path / "policy.safetensors", None)
+    obs = {k: v[:3] for k, v in data["obs"].items()}
+    assert np.array_equal(agent.predict(obs)[0], loaded.predict(obs)[0])
+    res = evaluate(loaded, "CamWorld-GoalView-v0", episodes=2, seed=0, env_kwargs=kw)
+    assert np.isfinite(res["mean_return"])
+    with pytest.raises(ValueError, match="goal-view"):
+        DaggerAgent.train("CamWorld-Return-v0", None, rounds=1, round_steps=1, num_envs=1, env_kwargs=KW)
 
 
 def test_train_and_evaluate_goal_view():

@@ -29,6 +29,11 @@ def test_env_ids_and_conditions():
     assert B.env_kwargs("twin", args)["min_goal_distance"] == 1.0 and B.env_kwargs("learned", args)["excursion"] == "walk"
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         B.task_kwargs(["oops"])
+    assert B.ppo_kwargs(["ent_coef=0.05", "n_epochs=10"]) == {"ent_coef": 0.05, "n_epochs": 10}
+    with pytest.raises(SystemExit, match="--n-steps"):
+        B.ppo_kwargs(["n_steps=8"])
+    with pytest.raises(SystemExit, match="must be a number"):
+        B.ppo_kwargs(["ent_coef=lots"])
 
 
 def _args(argv):
@@ -109,6 +114,28 @@ def test_benchmark_agents_on_world_latents(tiny_checkpoint, tmp_path, capsys):
     assert res["features"] == "world-latent" and "PPO on world-latent features" in (tmp_path / "results.md").read_text()
     agent = PPO.load(str(tmp_path / "agents" / "twin_s0.zip"), device="cpu")
     assert isinstance(agent.policy.features_extractor, LatentGoalHead)
+    capsys.readouterr()
+
+
+def test_benchmark_correlation_features_and_ppo_settings(tmp_path, capsys):
+    """--features correlation and --ppo-kwargs reach the SB3 agent, and the report says which were used."""
+    from stable_baselines3 import PPO
+
+    from camworld.agents import GoalCorrelationExtractor
+    from camworld.cli import main
+
+    argv = ["eval", "agents", "--quick", "--out", str(tmp_path), "--budget", "8", "--seeds", "0", "--conditions",
+            "twin", "--num-envs", "2", "--n-steps", "4", "--eval-every", "8", "--max-episode-steps", "4",
+            "--threads", "1", "--no-progress", "--features", "correlation", "--task-kwargs", "excursion=glance",
+            "--ppo-kwargs", "ent_coef=0.05", "n_epochs=2"]
+    assert main(argv) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["ppo_kwargs"] == {"ent_coef": 0.05, "n_epochs": 2} and res["features"] == "correlation"
+    md = (tmp_path / "results.md").read_text()
+    assert "Task settings: excursion=glance." in md and "PPO settings: ent_coef=0.05, n_epochs=2." in md
+    agent = PPO.load(str(tmp_path / "agents" / "twin_s0.zip"), device="cpu")
+    assert isinstance(agent.policy.features_extractor, GoalCorrelationExtractor)
+    assert agent.ent_coef == 0.05 and agent.n_epochs == 2
     capsys.readouterr()
 
 
@@ -225,3 +252,35 @@ def test_goal_view_stop_to_arrive_needs_the_stop_action_at_the_goal():
     env.close()
     with pytest.raises(ValueError, match="stop_credit"):
         gym.make("CamWorld-GoalView-v0", stop_credit=-1.0)
+
+
+def test_goal_view_glance_goal_is_a_side_view_that_only_its_own_turn_reaches():
+    """excursion="glance": the tour looks 20-40 degrees aside and back, the goal is that side view at the start
+    position (partly in sight); within 8 steps turning left reaches exactly the goals on the left, turning right
+    the others, and the oracle all of them. So which way to turn is what the frames must tell."""
+    import gymnasium as gym
+
+    import camworld  # noqa: F401
+    from camworld.agents.training import evaluate
+    from camworld.geometry import wrap_angle
+
+    kw = dict(excursion="glance", max_episode_steps=8, frame_size=32)
+    env = gym.make("CamWorld-GoalView-v0", **kw)
+    sides = []
+    for seed in range(B.EVAL_SEED, B.EVAL_SEED + 6):
+        obs, info = env.reset(seed=seed)
+        yaw = np.rad2deg(wrap_angle(info["goal_pose"][2] - info["pose"][2]))
+        assert 20.0 - 1e-6 <= abs(yaw) <= 40.0 + 1e-6
+        assert np.allclose(info["goal_pose"][:2], info["pose"][:2]) and not info["at_goal"]
+        assert np.allclose(info["pose"], env.unwrapped.start_pose)        # the tour came back to the start
+        sides.append(yaw > 0)
+    env.close()
+    assert 0 < sum(sides) < len(sides)                                   # both sides occur
+    left = evaluate(B.constant_policy(3), "CamWorld-GoalView-v0", episodes=6, seed=B.EVAL_SEED, env_kwargs=kw)
+    right = evaluate(B.constant_policy(4), "CamWorld-GoalView-v0", episodes=6, seed=B.EVAL_SEED, env_kwargs=kw)
+    oracle = evaluate(B.GoalPoseOracle, "CamWorld-GoalView-v0", episodes=6, seed=B.EVAL_SEED, env_kwargs=kw)
+    assert left["success_rate"] == pytest.approx(np.mean(sides))        # yaw > 0 is a left turn
+    assert right["success_rate"] == pytest.approx(1 - np.mean(sides))
+    assert oracle["success_rate"] == 1.0
+    with pytest.raises(ValueError, match="glance"):
+        gym.make("CamWorld-Return-v0", excursion="glance")             # only goal-view has the glance tour
