@@ -371,6 +371,9 @@ def run_benchmark(args) -> dict:
             raise SystemExit(f"camworld eval agents --report: no finished agent in {out / 'agents'}")
         if missing:
             print(f"--report: not finished, left out: {', '.join(missing)}")
+        if getattr(args, "rescore", False):   # the saved agents scored again with this version's evaluation
+            for st in states:
+                st["final"] = score(_load_agent(out, st, args), args, args.episodes)
         args.conditions = [c for c in args.conditions if any(st["condition"] == c for st in states)]
     else:
         states = [train_one(c, s, args, out, bar) for c, s in runs]
@@ -388,6 +391,19 @@ def run_benchmark(args) -> dict:
     res["seconds"] = time.perf_counter() - t0
     write_report(res, out)
     return res
+
+
+def _load_agent(out: Path, state: dict, args):
+    """A finished agent of ``out`` as saved: an SB3 zip (PPO) or a DAgger policy (safetensors + JSON)."""
+    spath = _state_path(out, state["condition"], state["seed"])
+    if state.get("algo") == "dagger":
+        from camworld.agents.imitation import DaggerAgent
+
+        return DaggerAgent.load(spath.with_name(spath.stem + "_policy.safetensors"),
+                                _latents(args) if _features(args) == "world-latent" else None)
+    from stable_baselines3 import PPO
+
+    return PPO.load(str(spath.with_suffix(".zip")), device="cpu")
 
 
 def summarise(args, states, baselines) -> dict:
@@ -420,8 +436,13 @@ def summarise(args, states, baselines) -> dict:
 def _row(finals) -> dict:
     ret, ret_ci = t_interval([f["mean_return"] for f in finals])
     suc, suc_ci = t_interval([f["success_rate"] for f in finals])
-    return {"mean_return": ret, "mean_return_ci": ret_ci, "success_rate": suc, "success_rate_ci": suc_ci,
-            "n": len(finals)}
+    row = {"mean_return": ret, "mean_return_ci": ret_ci, "success_rate": suc, "success_rate_ci": suc_ci,
+           "n": len(finals)}
+    for side in ("left", "right"):   # mean over seeds; absent from agents scored before it was recorded
+        vals = [f[f"success_goal_{side}"] for f in finals if f"success_goal_{side}" in f]
+        if len(vals) == len(finals):
+            row[f"success_goal_{side}"] = float(np.mean(vals))
+    return row
 
 
 def _fmt(v, ci, nd=2) -> str:
@@ -440,8 +461,9 @@ def markdown(res) -> str:
              + "".join(f" {name}: {', '.join(f'{k}={v}' for k, v in res[key].items())}."
                        for key, name in (("task_kwargs", "Task settings"), ("ppo_kwargs", "PPO settings"))
                        if res.get(key)), "",
-             "| agent | trained in | seeds | twin return | twin success rate | train env-steps/s |",
-             "|---|---|---|---|---|---|"]
+             "| agent | trained in | seeds | twin return | twin success rate | success, goals left / right "
+             "| train env-steps/s |",
+             "|---|---|---|---|---|---|---|"]
     where = {"learned": "ContextAsMemory (default retrieval)", "learned-recent": "ContextAsMemory (`recent`)",
              "twin": "CamWorld twin", "random": "-", "oracle": "- (scripted, true goal pose)",
              "constant": "- (the best single discrete action, repeated)"}
@@ -449,8 +471,10 @@ def markdown(res) -> str:
         sps = f"{r['train_steps_per_s']:.1f}" if "train_steps_per_s" in r else "-"
         seeds = ", ".join(map(str, r.get("seeds", []))) or "-"
         label = f"{name} (action {r['action']})" if "action" in r else name
+        sides = (f"{r['success_goal_left']:.2f} / {r['success_goal_right']:.2f}" if "success_goal_left" in r
+                 and np.isfinite(r["success_goal_left"]) and np.isfinite(r["success_goal_right"]) else "-")
         lines.append(f"| {label} | {where.get(name, name)} | {seeds} | {_fmt(r['mean_return'], r['mean_return_ci'])} | "
-                     f"{_fmt(r['success_rate'], r['success_rate_ci'])} | {sps} |")
+                     f"{_fmt(r['success_rate'], r['success_rate_ci'])} | {sides} | {sps} |")
     if res["transfer"]:
         lines += ["", "Transfer ratio (agent - random) / (twin agent - random), n/a where the twin agent does not "
                       "beat random:", "", "| agent | on return | on success rate |", "|---|---|---|"]
@@ -535,6 +559,9 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--resume", action="store_true", help="continue from what --out holds")
     p.add_argument("--report", action="store_true",
                    help="train nothing: score the baselines and report the agents of --out that finished")
+    p.add_argument("--rescore", action="store_true",
+                   help="with --report: score the finished agents again on the held-out episodes (e.g. after the "
+                        "evaluation gained a figure) instead of reporting their saved final scores")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     threads.add_argument(p)
 
@@ -548,6 +575,8 @@ def resolve(args):
     for k in ("budget", "num_envs", "n_steps", "episodes", "eval_every", "eval_episodes"):
         if int(getattr(args, k)) < 1:
             raise SystemExit(f"camworld eval agents: --{k.replace('_', '-')} must be >= 1, got {getattr(args, k)}")
+    if getattr(args, "rescore", False) and not args.report:
+        raise SystemExit("camworld eval agents: --rescore goes with --report (it scores agents that finished)")
     if len(set(args.seeds)) != len(args.seeds):
         raise SystemExit(f"camworld eval agents: --seeds must be distinct, got {args.seeds}")
     return args

@@ -92,7 +92,9 @@ def evaluate(agent, env_id: str, episodes: int = 10, seed: int = 0, deterministi
         obs_transform: applied to each observation before an SB3 model sees it (e.g. ``WorldLatents``).
     Returns:
         dict with ``mean_return``, ``std_return``, ``mean_length``, ``success_rate`` (share of episodes
-        with ``info["arrived"]``, NaN for tasks without it) and ``final_goal_psnr`` (mean, NaN if absent).
+        with ``info["arrived"]``, NaN for tasks without it) and ``final_goal_psnr`` (mean, NaN if absent); for
+        goal tasks also ``success_goal_left`` / ``success_goal_right``: the success rate over the episodes whose
+        goal yaw lies to the left / right of the start yaw (NaN where none does).
     """
     import gymnasium as gym
 
@@ -101,10 +103,12 @@ def evaluate(agent, env_id: str, episodes: int = 10, seed: int = 0, deterministi
     env = gym.make(env_id, **(env_kwargs or {}))
     if isinstance(agent, type):
         agent = agent(env)
-    returns, lengths, arrived, psnrs = [], [], [], []
+    returns, lengths, arrived, psnrs, sides = [], [], [], [], []
     try:
         for ep in range(episodes):
             obs, info = env.reset(seed=seed + ep)
+            if "goal_pose" in info and "pose" in info:   # which way the goal lies from the start: left (> 0) or right
+                sides.append(bool(np.sin(info["goal_pose"][2] - info["pose"][2]) > 0))
             if hasattr(agent, "reset"):
                 agent.reset(obs, info)
             total, steps, done = 0.0, 0, False
@@ -127,7 +131,12 @@ def evaluate(agent, env_id: str, episodes: int = 10, seed: int = 0, deterministi
                 psnrs.append(float(info["goal_psnr"]))
     finally:
         env.close()
-    return {"episodes": episodes, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-            "mean_length": float(np.mean(lengths)),
-            "success_rate": float(np.mean(arrived)) if arrived else float("nan"),
-            "final_goal_psnr": float(np.mean(psnrs)) if psnrs else float("nan")}
+    out = {"episodes": episodes, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+           "mean_length": float(np.mean(lengths)),
+           "success_rate": float(np.mean(arrived)) if arrived else float("nan"),
+           "final_goal_psnr": float(np.mean(psnrs)) if psnrs else float("nan")}
+    if arrived and len(sides) == len(arrived):   # a policy blind to the frames succeeds on one side only
+        a, side = np.array(arrived), np.array(sides)
+        for name, mask in (("left", side), ("right", ~side)):
+            out[f"success_goal_{name}"] = float(a[mask].mean()) if mask.any() else float("nan")
+    return out

@@ -98,6 +98,15 @@ def test_quick_benchmark_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsys
     assert "not finished, left out: learned-recent_s1" in capsys.readouterr().out
     rep = json.loads((tmp_path / "results.json").read_text())
     assert rep["rows"]["learned-recent"]["seeds"] == [0] and rep["rows"]["learned"]["seeds"] == [0, 1]
+    # --rescore: the saved agents scored again, the same figures (deterministic policies, same episodes)
+    assert main(argv + ["--report", "--rescore"]) == 0
+    capsys.readouterr()
+    again = json.loads((tmp_path / "results.json").read_text())
+    for c in ("learned", "twin"):
+        assert again["rows"][c]["success_rate"] == rep["rows"][c]["success_rate"]
+        assert again["rows"][c]["mean_return"] == pytest.approx(rep["rows"][c]["mean_return"])
+    with pytest.raises(SystemExit, match="--rescore goes with --report"):
+        B.resolve(_args(["agents", "--quick", "--rescore"]))
 
 
 def test_benchmark_agents_on_world_latents(tiny_checkpoint, tmp_path, capsys):
@@ -281,6 +290,10 @@ def test_goal_view_glance_goal_is_a_side_view_that_only_its_own_turn_reaches():
     oracle = evaluate(B.GoalPoseOracle, "CamWorld-GoalView-v0", episodes=6, seed=B.EVAL_SEED, env_kwargs=kw)
     assert left["success_rate"] == pytest.approx(np.mean(sides))        # yaw > 0 is a left turn
     assert right["success_rate"] == pytest.approx(1 - np.mean(sides))
+    # evaluate splits success by the goal's side: a constant turn succeeds on its own side only
+    assert (left["success_goal_left"], left["success_goal_right"]) == (1.0, 0.0)
+    assert (right["success_goal_left"], right["success_goal_right"]) == (0.0, 1.0)
+    assert oracle["success_goal_left"] == oracle["success_goal_right"] == 1.0
     assert oracle["success_rate"] == 1.0
     with pytest.raises(ValueError, match="glance"):
         gym.make("CamWorld-Return-v0", excursion="glance")             # only goal-view has the glance tour
