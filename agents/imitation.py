@@ -1,16 +1,18 @@
-"""DAgger on world-model latents (or on goal-view pixels through a correlation head): an agent that learns a reach-pose task (goal-view, return) by imitating
-the goal-pose oracle inside a world, then acts without it.
+"""DAgger on world-model latents (or on goal-view pixels through a correlation head): an agent that learns a
+reach-pose task (goal-view, return) by imitating the goal-pose oracle inside a world, then acts without it.
 
 Each round rolls the envs out with a mixture of the oracle and the current policy (the oracle's share
 halves every round, from 1: Ross et al.'s DAgger with beta_i = 0.5**i), labels every visited state with the
 oracle's action (computed from the env's poses, which the learned world knows as well as the twin), adds them
 to one growing dataset, and refits the policy on all of it (cross-entropy). The policy sees only latents
-(``camworld.agents.latents.WorldLatents``: the frame and the goal frame as the world model encodes them), so
-whatever it learns to read in them is what the world it was trained in showed. The oracle's labels tell it
+(``camworld.agents.latents.WorldLatents``: the frame and the goal frame as the world model encodes them), or with
+``latents=None`` the goal-view frames themselves through ``GoalCorrelationExtractor``, so whatever it learns to
+read in them is what the world it was trained in showed. The oracle's labels tell it
 where the goal is (turn, walk, stop); whether the frames let it copy them is the question.
 
     agent, data = DaggerAgent.train("CamWorld-GoalView-v0", WorldLatents(), rounds=8, round_steps=32, num_envs=16)
     evaluate(agent, "CamWorld-GoalView-v0", obs_transform=agent.latents)
+    agent, data = DaggerAgent.train("CamWorld-GoalView-v0", None, env_kwargs=dict(excursion="glance"))   # pixels
 
 Discrete actions only. Letters: N envs, B batch, C/h/w latent channels and size.
 """
@@ -50,7 +52,7 @@ class LatentPolicy(nn.Module):
 
 
 def _batched(obs: dict, keys) -> dict:
-    """One env's or N envs' latent observation -> float tensors with a batch axis."""
+    """One env's or N envs' observation -> tensors with a batch axis (latents as float32, frames stay uint8)."""
     out = {}
     for k in keys:
         a = np.asarray(obs[k])
