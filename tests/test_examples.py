@@ -17,18 +17,21 @@ CASES = {
     "multi_agent.py": (["--agents", "2", "--steps", "2"], "shared memory holds"),
     "train_in_generated_world.py": (["--timesteps", "16", "--num-envs", "2", "--episodes", "1",
                                      "--max-episode-steps", "4", "--save", "{tmp}/agent"], "twin return"),
+    "train_in_generated_world.py --algo ppo": (["--timesteps", "16", "--num-envs", "2", "--episodes", "2",
+                                                "--save", "{tmp}/agent.zip"], "goals left / right"),
 }
 
 
 def test_every_example_is_covered():
-    assert {p.name for p in EXAMPLES.glob("*.py")} == set(CASES)
+    assert {p.name for p in EXAMPLES.glob("*.py")} == {name.split()[0] for name in CASES}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_example_runs(name, tmp_path):
     args, expect = CASES[name]
+    script, *extra = name.split()           # "file.py --flag value": the same example with other settings
     env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", SDL_VIDEODRIVER="dummy")
-    res = subprocess.run([sys.executable, str(EXAMPLES / name), *[a.format(tmp=tmp_path) for a in args]],
+    res = subprocess.run([sys.executable, str(EXAMPLES / script), *extra, *[a.format(tmp=tmp_path) for a in args]],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert expect in res.stdout
