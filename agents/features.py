@@ -125,13 +125,13 @@ class LatentGoalHead(BaseFeaturesExtractor):
 class GoalCorrelationExtractor(BaseFeaturesExtractor):
     """Goal-view ``Dict(frame, goal)`` -> features, for goals that a turn or a step shifts across the view.
 
-    Early fusion (``GoalFrameExtractor``) compares the two frames pixel by pixel, so it cannot tell which way
-    the goal's content has moved (measured: 53% left/right accuracy from 3,000 supervised pairs). Here one CNN
-    (shared weights, a Siamese pair) turns each frame into column descriptors (height pooled away, L2
-    centred and normalised: (B, D, W/4)), and their cosine similarity at every horizontal shift of the goal against the
-    frame is a 1-D cost volume (FlowNet's correlation layer, along x only): its peak says how far and which
-    way the goal lies. Features: that curve, the two frames' pooled descriptors and their difference.
-    (With the early-fusion CNN's training, 3,000 pairs and 8 epochs, this one reached 91%.)"""
+    Early fusion (``GoalFrameExtractor``) compares the two frames pixel by pixel, at the same place, so it cannot
+    tell which way the goal's content has moved. Here one CNN (shared weights, a Siamese pair) turns each frame
+    into column descriptors (height pooled away, centred over the columns, L2 normalised: (B, D, W/4)), and their
+    cosine similarity at every horizontal shift of the goal against the frame is a 1-D cost volume (FlowNet's
+    correlation layer, along x only): its peak says how far and which way the goal lies. Features: that curve,
+    the two frames' pooled descriptors and their difference. Left/right accuracy on held-out glance pairs after
+    8 supervised epochs on 3,000 (``scripts/goal_direction_probe.py``): early fusion 0.48-0.53, this head 0.87."""
 
     def __init__(self, observation_space: gym.spaces.Dict, features_dim: int = 256, width: int = 32,
                  keys: tuple = ("frame", "goal")):

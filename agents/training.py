@@ -21,8 +21,8 @@ def policy_for(observation_space, features_dim: int = 256, features: str = "cnn"
 
     ``features``: "cnn" (a CNN on the pixels, trained from scratch: ``FrameCNN`` / ``GoalFrameExtractor``),
     "correlation" (goal-view pixels: a Siamese CNN whose column descriptors are correlated at every horizontal
-    shift, ``GoalCorrelationExtractor``; Dict observations only) or "world-latent" (``observation_space`` holds world-model latents, ``camworld.agents.latents.WorldLatents``:
-    a small head on them, ``LatentGoalHead``)."""
+    shift, ``GoalCorrelationExtractor``; Dict observations only) or "world-latent" (``observation_space`` holds
+    world-model latents, ``camworld.agents.latents.WorldLatents``: a small head on them, ``LatentGoalHead``)."""
     from gymnasium import spaces
 
     from camworld.agents.features import FrameCNN, GoalCorrelationExtractor, GoalFrameExtractor, LatentGoalHead
