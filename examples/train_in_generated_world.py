@@ -14,7 +14,7 @@ Two learners:
   20-40 degrees to the left or right, partly in sight; 8 steps): which way to turn is what the frames tell, and
   a constant turn reaches only the goals on its side. The frames go through ``GoalCorrelationExtractor`` (a
   Siamese CNN correlated at every horizontal shift), with more entropy and epochs than SB3's defaults. At 16,384
-  steps (seed 0) it scored 0.62 in the twin, 0.58 / 0.67 on goals to the left / right (docs/benchmarks/agents.md).
+  steps it scored 0.62 and 0.65 in the twin (seeds 0, 1), on goals to both sides (docs/benchmarks/agents.md).
 
     python examples/train_in_generated_world.py                     # the README's budget (DAgger)
     python examples/train_in_generated_world.py --algo ppo --timesteps 16384   # PPO, glance tours
