@@ -213,6 +213,11 @@ def _algo(args) -> str:
 _LATENTS = {}
 
 
+def _dagger_latents(args):
+    """What a DAgger policy's observations come from: the world model's encoder, or None (the frames)."""
+    return _latents(args) if _features(args) == "world-latent" else None
+
+
 def _latents(args):
     """The benchmark's world model's encoder (``--checkpoint``), one per checkpoint per process."""
     from camworld.agents.latents import WorldLatents
@@ -310,7 +315,7 @@ def train_one_dagger(condition: str, seed: int, args, out: Path, bar) -> dict:
     ppath, dpath = spath.with_name(spath.stem + "_policy.safetensors"), spath.with_name(spath.stem + "_data.npz")
     state = {"condition": condition, "seed": seed, "env_id": env_id(condition, args.task), "steps": 0,
              "curve": [], "train_seconds": 0.0, "final": None, "algo": "dagger"}
-    lat = _latents(args) if _features(args) == "world-latent" else None
+    lat = _dagger_latents(args)
     agent = data = None
     if args.resume and spath.exists() and ppath.exists() and dpath.exists():
         state = json.loads(spath.read_text())
@@ -399,8 +404,7 @@ def _load_agent(out: Path, state: dict, args):
     if state.get("algo") == "dagger":
         from camworld.agents.imitation import DaggerAgent
 
-        return DaggerAgent.load(spath.with_name(spath.stem + "_policy.safetensors"),
-                                _latents(args) if _features(args) == "world-latent" else None)
+        return DaggerAgent.load(spath.with_name(spath.stem + "_policy.safetensors"), _dagger_latents(args))
     from stable_baselines3 import PPO
 
     return PPO.load(str(spath.with_suffix(".zip")), device="cpu")
