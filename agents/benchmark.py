@@ -581,6 +581,9 @@ def resolve(args):
             raise SystemExit(f"camworld eval agents: --{k.replace('_', '-')} must be >= 1, got {getattr(args, k)}")
     if getattr(args, "rescore", False) and not args.report:
         raise SystemExit("camworld eval agents: --rescore goes with --report (it scores agents that finished)")
+    if getattr(args, "algo", "ppo") == "dagger" and getattr(args, "ppo_kwargs", None):
+        raise SystemExit(f"camworld eval agents: --ppo-kwargs {' '.join(args.ppo_kwargs)} sets PPO, and --algo dagger "
+                         "trains no PPO: drop one of them")
     if len(set(args.seeds)) != len(args.seeds):
         raise SystemExit(f"camworld eval agents: --seeds must be distinct, got {args.seeds}")
     return args

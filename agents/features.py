@@ -12,7 +12,10 @@ Letters: B batch, C channels, H/W frame size, D features.
 
 from __future__ import annotations
 
+import functools
+
 import gymnasium as gym
+import numpy as np
 import torch
 import torch.nn as nn
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -122,6 +125,16 @@ class LatentGoalHead(BaseFeaturesExtractor):
         return self.linear(self.head(z.float()))
 
 
+@functools.lru_cache(maxsize=8)
+def _diagonal_means(W: int, device, dtype) -> torch.Tensor:
+    """(W*W, 2W - 1) matrix that averages a flattened (W, W) matrix over its diagonals x - y = s, s = -(W-1)..W-1."""
+    x, y = np.divmod(np.arange(W * W), W)
+    A = np.zeros((W * W, 2 * W - 1), np.float32)
+    A[np.arange(W * W), x - y + W - 1] = 1.0
+    A /= A.sum(0, keepdims=True)
+    return torch.as_tensor(A, device=device, dtype=dtype)
+
+
 class GoalCorrelationExtractor(BaseFeaturesExtractor):
     """Goal-view ``Dict(frame, goal)`` -> features, for goals that a turn or a step shifts across the view.
 
@@ -167,8 +180,8 @@ class GoalCorrelationExtractor(BaseFeaturesExtractor):
         """Column descriptors (B, D, W') x2 -> (B, 2W' - 1): entry W' - 1 + s is the mean over the overlap of
         <f[:, :, x], g[:, :, x - s]>, for s = -(W'-1) .. W'-1: the goal's content seen s columns to the right."""
         Wc = f.shape[-1]
-        return torch.stack([(f[..., max(s, 0):Wc + min(s, 0)] * g[..., max(-s, 0):Wc - max(s, 0)]).sum(1).mean(-1)
-                            for s in range(-(Wc - 1), Wc)], 1)
+        gram = torch.bmm(f.transpose(1, 2), g).flatten(1)                # (B, W'W'): <f[:, :, x], g[:, :, y]>
+        return gram @ _diagonal_means(Wc, gram.device, gram.dtype)        # mean over x - y = s, one matmul
 
     def forward(self, obs: dict) -> torch.Tensor:
         (f, pf), (g, pg) = self._columns(obs[self.keys[0]]), self._columns(obs[self.keys[1]])

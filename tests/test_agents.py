@@ -135,6 +135,15 @@ def test_goal_correlation_extractor_finds_which_way_the_goal_moved():
         assert cost.shape == (2, 31) and feats.shape == (2, 32)
         # the goal shows the frame's column x at x - shift: the curve peaks at s = shift / 4 columns
         assert (cost.argmax(1) - 15 == shift_px // 4).all(), (shift_px, cost.argmax(1))
+    # one matmul over the Gram matrix equals the definition, shift by shift (and keeps the gradient)
+    f = torch.nn.functional.normalize(torch.randn(3, 8, 7), dim=1).requires_grad_()
+    g = torch.nn.functional.normalize(torch.randn(3, 8, 7), dim=1)
+    ref = torch.stack([(f[..., max(s, 0):7 + min(s, 0)] * g[..., max(-s, 0):7 - max(s, 0)]).sum(1).mean(-1)
+                       for s in range(-6, 7)], 1)
+    fast = GoalCorrelationExtractor.correlation(f, g)
+    assert fast.shape == (3, 13) and torch.allclose(fast, ref, atol=1e-6)
+    fast.sum().backward()
+    assert f.grad is not None and torch.isfinite(f.grad).all()
     with pytest.raises(ValueError, match="keys"):
         GoalCorrelationExtractor(spaces.Dict({"frame": box}))
     assert policy_for(spaces.Dict({"frame": box, "goal": box}), features="correlation")[0] == "MultiInputPolicy"

@@ -107,6 +107,8 @@ def test_quick_benchmark_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsys
         assert again["rows"][c]["mean_return"] == pytest.approx(rep["rows"][c]["mean_return"])
     with pytest.raises(SystemExit, match="--rescore goes with --report"):
         B.resolve(_args(["agents", "--quick", "--rescore"]))
+    with pytest.raises(SystemExit, match="trains no PPO"):
+        B.resolve(_args(["agents", "--quick", "--algo", "dagger", "--ppo-kwargs", "ent_coef=0.05"]))
 
 
 def test_benchmark_agents_on_world_latents(tiny_checkpoint, tmp_path, capsys):
