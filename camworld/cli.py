@@ -16,13 +16,14 @@ COMMANDS = {
     "dataset": ("camworld.sim.dataset", "export long videos with camera poses and captions"),
     "preview": ("camworld.sim.preview", "PNG contact sheet of every scene style with top-down maps"),
     "train": ("camworld.train", "train the VAE or the DiT world model (Algorithm 1)"),
-    "eval": ("camworld.eval", "benchmarks: memory (return-to-start), fidelity, agents (train in the world, score in the twin)"),
+    "eval": ("camworld.eval", "benchmarks: memory (return-to-start), fidelity, agents (train in the world, "
+                              "score in the twin), goal-cue (do the frames tell a goal-view agent it arrived)"),
     "play": ("camworld.envs.play", "interactive play in a pygame window"),
     "retrieval": ("camworld.retrieval.show", "retrieval tools: `camworld retrieval show`"),
 }
 
 # `camworld <command> <what>` served by another module than the command's: (command, what) -> module
-ROUTES = {("eval", "agents"): "camworld.agents.benchmark"}
+ROUTES = {("eval", "agents"): "camworld.agents.benchmark", ("eval", "goal-cue"): "camworld.agents.cue"}
 
 # `camworld bench <what>`: what -> (module, help); each module defines bench_arguments(p) and bench(args)
 BENCHES = {

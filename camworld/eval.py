@@ -325,9 +325,10 @@ def plot_psnr_vs_theta(results, path: Path):
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    p.add_argument("what", choices=["memory", "fidelity", "agents"],
+    p.add_argument("what", choices=["memory", "fidelity", "agents", "goal-cue"],
                    help="memory: return-to-start tables; fidelity: what the world makes up under env motion; "
-                        "agents: PPO trained in the generated world, scored in the twin (camworld eval agents --help)")
+                        "agents: PPO trained in the generated world, scored in the twin (camworld eval agents --help); "
+                        "goal-cue: how well each world's frames tell a goal-view agent it has arrived")
     p.add_argument("--checkpoint", default=None, help="world-model checkpoint (default: shipped)")
     p.add_argument("--episodes", type=int, default=None,
                    help="episodes per trajectory kind (memory: 32) / per driver (fidelity: 16)")

@@ -356,7 +356,10 @@ class GoalViewEnv(_ReachPoseEnv):
     tour; or "glance": the whole tour looks 20-40 degrees to one side and back, and the goal is the side
     view, still partly in sight from where the agent starts (1-3 discrete turns away). Which way to turn is
     then visible, and nothing else tells it: with ``max_episode_steps=8`` a constant turn reaches half the
-    goals (those on its side), and an agent that reads the frames can reach all of them. And
+    goals (those on its side), and an agent that reads the frames can reach all of them. "glance-away": the
+    same glance and goal, then a look 60-100 degrees to the other side and back, so that the last frames before
+    the agent starts (what a ``recent`` window of the default k = 8 holds) all face away from the goal, and
+    only a world that retrieves it shows the goal's unseen side again as the tour showed it. And
     ``arrival_distance`` (m), ``arrival_yaw_deg`` (None: as in ``ReturnEnv``), and
     ``min_goal_distance`` (m, default 0): goals at least this far from where the tour ends (the farthest
     frame if none is). With the defaults a rotate tour keeps the camera in place, so turning at every step
@@ -373,14 +376,16 @@ class GoalViewEnv(_ReachPoseEnv):
     """
 
     MIN_GOAL_COST = 1.0   # m-equivalent pose error between the goal and where the tour ends (1 m or ~57 deg)
-    excursion_kinds = ("rotate", "walk", "glance")
+    excursion_kinds = ("rotate", "walk", "glance", "glance-away")
     GLANCE_DEG = (20.0, 40.0)   # "glance": look this far to one side and back; the goal stays partly in view
+    AWAY_DEG = (60.0, 100.0)    # "glance-away": then this far to the other side and back, the last thing shown
 
     def __init__(self, *args, min_goal_distance: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         if not min_goal_distance >= 0:
             raise ValueError(f"min_goal_distance must be >= 0 metres, got {min_goal_distance}")
         self.min_goal_distance = float(min_goal_distance)
+        self._goal_index = None   # set by a tour that picks its goal itself (glance-away)
 
     def _observation_space(self):
         return spaces.Dict({"frame": self.frame_space, "goal": self.frame_space})
@@ -391,15 +396,25 @@ class GoalViewEnv(_ReachPoseEnv):
     def _task_excursion(self):
         rng = self.np_random
         kind = self._pick_kind()
-        if kind == "glance":   # look to one side and back: the goal is the side view, 1-3 discrete turns away
+        self._goal_index = None
+        if kind in ("glance", "glance-away"):   # look to one side and back: the goal is the side view, 1-3 turns away
             theta = (1 if rng.random() < 0.5 else -1) * np.deg2rad(rng.uniform(*self.GLANCE_DEG))
             away = _turn(self.pose, theta)
-            return np.concatenate([away, _turn(away[-1], -theta)])
+            tour = [away, _turn(away[-1], -theta)]
+            if kind == "glance-away":   # then look the other way, further, and back: the goal view is old news
+                self._goal_index = len(away)   # in the reset frames, which begin with the start frame
+                phi = -np.sign(theta) * np.deg2rad(rng.uniform(*self.AWAY_DEG))
+                other = _turn(tour[-1][-1], phi)
+                tour += [other, _turn(other[-1], -phi)]
+            return np.concatenate(tour)
         first = excursion_poses(kind, self.pose, rng, self.scene)
         second = _turn(first[-1], (1 if rng.random() < 0.5 else -1) * np.deg2rad(rng.uniform(60.0, 120.0)))
         return np.concatenate([first, second])
 
     def _task_start(self, frames, poses):
+        if self._goal_index is not None:   # glance-away: the first side view, not the farthest
+            j = self._goal_index
+            return self._set_goal(frames[j], poses[j])
         end = poses[-1]
         cost = np.array([pose_error(p, end)[2] for p in poses[:-1]])
         ok = cost >= min(self.MIN_GOAL_COST, cost.max())

@@ -299,3 +299,54 @@ def test_goal_view_glance_goal_is_a_side_view_that_only_its_own_turn_reaches():
     assert oracle["success_rate"] == 1.0
     with pytest.raises(ValueError, match="glance"):
         gym.make("CamWorld-Return-v0", excursion="glance")             # only goal-view has the glance tour
+
+
+def test_goal_view_glance_away_goal_is_the_first_side_view_and_the_tour_ends_looking_the_other_way():
+    """excursion="glance-away": the same side-view goal as "glance", but the tour then looks 60-100 degrees the
+    other way and back, so the last frames the world generated (what a `recent` window holds) face away from it."""
+    import gymnasium as gym
+
+    import camworld  # noqa: F401
+    from camworld.agents.training import evaluate
+    from camworld.geometry import wrap_angle
+
+    kw = dict(excursion="glance-away", max_episode_steps=8, frame_size=32)
+    env = gym.make("CamWorld-GoalView-v0", **kw)
+    for seed in range(B.EVAL_SEED, B.EVAL_SEED + 4):
+        obs, info = env.reset(seed=seed)
+        start = env.unwrapped.start_pose
+        yaw = np.rad2deg(wrap_angle(info["goal_pose"][2] - start[2]))
+        assert 20.0 - 1e-6 <= abs(yaw) <= 40.0 + 1e-6 and np.allclose(info["goal_pose"][:2], start[:2])
+        assert np.allclose(info["pose"], start)                                   # back at the start
+        tour = np.rad2deg(wrap_angle(np.asarray(info["poses"])[:, 2] - start[2]))
+        assert tour.min() < -59 if yaw > 0 else tour.max() > 59                  # looked 60+ degrees the other way
+        assert (np.sign(tour[-8:]) != np.sign(yaw)).all()                       # the last 8 frames face away
+        assert len(tour) >= 8 + 8                                                 # more than a k = 8 window
+    env.close()
+    oracle = evaluate(B.GoalPoseOracle, "CamWorld-GoalView-v0", episodes=4, seed=B.EVAL_SEED,
+                      env_kwargs=dict(kw, stop_to_arrive=True))
+    assert oracle["success_rate"] == 1.0
+
+
+def test_goal_cue_end_to_end_and_auc(tiny_checkpoint, tmp_path, capsys):
+    """camworld eval goal-cue: the oracle arrives in every world, every view is counted at or away from the goal,
+    the twin's own goal frame is told from other views, and the table and JSON are written; auc is Mann-Whitney's."""
+    from camworld.agents.cue import auc
+    from camworld.cli import main
+
+    assert auc([3.0, 4.0], [1.0, 2.0]) == 1.0 and auc([1.0], [2.0]) == 0.0 and auc([2.0], [2.0]) == 0.5
+    assert auc([float("inf")], [30.0]) == 1.0 and np.isnan(auc([], [1.0]))
+    argv = ["eval", "goal-cue", "--checkpoint", tiny_checkpoint, "--episodes", "2", "--max-episode-steps", "6",
+            "--task-kwargs", "excursion=glance-away", "stop_to_arrive=true", "--threads", "1", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    rows = json.loads((tmp_path / "goal_cue.json").read_text())
+    assert [r["condition"] for r in rows] == ["learned", "learned-recent", "twin"]
+    for r in rows:
+        assert r["oracle_success"] == 1.0 and r["views_at_goal"] >= 2 * 2 and r["views_away"] >= 2
+        assert 0.0 <= r["auc"] <= 1.0
+    assert rows[2]["psnr_at_goal"] > rows[2]["psnr_away"]           # in the real world the goal's place looks like it
+    md = (tmp_path / "goal_cue.md").read_text()
+    assert "excursion=glance-away stop_to_arrive=true" in md and "| CamWorld twin | 1.00 |" in md
+    with pytest.raises(SystemExit, match="episodes"):
+        main(argv[:5] + ["0"])
+    capsys.readouterr()
