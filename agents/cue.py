@@ -100,6 +100,8 @@ def add_arguments(p: argparse.ArgumentParser):
 def run(args) -> int:
     if args.episodes < 1:
         raise SystemExit(f"camworld eval goal-cue: --episodes must be >= 1, got {args.episodes}")
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)   # before the episodes: a bad folder fails at once
     threads.apply(args.threads)
     args.frame_size = learned_frame_size(args.checkpoint)
     rows = []

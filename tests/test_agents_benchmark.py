@@ -337,8 +337,9 @@ def test_goal_cue_end_to_end_and_auc(tiny_checkpoint, tmp_path, capsys):
     assert auc([3.0, 4.0], [1.0, 2.0]) == 1.0 and auc([1.0], [2.0]) == 0.0 and auc([2.0], [2.0]) == 0.5
     assert auc([float("inf")], [30.0]) == 1.0 and np.isnan(auc([], [1.0]))
     argv = ["eval", "goal-cue", "--checkpoint", tiny_checkpoint, "--episodes", "2", "--max-episode-steps", "6",
-            "--task-kwargs", "excursion=glance-away", "stop_to_arrive=true", "--threads", "1", "--out", str(tmp_path)]
+            "--task-kwargs", "excursion=glance-away", "stop_to_arrive=true", "--threads", "1", "--out", str(tmp_path / "cue")]
     assert main(argv) == 0
+    tmp_path = tmp_path / "cue"                                      # made if missing
     rows = json.loads((tmp_path / "goal_cue.json").read_text())
     assert [r["condition"] for r in rows] == ["learned", "learned-recent", "twin"]
     for r in rows:
