@@ -46,9 +46,11 @@ def measure(condition: str, args) -> dict:
 
     env = gym.make(env_id(condition, "goal-view"), **env_kwargs(condition, args))
     at, away, arrived, t0 = [], [], [], time.perf_counter()
+    stills = []   # (start, goal, last) frames of the first args.pictures episodes
     try:
         for ep in range(args.episodes):
             obs, info = env.reset(seed=args.seed + ep)
+            start = obs["frame"]
             oracle = GoalPoseOracle(env)
             oracle.reset(obs, info)
             (at if info["at_goal"] else away).append(float(info["goal_psnr"]))
@@ -58,6 +60,8 @@ def measure(condition: str, args) -> dict:
                 done = terminated or truncated
                 (at if info["at_goal"] else away).append(float(info["goal_psnr"]))
             arrived.append(bool(info["arrived"]))
+            if ep < args.pictures:
+                stills.append(np.stack([start, obs["goal"], obs["frame"]]))
     finally:
         env.close()
     med = lambda v: float(np.median(v)) if len(v) else float("nan")   # noqa: E731
@@ -65,7 +69,22 @@ def measure(condition: str, args) -> dict:
             "views_at_goal": len(at), "views_away": len(away),
             "exact_at_goal": float(np.mean(np.isinf(at))) if at else float("nan"),
             "psnr_at_goal": med(at), "psnr_away": med(away), "auc": auc(at, away),
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "stills": stills}
+
+
+def still_grid(rows) -> np.ndarray:
+    """One row per episode; per world three frames (start, goal, the view where the oracle stopped), worlds
+    separated by a white bar, frames by a grey line."""
+    per_world = [np.asarray(r["stills"]) for r in rows]                  # (E, 3, H, W, 3) each
+    E, _, H, W, _ = per_world[0].shape
+    gap, bar = np.full((H, 1, 3), 128, np.uint8), np.full((H, 6, 3), 255, np.uint8)
+    lines = []
+    for e in range(E):
+        parts = []
+        for w, st in enumerate(per_world):
+            parts += ([bar] if w else []) + [st[e, 0], gap, st[e, 1], gap, st[e, 2]]
+        lines += [np.concatenate(parts, 1), np.full((2, sum(p.shape[1] for p in parts), 3), 255, np.uint8)]
+    return np.concatenate(lines[:-1], 0)
 
 
 def markdown(rows, args) -> str:
@@ -93,13 +112,19 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--max-episode-steps", type=int, default=None)
     p.add_argument("--checkpoint", default=None, help="learned-world checkpoint (default: the shipped one)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", default=None, help="folder for goal_cue.md and goal_cue.json")
+    p.add_argument("--out", default=None, help="folder for goal_cue.md, goal_cue.json and goal_cue.png")
+    p.add_argument("--pictures", type=int, default=4,
+                   help="episodes shown in goal_cue.png: per world the start frame, the goal frame and the view "
+                        "where the oracle stopped (0: none)")
     threads.add_argument(p)
 
 
 def run(args) -> int:
     if args.episodes < 1:
         raise SystemExit(f"camworld eval goal-cue: --episodes must be >= 1, got {args.episodes}")
+    if args.pictures < 0:
+        raise SystemExit(f"camworld eval goal-cue: --pictures must be >= 0, got {args.pictures}")
+    args.pictures = min(args.pictures, args.episodes)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)   # before the episodes: a bad folder fails at once
     threads.apply(args.threads)
@@ -111,7 +136,13 @@ def run(args) -> int:
     text = markdown(rows, args)
     print(text)
     if args.out:
-        write_text(Path(args.out) / "goal_cue.md", text)
-        write_text(Path(args.out) / "goal_cue.json", json.dumps(rows, indent=2))
-        print(f"wrote {args.out}/goal_cue.md and goal_cue.json")
+        from camworld.viz import save_png
+
+        out = Path(args.out)
+        write_text(out / "goal_cue.md", text)
+        write_text(out / "goal_cue.json", json.dumps([{k: v for k, v in r.items() if k != "stills"} for r in rows],
+                                                     indent=2))
+        if args.pictures:
+            save_png(out / "goal_cue.png", still_grid(rows), scale=2)
+        print(f"wrote {out}/goal_cue.md, goal_cue.json" + (" and goal_cue.png" if args.pictures else ""))
     return 0

@@ -346,6 +346,11 @@ def test_goal_cue_end_to_end_and_auc(tiny_checkpoint, tmp_path, capsys):
         assert r["oracle_success"] == 1.0 and r["views_at_goal"] >= 2 * 2 and r["views_away"] >= 2
         assert 0.0 <= r["auc"] <= 1.0
     assert rows[2]["psnr_at_goal"] > rows[2]["psnr_away"]           # in the real world the goal's place looks like it
+    from PIL import Image
+
+    png = np.asarray(Image.open(tmp_path / "goal_cue.png"))             # 2 episodes x (3 worlds x 3 frames), 2x
+    size = B.learned_frame_size(tiny_checkpoint)
+    assert png.shape == (2 * (2 * size + 2), 2 * (9 * size + 6 + 2 * 6), 3)
     md = (tmp_path / "goal_cue.md").read_text()
     assert "excursion=glance-away stop_to_arrive=true" in md and "| CamWorld twin | 1.00 |" in md
     with pytest.raises(SystemExit, match="episodes"):
