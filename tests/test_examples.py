@@ -17,6 +17,9 @@ CASES = {
     "multi_agent.py": (["--agents", "2", "--steps", "2"], "shared memory holds"),
     "train_in_generated_world.py": (["--timesteps", "16", "--num-envs", "2", "--episodes", "1",
                                      "--max-episode-steps", "4", "--save", "{tmp}/agent"], "twin return"),
+    "train_in_generated_world.py --retrieval recent": (["--timesteps", "16", "--num-envs", "2", "--episodes", "1",
+                                                        "--max-episode-steps", "4", "--save", "{tmp}/agent"],
+                                                       "trained in the generated world, recent"),
     "train_in_generated_world.py --algo ppo": (["--timesteps", "16", "--num-envs", "2", "--episodes", "2",
                                                 "--save", "{tmp}/agent.zip"], "goals left / right"),
 }
