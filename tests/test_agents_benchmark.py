@@ -105,8 +105,21 @@ def test_quick_benchmark_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsys
     for c in ("learned", "twin"):
         assert again["rows"][c]["success_rate"] == rep["rows"][c]["success_rate"]
         assert again["rows"][c]["mean_return"] == pytest.approx(rep["rows"][c]["mean_return"])
+    # --own-world: each agent also scored in the world it trained in; the twin agent's own world is the twin
+    assert main(argv + ["--report", "--own-world"]) == 0
+    capsys.readouterr()
+    own = json.loads((tmp_path / "results.json").read_text())
+    for c in ("learned", "twin"):
+        o = own["rows"][c]["own_world"]
+        assert o["n"] == own["rows"][c]["n"] and np.isfinite(o["mean_return"])
+    assert own["rows"]["twin"]["own_world"]["mean_return"] == pytest.approx(own["rows"]["twin"]["mean_return"])
+    run = next(r for r in own["runs"] if r["condition"] == "learned")
+    assert run["own_world"]["episodes"] == run["final"]["episodes"]
+    assert "| learned | " in (tmp_path / "results.md").read_text().split("return in its own world")[1]
     with pytest.raises(SystemExit, match="--rescore goes with --report"):
         B.resolve(_args(["agents", "--quick", "--rescore"]))
+    with pytest.raises(SystemExit, match="--own-world goes with --report"):
+        B.resolve(_args(["agents", "--quick", "--own-world"]))
     with pytest.raises(SystemExit, match="trains no PPO"):
         B.resolve(_args(["agents", "--quick", "--algo", "dagger", "--ppo-kwargs", "ent_coef=0.05"]))
 
