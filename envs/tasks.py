@@ -359,7 +359,9 @@ class GoalViewEnv(_ReachPoseEnv):
     goals (those on its side), and an agent that reads the frames can reach all of them. "glance-away": the
     same glance and goal, then a look 60-100 degrees to the other side and back, so that the last frames before
     the agent starts (what a ``recent`` window of the default k = 8 holds) all face away from the goal, and
-    only a world that retrieves it shows the goal's unseen side again as the tour showed it. And
+    only a world that retrieves it shows the goal's unseen side again as the tour showed it (with
+    ``stop_to_arrive``, ``camworld eval goal-cue`` measures it: the view at the goal tells arrival with AUC 0.88
+    in the shipped world, 0.53 with ``recent``). And
     ``arrival_distance`` (m), ``arrival_yaw_deg`` (None: as in ``ReturnEnv``), and
     ``min_goal_distance`` (m, default 0): goals at least this far from where the tour ends (the farthest
     frame if none is). With the defaults a rotate tour keeps the camera in place, so turning at every step
