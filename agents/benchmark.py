@@ -69,16 +69,18 @@ def env_kwargs(condition: str, args) -> dict:
     if args.max_episode_steps:
         kw["max_episode_steps"] = args.max_episode_steps
     kw.update(task_kwargs(getattr(args, "task_kwargs", None)))
+    if condition != "twin":   # the learned world's own settings (its sampler): the twin has none
+        kw.update(task_kwargs(getattr(args, "world_kwargs", None), "--world-kwargs"))
     return kw
 
 
-def task_kwargs(pairs) -> dict:
+def task_kwargs(pairs, flag: str = "--task-kwargs") -> dict:
     """['excursion=walk', 'min_goal_distance=1.0'] -> {'excursion': 'walk', 'min_goal_distance': 1.0}."""
     out = {}
     for item in pairs or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"camworld eval agents: --task-kwargs takes KEY=VALUE, got {item!r}")
+            raise SystemExit(f"camworld eval agents: {flag} takes KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -442,6 +444,7 @@ def summarise(args, states, baselines) -> dict:
             "n_steps": args.n_steps, "features": _features(args), "algo": _algo(args), "episodes": args.episodes,
             "eval_every": args.eval_every, "max_episode_steps": args.max_episode_steps,
             "task_kwargs": task_kwargs(args.task_kwargs), "ppo_kwargs": ppo_kwargs(getattr(args, "ppo_kwargs", None)),
+            "world_kwargs": task_kwargs(getattr(args, "world_kwargs", None), "--world-kwargs"),
             "rows": rows, "transfer": transfer, "runs": states}
 
 
@@ -471,7 +474,8 @@ def markdown(res) -> str:
              f"`{env_id('twin', res['task'])}` on {res['episodes']} held-out episodes (reset seeds from "
              f"{EVAL_SEED}). Mean ± 95% t-interval over seeds."
              + "".join(f" {name}: {', '.join(f'{k}={v}' for k, v in res[key].items())}."
-                       for key, name in (("task_kwargs", "Task settings"), ("ppo_kwargs", "PPO settings"))
+                       for key, name in (("task_kwargs", "Task settings"), ("ppo_kwargs", "PPO settings"),
+                                         ("world_kwargs", "Learned-world settings"))
                        if res.get(key)), "",
              "| agent | trained in | seeds | twin return | twin success rate | success, goals left / right "
              "| train env-steps/s |",
@@ -575,6 +579,9 @@ def add_arguments(p: argparse.ArgumentParser):
                         "(goal-view goals that turning in place cannot reach)")
     p.add_argument("--ppo-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
                    help="PPO settings over camworld.agents.training.PPO_DEFAULTS, e.g. ent_coef=0.05 n_epochs=10")
+    p.add_argument("--world-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="settings of the learned worlds only (the twin has none), e.g. warp_fill=mirror "
+                        "sample_steps=8: agents trained in a variant of the world, scored in the same twin")
     p.add_argument("--checkpoint", default=None, help="learned-world checkpoint (default: the shipped one)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="eval_agents")

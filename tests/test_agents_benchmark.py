@@ -369,3 +369,18 @@ def test_goal_cue_end_to_end_and_auc(tiny_checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit, match="episodes"):
         main(argv[:5] + ["0"])
     capsys.readouterr()
+
+
+def test_world_kwargs_reach_the_learned_worlds_only():
+    """--world-kwargs: settings of the learned world (its sampler) go to both learned conditions, never to the
+    twin (which would refuse them); bad pairs are a clear error."""
+    args = B.resolve(_args(["agents", "--quick", "--world-kwargs", "warp_fill=mirror", "sample_steps=8",
+                            "--task-kwargs", "excursion=glance-away"]))
+    for c in ("learned", "learned-recent"):
+        kw = B.env_kwargs(c, args)
+        assert kw["warp_fill"] == "mirror" and kw["sample_steps"] == 8 and kw["excursion"] == "glance-away"
+    assert B.env_kwargs("learned-recent", args)["retrieval"] == "recent"
+    twin = B.env_kwargs("twin", args)
+    assert "warp_fill" not in twin and "sample_steps" not in twin and twin["excursion"] == "glance-away"
+    with pytest.raises(SystemExit, match="--world-kwargs takes KEY=VALUE"):
+        B.env_kwargs("learned", B.resolve(_args(["agents", "--quick", "--world-kwargs", "mirror"])))
