@@ -91,7 +91,9 @@ def markdown(rows, args) -> str:
     settings = " ".join(args.task_kwargs) or "the task's defaults"
     lines = [f"Goal-view cue (`camworld eval goal-cue`): the goal-pose oracle on {args.episodes} held-out episodes "
              f"(reset seeds from {args.seed}); task settings: {settings}; max episode steps: "
-             f"{args.max_episode_steps or 'registered'}. PSNR of the current frame against the goal frame, split "
+             f"{args.max_episode_steps or 'registered'}"
+             + (f"; learned-world settings: {' '.join(args.world_kwargs)}" if args.world_kwargs else "")
+             + ". PSNR of the current frame against the goal frame, split "
              "by whether the camera is within the arrival tolerances (medians; an exact copy is infinite).", "",
              "| world | oracle success | views at / away from the goal | PSNR at the goal | PSNR away | "
              "AUC of PSNR as an arrival detector |",
@@ -110,6 +112,8 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--task-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
                    help="goal-view settings, e.g. excursion=glance-away stop_to_arrive=true")
     p.add_argument("--max-episode-steps", type=int, default=None)
+    p.add_argument("--world-kwargs", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="settings of the learned worlds only, e.g. warp_fill=mirror")
     p.add_argument("--checkpoint", default=None, help="learned-world checkpoint (default: the shipped one)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="folder for goal_cue.md, goal_cue.json and goal_cue.png")

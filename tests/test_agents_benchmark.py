@@ -350,6 +350,7 @@ def test_goal_cue_end_to_end_and_auc(tiny_checkpoint, tmp_path, capsys):
     assert auc([3.0, 4.0], [1.0, 2.0]) == 1.0 and auc([1.0], [2.0]) == 0.0 and auc([2.0], [2.0]) == 0.5
     assert auc([float("inf")], [30.0]) == 1.0 and np.isnan(auc([], [1.0]))
     argv = ["eval", "goal-cue", "--checkpoint", tiny_checkpoint, "--episodes", "2", "--max-episode-steps", "6",
+            "--world-kwargs", "sample_steps=2",
             "--task-kwargs", "excursion=glance-away", "stop_to_arrive=true", "--threads", "1", "--out", str(tmp_path / "cue")]
     assert main(argv) == 0
     tmp_path = tmp_path / "cue"                                      # made if missing
@@ -366,6 +367,7 @@ def test_goal_cue_end_to_end_and_auc(tiny_checkpoint, tmp_path, capsys):
     assert png.shape == (2 * (2 * size + 2), 2 * (9 * size + 6 + 2 * 6), 3)
     md = (tmp_path / "goal_cue.md").read_text()
     assert "excursion=glance-away stop_to_arrive=true" in md and "| CamWorld twin | 1.00 |" in md
+    assert "learned-world settings: sample_steps=2" in md
     with pytest.raises(SystemExit, match="episodes"):
         main(argv[:5] + ["0"])
     capsys.readouterr()
