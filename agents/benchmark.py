@@ -70,12 +70,23 @@ def env_kwargs(condition: str, args) -> dict:
         kw["max_episode_steps"] = args.max_episode_steps
     kw.update(task_kwargs(getattr(args, "task_kwargs", None)))
     if condition != "twin":   # the learned world's own settings (its sampler): the twin has none
-        kw.update(task_kwargs(getattr(args, "world_kwargs", None), "--world-kwargs"))
+        kw.update(world_kwargs(getattr(args, "world_kwargs", None)))
     return kw
 
 
-def task_kwargs(pairs, flag: str = "--task-kwargs") -> dict:
+def task_kwargs(pairs) -> dict:
     """['excursion=walk', 'min_goal_distance=1.0'] -> {'excursion': 'walk', 'min_goal_distance': 1.0}."""
+    return key_values(pairs, "--task-kwargs")
+
+
+def world_kwargs(pairs) -> dict:
+    """--world-kwargs: the learned worlds' own settings, e.g. ['warp_fill=mirror'] -> {'warp_fill': 'mirror'}."""
+    return key_values(pairs, "--world-kwargs")
+
+
+def key_values(pairs, flag: str) -> dict:
+    """KEY=VALUE strings -> a dict (values parsed as JSON where they are JSON, else kept as strings); a bad pair
+    is an error that names ``flag``."""
     out = {}
     for item in pairs or []:
         key, sep, value = item.partition("=")
@@ -91,7 +102,7 @@ def task_kwargs(pairs, flag: str = "--task-kwargs") -> dict:
 def ppo_kwargs(pairs) -> dict:
     """['ent_coef=0.05', 'n_epochs=10'] -> PPO keyword arguments over ``PPO_DEFAULTS`` (numbers only; n_steps has
     its own option)."""
-    out = task_kwargs(pairs)
+    out = key_values(pairs, "--ppo-kwargs")
     for key, value in out.items():
         if key == "n_steps":
             raise SystemExit("camworld eval agents: give n_steps as --n-steps, not in --ppo-kwargs")
@@ -444,7 +455,7 @@ def summarise(args, states, baselines) -> dict:
             "n_steps": args.n_steps, "features": _features(args), "algo": _algo(args), "episodes": args.episodes,
             "eval_every": args.eval_every, "max_episode_steps": args.max_episode_steps,
             "task_kwargs": task_kwargs(args.task_kwargs), "ppo_kwargs": ppo_kwargs(getattr(args, "ppo_kwargs", None)),
-            "world_kwargs": task_kwargs(getattr(args, "world_kwargs", None), "--world-kwargs"),
+            "world_kwargs": world_kwargs(getattr(args, "world_kwargs", None)),
             "rows": rows, "transfer": transfer, "runs": states}
 
 

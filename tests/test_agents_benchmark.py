@@ -29,6 +29,8 @@ def test_env_ids_and_conditions():
     assert B.env_kwargs("twin", args)["min_goal_distance"] == 1.0 and B.env_kwargs("learned", args)["excursion"] == "walk"
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         B.task_kwargs(["oops"])
+    with pytest.raises(SystemExit, match="--ppo-kwargs takes KEY=VALUE"):
+        B.ppo_kwargs(["oops"])
     assert B.ppo_kwargs(["ent_coef=0.05", "n_epochs=10"]) == {"ent_coef": 0.05, "n_epochs": 10}
     with pytest.raises(SystemExit, match="--n-steps"):
         B.ppo_kwargs(["n_steps=8"])
