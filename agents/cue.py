@@ -40,36 +40,24 @@ def auc(pos, neg) -> float:
 
 def measure(condition: str, args) -> dict:
     """The oracle through ``args.episodes`` held-out episodes of one world; the goal-PSNR of every view."""
-    import gymnasium as gym
+    from .training import evaluate
 
-    import camworld  # noqa: F401  (registers the ids)
+    at, away, t0 = [], [], time.perf_counter()
+    views = {}   # episode -> [start, goal, last] frames, for the first args.pictures episodes
 
-    env = gym.make(env_id(condition, "goal-view"), **env_kwargs(condition, args))
-    at, away, arrived, t0 = [], [], [], time.perf_counter()
-    stills = []   # (start, goal, last) frames of the first args.pictures episodes
-    try:
-        for ep in range(args.episodes):
-            obs, info = env.reset(seed=args.seed + ep)
-            start = obs["frame"]
-            oracle = GoalPoseOracle(env)
-            oracle.reset(obs, info)
-            (at if info["at_goal"] else away).append(float(info["goal_psnr"]))
-            done = False
-            while not done:
-                obs, _, terminated, truncated, info = env.step(oracle.act(obs, info))
-                done = terminated or truncated
-                (at if info["at_goal"] else away).append(float(info["goal_psnr"]))
-            arrived.append(bool(info["arrived"]))
-            if ep < args.pictures:
-                stills.append(np.stack([start, obs["goal"], obs["frame"]]))
-    finally:
-        env.close()
+    def record(ep, obs, info):
+        (at if info["at_goal"] else away).append(float(info["goal_psnr"]))
+        if ep < args.pictures:
+            views.setdefault(ep, [obs["frame"]] * 3)[1:] = [obs["goal"], obs["frame"]]
+
+    res = evaluate(GoalPoseOracle, env_id(condition, "goal-view"), episodes=args.episodes, seed=args.seed,
+                   env_kwargs=env_kwargs(condition, args), on_view=record)
     med = lambda v: float(np.median(v)) if len(v) else float("nan")   # noqa: E731
-    return {"condition": condition, "episodes": args.episodes, "oracle_success": float(np.mean(arrived)),
+    return {"condition": condition, "episodes": args.episodes, "oracle_success": res["success_rate"],
             "views_at_goal": len(at), "views_away": len(away),
             "exact_at_goal": float(np.mean(np.isinf(at))) if at else float("nan"),
             "psnr_at_goal": med(at), "psnr_away": med(away), "auc": auc(at, away),
-            "seconds": time.perf_counter() - t0, "stills": stills}
+            "seconds": time.perf_counter() - t0, "stills": [np.stack(views[ep]) for ep in sorted(views)]}
 
 
 def still_grid(rows) -> np.ndarray:

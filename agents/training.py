@@ -83,13 +83,16 @@ def train(env_id: str, total_timesteps: int = 10_000, num_envs: int = 4, algo: s
 
 
 def evaluate(agent, env_id: str, episodes: int = 10, seed: int = 0, deterministic: bool = True,
-             env_kwargs: dict | None = None, max_steps: int | None = None, obs_transform=None) -> dict:
+             env_kwargs: dict | None = None, max_steps: int | None = None, obs_transform=None,
+             on_view=None) -> dict:
     """Run whole episodes (one env, seeds ``seed .. seed + episodes - 1``) and summarise them.
 
     Args:
         agent: an SB3 model (``predict``), a scripted policy class (built per env, e.g.
             ``ReturnToStartPolicy``) or instance (``reset``/``act``), or a callable ``(obs, info) -> action``.
         obs_transform: applied to each observation before an SB3 model sees it (e.g. ``WorldLatents``).
+        on_view: called as ``on_view(episode, obs, info)`` with every view, after the reset and after each step
+            (``camworld eval goal-cue`` records the goal PSNR of each).
     Returns:
         dict with ``mean_return``, ``std_return``, ``mean_length``, ``success_rate`` (share of episodes
         with ``info["arrived"]``, NaN for tasks without it) and ``final_goal_psnr`` (mean, NaN if absent); for
@@ -111,6 +114,8 @@ def evaluate(agent, env_id: str, episodes: int = 10, seed: int = 0, deterministi
                 sides.append(bool(np.sin(info["goal_pose"][2] - info["pose"][2]) > 0))
             if hasattr(agent, "reset"):
                 agent.reset(obs, info)
+            if on_view is not None:
+                on_view(ep, obs, info)
             total, steps, done = 0.0, 0, False
             while not done:
                 if hasattr(agent, "predict"):
@@ -121,6 +126,8 @@ def evaluate(agent, env_id: str, episodes: int = 10, seed: int = 0, deterministi
                 else:
                     action = agent(obs, info)
                 obs, reward, terminated, truncated, info = env.step(action)
+                if on_view is not None:
+                    on_view(ep, obs, info)
                 total, steps = total + reward, steps + 1
                 done = terminated or truncated or (max_steps is not None and steps >= max_steps)
             returns.append(total)

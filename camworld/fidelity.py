@@ -35,6 +35,7 @@ import numpy as np
 
 from camworld.metrics import mean_ci95, psnr, ssim
 from camworld.model.config import WARP_SPACES
+from camworld.model.warp import FILLS
 
 DRIVERS = ("discrete", "continuous", "pose")
 FRAMES_PER_STEP = 4          # the env's default
@@ -504,9 +505,10 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--network-context", type=int, default=None,
                    help="context frames the DiT sees: the newest and those nearest the targets (0: all k; the warp "
                         "start and the paste use all k); default: the checkpoint's")
-    p.add_argument("--warp-fill", default=None, choices=["border", "smooth", "mirror"],
+    p.add_argument("--warp-fill", default=None, choices=list(FILLS),
                    help="what the warp start shows where its source frame did not look: the border repeated, "
-                        "filled from the seen pixels around, or the seen texture mirrored (default: the checkpoint's)")
+                        "filled from the seen pixels around, the seen texture mirrored, or filled along each row "
+                        "(default: the checkpoint's)")
     p.add_argument("--warp-paste", default=None, choices=["on", "off"],
                    help="keep the context's reprojected pixels wherever a context camera saw the target pixel "
                         "(camworld.model.warp.reproject; default: the checkpoint's)")

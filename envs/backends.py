@@ -180,7 +180,7 @@ class WorldSpec:
     warp_paste: bool | None = None      # learned world: keep the context's reprojected pixels (None: the checkpoint's)
     warp_space: str | None = None       # learned world: the warp start in "pixels" or "latents" (None: the checkpoint's)
     network_context: int | None = None  # learned world: context frames the DiT sees (0: all; None: the checkpoint's)
-    warp_fill: str | None = None        # learned world: the warp start's unseen strip, "border" or "smooth" (None: the checkpoint's)
+    warp_fill: str | None = None        # learned world: the warp start's unseen strip, one of camworld.model.warp.FILLS (None: the checkpoint's)
     learned_depth: bool | None = None   # learned world: reproject memory at its depth net's depth (None: the checkpoint's)
 
     FIELDS = ("retrieval", "context_size", "frame_size", "checkpoint", "device", "memory_capacity",

@@ -12,7 +12,7 @@ Two learners:
   right, shown before the tour looked the other way, and the episode succeeds only if the agent turns to it and
   stops there. So it has to recognise the goal view, no constant action succeeds, and only a world that shows
   the goal's place again as it showed it before can teach that: ``--retrieval recent`` trains the same agent in
-  a world without long-term memory (at 4,096 steps: 0.39 +- 0.12 with memory, 0.00 without, over 3 seeds;
+  a world without long-term memory (at 4,096 steps: 0.36 +- 0.06 with memory, 0.00 without, over 5 seeds;
   docs/benchmarks/agents.md).
 - ``--algo ppo``: SB3 PPO from pixels on the reward alone, on goal-view's glance tours (the goal a side view
   20-40 degrees to the left or right, partly in sight; 8 steps): which way to turn is what the frames tell, and

@@ -495,6 +495,33 @@ def test_nearest_known_finds_a_nearest_seen_pixel_and_mirror_fill_reflects_the_t
                     planar_to_extrinsics(np.zeros((1, 1, 3))), 52.67, fill="tile")
 
 
+def test_rows_fill_carries_each_rows_colours_into_the_strip_and_falls_back_where_a_row_saw_nothing():
+    """Horizontal bands (a ceiling, a wall, a floor) continue into an unseen strip band by band with the rows fill,
+    where the 2D fill mixes them; a row with no seen pixel takes the 2D fill; seen pixels stay as they are."""
+    from camworld.model.warp import fill_holes, fill_rows, fill_unseen
+
+    S = 16
+    bands = torch.zeros(1, 3, S, S)
+    bands[:, :, :5], bands[:, :, 5:11], bands[:, :, 11:] = 1.0, 0.2, -0.6          # ceiling / wall / floor
+    bands[:, 1] *= 0.5                                                               # channels differ
+    known = torch.ones(1, 1, S, S)
+    known[..., 10:] = 0                                                              # a strip a turn uncovers
+    r, s = fill_rows(bands, known), fill_unseen(bands, known)
+    assert torch.equal(r[..., :10], bands[..., :10]) and torch.equal(s[..., :10], bands[..., :10])
+    assert torch.allclose(r, bands)                                                  # every band carries on
+    assert (s[..., 10:] - bands[..., 10:]).abs().max() > 0.3                         # the 2D fill mixes them
+    assert torch.equal(fill_holes(bands, known, "rows"), r)
+    ramp = torch.arange(float(S)).expand(1, 1, S, S).clone()                        # a row's nearer colours count more
+    near = fill_rows(ramp, known)[0, 0, 0, 10:]
+    assert bool((near >= 4.5).all()) and bool((near <= 9.0).all()) and near[0] > near[-1] - 1e-6
+    hole = known.clone()
+    hole[..., 7, :] = 0                                                              # a row nobody saw
+    out = fill_rows(bands, hole)
+    assert torch.allclose(out[..., 7, :], fill_unseen(fill_rows(bands, known), hole.amax(-1, keepdim=True)
+                                                     .expand_as(hole))[..., 7, :])
+    assert not torch.isnan(out).any() and torch.equal(fill_rows(bands, torch.ones_like(known)), bands)
+
+
 def test_world_mirror_fill_is_a_setting_that_changes_only_the_made_up_strip(tmp_path):
     from camworld import fidelity
     from camworld.world_io import load_world, save_world
@@ -514,6 +541,8 @@ def test_world_mirror_fill_is_a_setting_that_changes_only_the_made_up_strip(tmp_
     _, s = run("smooth")
     assert np.array_equal(m, run("mirror")[1])
     assert np.array_equal(m[seen], s[seen]) and not np.array_equal(m[~seen], s[~seen])
+    _, r = run("rows")
+    assert np.array_equal(r[seen], s[seen]) and not np.array_equal(r[~seen], s[~seen])
     assert run("mirror", "paste")[1].shape == m.shape
     save_world(w, tmp_path / "w")
     assert load_world(tmp_path / "w", model=w.model)[0].warp_fill == "mirror"

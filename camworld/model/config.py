@@ -69,7 +69,8 @@ class DiffusionConfig:
     #                                    targets (None or 0: all k); the warp start and the paste still use all k
     warp_fill: str = "border"          # what the warp start shows where its source frame did not look: "border"
     #                                    (its border pixels repeated), "smooth" (filled from the seen pixels around)
-    #                                    or "mirror" (the seen texture reflected across the nearest seen pixel)
+    #                                    "mirror" (the seen texture reflected across the nearest seen pixel)
+    #                                    or "rows" (filled from the seen pixels of the same row)
     warp_space: str = "pixels"         # where the warp start reprojects: "pixels" (decoded frame, then the VAE
     #                                    encoder), "latents" (the frame's cached latents, no encode; under a
     #                                    learned depth each latent cell samples at its pixels' mean coordinates)

@@ -115,7 +115,7 @@ def _sample(frames: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(frames, grid.to(frames.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
-FILLS = ("border", "smooth", "mirror")
+FILLS = ("border", "smooth", "mirror", "rows")
 
 
 def fill_unseen(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -127,6 +127,28 @@ def fill_unseen(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     a, w = F.avg_pool2d(img * known, 2), F.avg_pool2d(known, 2)
     low = fill_unseen(a / w.clamp_min(1e-6), (w > 0).to(img.dtype))
     up = F.interpolate(low, scale_factor=2, mode="bilinear", align_corners=False)
+    return known * img + (1 - known) * up
+
+
+def fill_rows(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Fill the pixels of img (N, C, S, S) where known (N, 1, S, S) is 0 from the known pixels of their own row
+    (``fill_unseen``'s push-pull along x only: mask-weighted averages of 2 neighbouring columns down a pyramid,
+    linear back up), so a strip a turn uncovers carries on each row's colours: the ceiling, wall and floor bands of
+    a level camera stay where they are, where the 2D fill mixes them into one haze. Rows without a known pixel
+    fall back to ``fill_unseen``. Known pixels stay as they are. S a power of 2."""
+    if img.shape[-1] <= 1 or bool(known.min() > 0):
+        return img
+    out = _fill_along_x(img, known)
+    row_known = (known.amax(-1, keepdim=True) > 0).to(img.dtype).expand_as(known)
+    return out if bool(row_known.min() > 0) else fill_unseen(out, row_known)
+
+
+def _fill_along_x(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    if img.shape[-1] <= 1 or bool(known.min() > 0):
+        return img
+    a, w = F.avg_pool2d(img * known, (1, 2)), F.avg_pool2d(known, (1, 2))
+    low = _fill_along_x(a / w.clamp_min(1e-6), (w > 0).to(img.dtype))
+    up = F.interpolate(low, size=img.shape[-2:], mode="bilinear", align_corners=False)
     return known * img + (1 - known) * up
 
 
@@ -186,12 +208,12 @@ def mirror_unseen(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
 
 def fill_holes(img: torch.Tensor, known: torch.Tensor, fill: str) -> torch.Tensor:
     """img (N, C, S, S) where known (N, 1, S, S) is 0 filled as ``fill`` says (``FILLS``): "border" leaves it
-    as it is, "smooth" ``fill_unseen``, "mirror" ``mirror_unseen``."""
+    as it is, "smooth" ``fill_unseen``, "mirror" ``mirror_unseen``, "rows" ``fill_rows``."""
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
     if fill == "border":
         return img
-    return (fill_unseen if fill == "smooth" else mirror_unseen)(img, known)
+    return {"smooth": fill_unseen, "mirror": mirror_unseen, "rows": fill_rows}[fill](img, known)
 
 
 def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: float = 6.0,
@@ -205,7 +227,8 @@ def warp_frames(frames: torch.Tensor, src_ext, tgt_ext, hfov_deg: float, depth: 
     latents: each cell samples at the mean of its pixels' source coordinates, and is seen where all of them were).
     ``fill``: what a target pixel the source did not see shows:
     "border" (the nearest border pixel of the source, repeated: streaks), "smooth" (``fill_unseen`` from the
-    seen pixels around it) or "mirror" (``mirror_unseen``: the seen texture reflected into it)."""
+    seen pixels around it), "mirror" (``mirror_unseen``: the seen texture reflected into it) or "rows"
+    (``fill_rows``: from the seen pixels of the same row)."""
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
     S = frames.shape[-1]
