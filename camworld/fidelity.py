@@ -136,13 +136,20 @@ def sharpness_ratio(gen_energy, gt_energy, seed: int = 0, resamples: int = 400) 
     return ratio, float((hi - lo) / 2)
 
 
-def _world(model, n, retrieval, k, context_noise, sample_steps, sampler=None):
-    from camworld.world import World
-
+def _settings(context_noise, sample_steps, sampler=None) -> dict:
+    """The learned World's sampler settings: ``sampler`` with the context noise and sampler steps (None: the
+    checkpoint's) that every section of the benchmark uses, the memory returns included."""
     kw = dict(sampler or {})
     kw.setdefault("context_noise", context_noise)
     kw.setdefault("sample_steps", sample_steps)
-    return World(model, num_worlds=n, retrieval=retrieval, context_size=k, device=model.device, **kw)
+    return kw
+
+
+def _world(model, n, retrieval, k, context_noise, sample_steps, sampler=None):
+    from camworld.world import World
+
+    return World(model, num_worlds=n, retrieval=retrieval, context_size=k, device=model.device,
+                 **_settings(context_noise, sample_steps, sampler))
 
 
 def teacher_forced(model, drives, retrieval: str, k: int = CONTEXT_SIZE, context_noise=None, sample_steps=None,
@@ -310,7 +317,8 @@ def evaluate(model, episodes: int = 16, steps: int = 50, drivers=DRIVERS, retrie
         res["drivers"][driver] = row
         videos[driver] = (gen[:2], np.stack([d.gt for d in drives[:2]]))
     if memory:
-        res["memory"] = memory_under_env_motion(model, episodes, retrieval, k, seed, memory_kinds, sampler)
+        res["memory"] = memory_under_env_motion(model, episodes, retrieval, k, seed, memory_kinds,
+                                                _settings(context_noise, sample_steps, sampler))
         bar.update()
     bar.close()
     res["seconds"] = time.perf_counter() - t0

@@ -105,6 +105,24 @@ def test_fidelity_compare_pairs_the_same_episodes(tiny, tmp_path):
         fidelity.compare(a, tmp_path / "unfinished")
 
 
+def test_every_section_samples_with_the_steps_and_context_noise_asked_for(tiny, monkeypatch):
+    """--sample-steps and --context-noise reach the memory returns too (they once reached only the teacher-forced
+    and rollout sections, so a memory row compared the checkpoint's sampler against itself)."""
+    from camworld import world as world_mod
+
+    seen = []
+    real = world_mod.World.__init__
+
+    def spy(self, *a, **kw):
+        seen.append((kw.get("sample_steps"), kw.get("context_noise")))
+        real(self, *a, **kw)
+
+    monkeypatch.setattr(world_mod.World, "__init__", spy)
+    fidelity.evaluate(tiny, episodes=1, steps=1, drivers=("discrete",), progress=False, twin=False,
+                      memory_kinds=("rot90",), sample_steps=3, context_noise=0.05)
+    assert len(seen) >= 4 and set(seen) == {(3, 0.05)}     # probe, teacher-forced, rollout, each memory run
+
+
 def test_fidelity_rejects_bad_settings(tiny):
     with pytest.raises(ValueError, match="steps and episodes"):
         fidelity.evaluate(tiny, episodes=1, steps=0, progress=False)
