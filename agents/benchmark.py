@@ -295,8 +295,13 @@ def train_one(condition: str, seed: int, args, out: Path, bar) -> dict:
     try:
         if state["steps"] > 0:
             model = PPO.load(str(zpath), env=venv, device="cpu")
+            had = getattr(getattr(model.policy.features_extractor, "blur", None), "sigma", 0.0)
+            if float(had) != float(getattr(args, "blur", 0.0)):
+                raise SystemExit(f"camworld eval agents --resume: {zpath} was trained with --blur {had:g}, not "
+                                 f"{getattr(args, 'blur', 0.0):g}; use another --out")
         else:
-            policy, policy_kwargs = policy_for(venv.observation_space, features=_features(args))
+            policy, policy_kwargs = policy_for(venv.observation_space, features=_features(args),
+                                               blur=getattr(args, "blur", 0.0))
             kw = dict(PPO_DEFAULTS, n_steps=args.n_steps, **ppo_kwargs(getattr(args, "ppo_kwargs", None)))
             kw["batch_size"] = min(kw["batch_size"], kw["n_steps"] * args.num_envs)
             model = PPO(policy, venv, policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **kw)
@@ -337,6 +342,9 @@ def train_one_dagger(condition: str, seed: int, args, out: Path, bar) -> dict:
             bar.update(args.budget)
             return state
         agent = DaggerAgent.load(ppath, lat)
+        if float(agent.meta.get("blur", 0.0)) != float(getattr(args, "blur", 0.0)):
+            raise SystemExit(f"camworld eval agents --resume: {ppath} was trained with --blur "
+                             f"{agent.meta.get('blur', 0.0):g}, not {getattr(args, 'blur', 0.0):g}; use another --out")
         with np.load(dpath) as z:
             data = {"obs": {k[4:]: z[k] for k in z.files if k.startswith("obs_")}, "act": z["act"]}
     bar.update(state["steps"])
@@ -348,7 +356,8 @@ def train_one_dagger(condition: str, seed: int, args, out: Path, bar) -> dict:
         t0 = time.perf_counter()
         agent, data = DaggerAgent.train(env_id(condition, args.task), lat, rounds=chunk, round_steps=args.n_steps,
                                         num_envs=args.num_envs, seed=seed, env_kwargs=env_kwargs(condition, args),
-                                        agent=agent, data=data, start_round=done, callback=bar.update)
+                                        agent=agent, data=data, start_round=done, callback=bar.update,
+                                        blur=getattr(args, "blur", 0.0))
         state["train_seconds"] += time.perf_counter() - t0
         done += chunk
         state["steps"] = done * per_round
@@ -453,6 +462,7 @@ def summarise(args, states, baselines) -> dict:
             "num_envs": args.num_envs,
             "frame_size": args.frame_size, "checkpoint": args.checkpoint or "shipped default",
             "n_steps": args.n_steps, "features": _features(args), "algo": _algo(args), "episodes": args.episodes,
+            "blur": float(getattr(args, "blur", 0.0)),
             "eval_every": args.eval_every, "max_episode_steps": args.max_episode_steps,
             "task_kwargs": task_kwargs(args.task_kwargs), "ppo_kwargs": ppo_kwargs(getattr(args, "ppo_kwargs", None)),
             "world_kwargs": world_kwargs(getattr(args, "world_kwargs", None)),
@@ -479,7 +489,8 @@ def _fmt(v, ci, nd=2) -> str:
 
 def markdown(res) -> str:
     algo = ("DAgger (imitating the goal-pose oracle)" if res.get("algo") == "dagger" else "PPO")
-    lines = [f"Task `{res['task']}`: {algo} on {res.get('features', 'cnn')} features, {res['budget']} env steps per "
+    blur = f" (input blurred, sigma {res['blur']:g} px)" if res.get("blur") else ""
+    lines = [f"Task `{res['task']}`: {algo} on {res.get('features', 'cnn')} features{blur}, {res['budget']} env steps per "
              f"agent, seeds {res['seeds']}, {res['num_envs']} envs x {res['n_steps']} steps per "
              f"{'round' if res.get('algo') == 'dagger' else 'rollout'}; every agent scored in "
              f"`{env_id('twin', res['task'])}` on {res['episodes']} held-out episodes (reset seeds from "
@@ -581,6 +592,9 @@ def add_arguments(p: argparse.ArgumentParser):
                    help="what the agents see: pixels through a CNN trained from scratch (cnn); goal-view pixels "
                         "through a Siamese CNN correlated at every horizontal shift (correlation); or the frames "
                         "encoded by the world model's frozen VAE, with a small trained head (world-latent)")
+    p.add_argument("--blur", type=float, default=0.0, metavar="SIGMA",
+                   help="with --features correlation: the agents' frames pass a fixed Gaussian low-pass of this "
+                        "standard deviation (pixels) in the policy, in training and in scoring alike (default 0: none)")
     p.add_argument("--episodes", type=int, default=None, help=f"final twin episodes per agent (full: {FULL['episodes']})")
     p.add_argument("--eval-every", type=int, default=None, help=f"env steps between curve points (full: {FULL['eval_every']})")
     p.add_argument("--eval-episodes", type=int, default=None, help="twin episodes per curve point")
@@ -625,6 +639,12 @@ def resolve(args):
     if getattr(args, "algo", "ppo") == "dagger" and getattr(args, "ppo_kwargs", None):
         raise SystemExit(f"camworld eval agents: --ppo-kwargs {' '.join(args.ppo_kwargs)} sets PPO, and --algo dagger "
                          "trains no PPO: drop one of them")
+    blur = getattr(args, "blur", 0.0)
+    if not (np.isfinite(blur) and blur >= 0):
+        raise SystemExit(f"camworld eval agents: --blur must be a standard deviation >= 0 pixels, got {blur}")
+    if blur and getattr(args, "features", "cnn") != "correlation":
+        raise SystemExit(f"camworld eval agents: --blur low-passes the frames of the correlation head: it needs "
+                         f"--features correlation, got --features {getattr(args, 'features', 'cnn')}")
     if len(set(args.seeds)) != len(args.seeds):
         raise SystemExit(f"camworld eval agents: --seeds must be distinct, got {args.seeds}")
     return args

@@ -135,6 +135,29 @@ def _diagonal_means(W: int, device, dtype) -> torch.Tensor:
     return torch.as_tensor(A, device=device, dtype=dtype)
 
 
+class GaussianBlur(nn.Module):
+    """A fixed Gaussian low-pass (standard deviation ``sigma`` pixels; separable, border pixels repeated) on image
+    batches (B, C, H, W); sigma 0 passes them through. Not trained."""
+
+    def __init__(self, sigma: float = 0.0):
+        super().__init__()
+        sigma = float(sigma)
+        if not (np.isfinite(sigma) and sigma >= 0):
+            raise ValueError(f"blur must be a finite standard deviation >= 0 pixels, got {sigma}")
+        self.sigma, self.radius = sigma, int(np.ceil(3 * sigma))
+        g = np.exp(-0.5 * (np.arange(-self.radius, self.radius + 1) / max(sigma, 1e-12)) ** 2)
+        self.register_buffer("kernel", torch.tensor(g / g.sum(), dtype=torch.float32), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.radius == 0:
+            return x
+        B, C, H, W = x.shape
+        r, k = self.radius, self.kernel.to(x.dtype)
+        y = nn.functional.pad(x.reshape(B * C, 1, H, W), (r, r, r, r), mode="replicate")
+        y = nn.functional.conv2d(nn.functional.conv2d(y, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
+        return y.reshape(B, C, H, W)
+
+
 class GoalCorrelationExtractor(BaseFeaturesExtractor):
     """Goal-view ``Dict(frame, goal)`` -> features, for goals that a turn or a step shifts across the view.
 
@@ -144,11 +167,16 @@ class GoalCorrelationExtractor(BaseFeaturesExtractor):
     cosine similarity at every horizontal shift of the goal against the frame is a 1-D cost volume (FlowNet's
     correlation layer, along x only): its peak says how far and which way the goal lies. Features: that curve,
     the two frames' pooled descriptors and their difference. Left/right accuracy on held-out glance pairs after
-    8 supervised epochs on 3,000 (``scripts/goal_direction_probe.py``): early fusion 0.48-0.53, this head 0.87."""
+    8 supervised epochs on 3,000 (``scripts/goal_direction_probe.py``): early fusion 0.48-0.53, this head 0.87.
+
+    ``blur`` (pixels, default 0: none): both frames pass a fixed Gaussian low-pass first (``GaussianBlur``), so the
+    policy reads the coarse layout that a generated world and the real one share, not the fine texture that only
+    the real one has. Agents trained in the learned world and scored in the twin: see docs/benchmarks/agents.md."""
 
     def __init__(self, observation_space: gym.spaces.Dict, features_dim: int = 256, width: int = 32,
-                 keys: tuple = ("frame", "goal")):
+                 keys: tuple = ("frame", "goal"), blur: float = 0.0):
         super().__init__(observation_space, features_dim)
+        self.blur = GaussianBlur(blur)
         missing = [k for k in keys if k not in observation_space.spaces]
         if missing or len(keys) != 2:
             raise ValueError(f"GoalCorrelationExtractor needs the two Dict keys {keys}, missing {missing} "
@@ -171,7 +199,7 @@ class GoalCorrelationExtractor(BaseFeaturesExtractor):
         correlation compares what differs along the view, not what every column shares; pooled (B, D))."""
         if v.shape[-1] in (1, 3, 4) and v.shape[1] not in (1, 3, 4):
             v = v.permute(0, 3, 1, 2)
-        cols = self.cnn(v).mean(2)                                        # (B, D, W')
+        cols = self.cnn(self.blur(v)).mean(2)                             # (B, D, W')
         pooled = cols.mean(-1)
         return nn.functional.normalize(cols - pooled[..., None], dim=1), pooled
 

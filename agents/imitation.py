@@ -34,16 +34,22 @@ from camworld.agents.scripted import steer
 class LatentPolicy(nn.Module):
     """Observations -> logits over the discrete actions: a feature head and one linear layer. ``features``:
     "world-latent" (latent observations, ``LatentGoalHead``) or "correlation" (goal-view frames as uint8
-    pixels, ``GoalCorrelationExtractor``; scaled to [0, 1] here)."""
+    pixels, ``GoalCorrelationExtractor``; scaled to [0, 1] here). ``blur``: the correlation head's input low-pass
+    (pixels; pixels only)."""
 
     FEATURES = ("world-latent", "correlation")
 
-    def __init__(self, space, n_actions: int, features_dim: int = 256, features: str = "world-latent"):
+    def __init__(self, space, n_actions: int, features_dim: int = 256, features: str = "world-latent",
+                 blur: float = 0.0):
         super().__init__()
         if features not in self.FEATURES:
             raise ValueError(f"DAgger features must be one of {self.FEATURES}, got {features!r}")
-        head = LatentGoalHead if features == "world-latent" else GoalCorrelationExtractor
-        self.features = head(space, features_dim=features_dim)
+        if features == "world-latent":
+            if blur:
+                raise ValueError(f"blur low-passes pixels: it needs features='correlation', got {features!r}")
+            self.features = LatentGoalHead(space, features_dim=features_dim)
+        else:
+            self.features = GoalCorrelationExtractor(space, features_dim=features_dim, blur=blur)
         self.logits = nn.Linear(features_dim, n_actions)
 
     def forward(self, obs: dict) -> torch.Tensor:
@@ -105,7 +111,7 @@ class DaggerAgent:
         else:
             box = spaces.Box(0, 255, tuple(meta["obs_shape"]), np.uint8)
         space = spaces.Dict({k: box for k in meta["keys"]})
-        policy = LatentPolicy(space, meta["n_actions"], meta["features_dim"], features)
+        policy = LatentPolicy(space, meta["n_actions"], meta["features_dim"], features, meta.get("blur", 0.0))
         policy.load_state_dict(load_file(str(path.with_suffix(".safetensors"))))
         return cls(policy, latents, meta)
 
@@ -115,12 +121,13 @@ class DaggerAgent:
     def train(cls, env_id: str, latents, rounds: int = 8, round_steps: int = 32, num_envs: int = 16, seed: int = 0,
               epochs: int = 4, batch_size: int = 256, lr: float = 1e-3, features_dim: int = 256,
               env_kwargs: dict | None = None, agent: "DaggerAgent | None" = None, data: dict | None = None,
-              start_round: int = 0, callback=None):
+              start_round: int = 0, callback=None, blur: float = 0.0):
         """DAgger rounds ``start_round .. start_round + rounds - 1``, each ``round_steps`` steps of ``num_envs``
         envs of ``env_id`` (one batched world; episodes start afresh at each call). ``latents`` None: the policy
         sees the frames themselves (goal-view only, ``features="correlation"``). ``agent``/``data``: continue
         a run (``data`` = {"obs": {key: array}, "act": array}, the aggregated dataset). ``callback(n)`` after each
-        batched step of n env steps. Returns (agent, data)."""
+        batched step of n env steps. ``blur``: the correlation head's input low-pass in pixels (a new agent's;
+        a continued one keeps its own). Returns (agent, data)."""
         from camworld.agents.latents import LatentVecEnv
         from camworld.envs import make_sb3_vec_env
 
@@ -144,9 +151,10 @@ class DaggerAgent:
             dtype = np.float32 if latents is not None else np.uint8
             if agent is None:
                 torch.manual_seed(seed)
-                policy = LatentPolicy(venv.observation_space, n_actions, features_dim, features)
+                policy = LatentPolicy(venv.observation_space, n_actions, features_dim, features, blur)
                 agent = cls(policy, latents, {"env_id": env_id, "keys": list(keys), "n_actions": n_actions,
                                               "features_dim": features_dim, "features": features,
+                                              "blur": float(blur),
                                               "obs_shape": list(shape), "seed": seed, "steps": 0, "rounds": 0})
             opt = torch.optim.Adam(agent.policy.parameters(), lr=lr)
             rng = np.random.default_rng([seed, start_round])

@@ -16,19 +16,23 @@ PPO_DEFAULTS = dict(n_steps=128, batch_size=64, n_epochs=4, learning_rate=2.5e-4
 FEATURES = ("cnn", "world-latent", "correlation")
 
 
-def policy_for(observation_space, features_dim: int = 256, features: str = "cnn") -> tuple:
+def policy_for(observation_space, features_dim: int = 256, features: str = "cnn", blur: float = 0.0) -> tuple:
     """-> (SB3 policy name, policy_kwargs) with the right camworld feature extractor.
 
     ``features``: "cnn" (a CNN on the pixels, trained from scratch: ``FrameCNN`` / ``GoalFrameExtractor``),
     "correlation" (goal-view pixels: a Siamese CNN whose column descriptors are correlated at every horizontal
     shift, ``GoalCorrelationExtractor``; Dict observations only) or "world-latent" (``observation_space`` holds
-    world-model latents, ``camworld.agents.latents.WorldLatents``: a small head on them, ``LatentGoalHead``)."""
+    world-model latents, ``camworld.agents.latents.WorldLatents``: a small head on them, ``LatentGoalHead``).
+    ``blur``: a fixed Gaussian low-pass on the frames before the correlation head (pixels; "correlation" only)."""
     from gymnasium import spaces
 
     from camworld.agents.features import FrameCNN, GoalCorrelationExtractor, GoalFrameExtractor, LatentGoalHead
 
     if features not in FEATURES:
         raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+    if blur and features != "correlation":
+        raise ValueError(f"blur is an input low-pass of the correlation head: it needs features='correlation', "
+                         f"got {features!r}")
     is_dict = isinstance(observation_space, spaces.Dict)
     if features == "world-latent":
         return ("MultiInputPolicy" if is_dict else "MlpPolicy",
@@ -38,7 +42,8 @@ def policy_for(observation_space, features_dim: int = 256, features: str = "cnn"
             raise ValueError("features='correlation' compares a frame with a goal: it needs a goal-view Dict "
                              f"observation space, got {observation_space}")
         return "MultiInputPolicy", dict(features_extractor_class=GoalCorrelationExtractor,
-                                        features_extractor_kwargs=dict(features_dim=features_dim))
+                                        features_extractor_kwargs=dict(features_dim=features_dim,
+                                                                       **({"blur": float(blur)} if blur else {})))
     name = "MultiInputPolicy" if is_dict else "CnnPolicy"
     cls = GoalFrameExtractor if name == "MultiInputPolicy" else FrameCNN
     return name, dict(features_extractor_class=cls, features_extractor_kwargs=dict(features_dim=features_dim))

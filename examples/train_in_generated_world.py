@@ -45,7 +45,7 @@ def train_dagger(args, task, cap, world):
     rounds = max(1, args.timesteps // (round_steps * args.num_envs))
     # latents=None: the policy sees the generated pixels, through the correlation head
     agent, _ = DaggerAgent.train(LEARNED, None, rounds=rounds, round_steps=round_steps, num_envs=args.num_envs,
-                                 seed=args.seed, env_kwargs={**task, **cap, **world})
+                                 seed=args.seed, env_kwargs={**task, **cap, **world}, blur=args.blur)
     path = agent.save(args.save)
     return agent, None, path
 
@@ -58,7 +58,7 @@ def train_ppo(args, task, cap, world):
     from camworld.envs import make_sb3_vec_env
 
     venv = make_sb3_vec_env(LEARNED, num_envs=args.num_envs, seed=args.seed, **task, **cap, **world)
-    policy, policy_kwargs = policy_for(venv.observation_space, features="correlation")
+    policy, policy_kwargs = policy_for(venv.observation_space, features="correlation", blur=args.blur)
     n_steps = min(32, max(8, args.timesteps // args.num_envs))
     # more entropy and epochs than the defaults: with them the policy settles on one turn in its first rollouts
     kw = dict(PPO_DEFAULTS, n_steps=n_steps, batch_size=min(PPO_DEFAULTS["batch_size"], n_steps * args.num_envs),
@@ -79,6 +79,9 @@ def main(argv=None):
     p.add_argument("--retrieval", default=None, choices=["recent"],
                    help="train in a world without long-term memory (its context: the last k frames) instead of "
                         "the default retrieval")
+    p.add_argument("--blur", type=float, default=0.0, metavar="SIGMA",
+                   help="the agent's frames pass a fixed Gaussian low-pass of this standard deviation (pixels) in "
+                        "its policy, in the generated world and in the twin alike (default 0: none)")
     p.add_argument("--timesteps", type=int, default=4096, help="env steps of training in the generated world")
     p.add_argument("--num-envs", type=int, default=16, help="worlds stepped in one batched pass")
     p.add_argument("--episodes", type=int, default=48, help="held-out twin episodes to score")

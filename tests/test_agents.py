@@ -246,6 +246,42 @@ def test_dagger_aggregates_oracle_labels_and_round_trips(tiny_checkpoint, tmp_pa
                           env_kwargs=dict(kw, action_type="continuous"))
 
 
+def test_gaussian_blur_lowpasses_the_correlation_heads_input_and_keeps_a_uniform_frame():
+    """The blur keeps a flat frame, keeps the mean of a point away from the border, spreads it by about sigma,
+    is off at 0, refuses a bad sigma, and reaches the correlation head (its features change) and policy_for."""
+    torch = pytest.importorskip("torch")
+    from gymnasium import spaces
+
+    from camworld.agents import GoalCorrelationExtractor, policy_for
+    from camworld.agents.features import GaussianBlur
+
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert torch.allclose(GaussianBlur(2.0)(flat), flat, atol=1e-6)
+    dot = torch.zeros(1, 1, 33, 33)
+    dot[..., 16, 16] = 1.0
+    out = GaussianBlur(1.5)(dot)[0, 0]
+    assert abs(float(out.sum()) - 1.0) < 1e-5 and float(out.max()) < 0.1
+    xs = torch.arange(33.0) - 16
+    sd = float((out.sum(0) * xs ** 2).sum().sqrt())
+    assert abs(sd - 1.5) < 0.1
+    assert GaussianBlur(0.0)(dot) is dot
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="blur"):
+            GaussianBlur(bad)
+    box = spaces.Box(0, 255, (3, 32, 32), np.uint8)
+    space = spaces.Dict({"frame": box, "goal": box})
+    torch.manual_seed(0)
+    sharp = GoalCorrelationExtractor(space, features_dim=16)
+    torch.manual_seed(0)
+    soft = GoalCorrelationExtractor(space, features_dim=16, blur=2.0)
+    obs = {"frame": torch.rand(2, 3, 32, 32), "goal": torch.rand(2, 3, 32, 32)}
+    with torch.no_grad():
+        assert not torch.allclose(sharp(obs), soft(obs))
+    assert policy_for(space, features="correlation", blur=2.0)[1]["features_extractor_kwargs"]["blur"] == 2.0
+    with pytest.raises(ValueError, match="correlation"):
+        policy_for(space, features="cnn", blur=2.0)
+
+
 def test_dagger_on_pixels_with_the_correlation_head(tmp_path):
     """DAgger with latents=None: the policy sees the goal-view frames (uint8, stored as such) through the
     correlation head, fits the oracle's labels, round-trips, and refuses a task without a goal frame."""
@@ -266,6 +302,12 @@ def test_dagger_on_pixels_with_the_correlation_head(tmp_path):
     loaded = DaggerAgent.load(tmp_path / "policy.safetensors", None)
     obs = {k: v[:3] for k, v in data["obs"].items()}
     assert np.array_equal(agent.predict(obs)[0], loaded.predict(obs)[0])
+    soft, _ = DaggerAgent.train("CamWorld-GoalView-v0", None, rounds=1, round_steps=2, num_envs=2, env_kwargs=kw,
+                                features_dim=32, blur=1.5)                 # the input low-pass travels with the agent
+    soft.save(tmp_path / "soft")
+    back = DaggerAgent.load(tmp_path / "soft.safetensors", None)
+    assert back.meta["blur"] == 1.5 and back.policy.features.blur.sigma == 1.5
+    assert np.array_equal(soft.predict(obs)[0], back.predict(obs)[0])
     res = evaluate(loaded, "CamWorld-GoalView-v0", episodes=2, seed=0, env_kwargs=kw)
     assert np.isfinite(res["mean_return"])
     with pytest.raises(ValueError, match="goal-view"):

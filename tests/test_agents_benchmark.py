@@ -162,6 +162,13 @@ def test_benchmark_correlation_features_and_ppo_settings(tmp_path, capsys):
     agent = PPO.load(str(tmp_path / "agents" / "twin_s0.zip"), device="cpu")
     assert isinstance(agent.policy.features_extractor, GoalCorrelationExtractor)
     assert agent.ent_coef == 0.05 and agent.n_epochs == 2
+    assert res["blur"] == 0.0 and agent.policy.features_extractor.blur.sigma == 0.0
+    with pytest.raises(SystemExit, match="trained with --blur 0"):      # a resume keeps what the agents saw
+        main(argv + ["--blur", "1.5", "--resume", "--budget", "16"])
+    with pytest.raises(SystemExit, match="--features correlation"):
+        main(["eval", "agents", "--quick", "--blur", "1.0", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--blur"):
+        main(["eval", "agents", "--quick", "--features", "correlation", "--blur", "-1", "--out", str(tmp_path / "x")])
     capsys.readouterr()
 
 
