@@ -295,13 +295,10 @@ def train_one(condition: str, seed: int, args, out: Path, bar) -> dict:
     try:
         if state["steps"] > 0:
             model = PPO.load(str(zpath), env=venv, device="cpu")
-            had = getattr(getattr(model.policy.features_extractor, "blur", None), "sigma", 0.0)
-            if float(had) != float(getattr(args, "blur", 0.0)):
-                raise SystemExit(f"camworld eval agents --resume: {zpath} was trained with --blur {had:g}, not "
-                                 f"{getattr(args, 'blur', 0.0):g}; use another --out")
+            _same_blur(getattr(getattr(model.policy.features_extractor, "blur", None), "sigma", 0.0), args, zpath)
         else:
             policy, policy_kwargs = policy_for(venv.observation_space, features=_features(args),
-                                               blur=getattr(args, "blur", 0.0))
+                                               blur=args.blur)
             kw = dict(PPO_DEFAULTS, n_steps=args.n_steps, **ppo_kwargs(getattr(args, "ppo_kwargs", None)))
             kw["batch_size"] = min(kw["batch_size"], kw["n_steps"] * args.num_envs)
             model = PPO(policy, venv, policy_kwargs=policy_kwargs, seed=seed, verbose=0, device="cpu", **kw)
@@ -324,6 +321,13 @@ def train_one(condition: str, seed: int, args, out: Path, bar) -> dict:
     return state
 
 
+def _same_blur(had: float, args, path: Path):
+    """--resume: an agent continues only with the input blur it was trained with."""
+    if float(had) != args.blur:
+        raise SystemExit(f"camworld eval agents --resume: {path} was trained with --blur {float(had):g}, not "
+                         f"{args.blur:g}; use another --out")
+
+
 def train_one_dagger(condition: str, seed: int, args, out: Path, bar) -> dict:
     """The same protocol with DAgger on world latents (``camworld.agents.imitation``): rounds of
     ``n_steps`` steps per env, the policy refit after each; the policy and the aggregated dataset are saved
@@ -342,9 +346,7 @@ def train_one_dagger(condition: str, seed: int, args, out: Path, bar) -> dict:
             bar.update(args.budget)
             return state
         agent = DaggerAgent.load(ppath, lat)
-        if float(agent.meta.get("blur", 0.0)) != float(getattr(args, "blur", 0.0)):
-            raise SystemExit(f"camworld eval agents --resume: {ppath} was trained with --blur "
-                             f"{agent.meta.get('blur', 0.0):g}, not {getattr(args, 'blur', 0.0):g}; use another --out")
+        _same_blur(agent.meta.get("blur", 0.0), args, ppath)
         with np.load(dpath) as z:
             data = {"obs": {k[4:]: z[k] for k in z.files if k.startswith("obs_")}, "act": z["act"]}
     bar.update(state["steps"])
@@ -357,7 +359,7 @@ def train_one_dagger(condition: str, seed: int, args, out: Path, bar) -> dict:
         agent, data = DaggerAgent.train(env_id(condition, args.task), lat, rounds=chunk, round_steps=args.n_steps,
                                         num_envs=args.num_envs, seed=seed, env_kwargs=env_kwargs(condition, args),
                                         agent=agent, data=data, start_round=done, callback=bar.update,
-                                        blur=getattr(args, "blur", 0.0))
+                                        blur=args.blur)
         state["train_seconds"] += time.perf_counter() - t0
         done += chunk
         state["steps"] = done * per_round
@@ -399,13 +401,14 @@ def run_benchmark(args) -> dict:
             raise SystemExit(f"camworld eval agents --report: no finished agent in {out / 'agents'}")
         if missing:
             print(f"--report: not finished, left out: {', '.join(missing)}")
-        if getattr(args, "rescore", False):   # the saved agents scored again with this version's evaluation
-            for st in states:
-                st["final"] = score(_load_agent(out, st, args), args, args.episodes)
-        if getattr(args, "own_world", False):   # and in the world each trained in (the twin's: its final score)
-            for st in tqdm(states, desc="own-world scores", disable=not args.progress):
+        rescore, own = getattr(args, "rescore", False), getattr(args, "own_world", False)
+        for st in tqdm(states if rescore or own else [], desc="scoring saved agents", disable=not args.progress):
+            agent = _load_agent(out, st, args)   # once, for both scores
+            if rescore:   # the saved agents scored again with this version's evaluation
+                st["final"] = score(agent, args, args.episodes)
+            if own:       # and in the world each trained in (the twin's: its final score)
                 st["own_world"] = (st["final"] if st["condition"] == "twin" else
-                                   score(_load_agent(out, st, args), args, args.episodes, condition=st["condition"]))
+                                   score(agent, args, args.episodes, condition=st["condition"]))
         args.conditions = [c for c in args.conditions if any(st["condition"] == c for st in states)]
     else:
         states = [train_one(c, s, args, out, bar) for c, s in runs]
@@ -462,7 +465,7 @@ def summarise(args, states, baselines) -> dict:
             "num_envs": args.num_envs,
             "frame_size": args.frame_size, "checkpoint": args.checkpoint or "shipped default",
             "n_steps": args.n_steps, "features": _features(args), "algo": _algo(args), "episodes": args.episodes,
-            "blur": float(getattr(args, "blur", 0.0)),
+            "blur": args.blur,
             "eval_every": args.eval_every, "max_episode_steps": args.max_episode_steps,
             "task_kwargs": task_kwargs(args.task_kwargs), "ppo_kwargs": ppo_kwargs(getattr(args, "ppo_kwargs", None)),
             "world_kwargs": world_kwargs(getattr(args, "world_kwargs", None)),
@@ -639,7 +642,7 @@ def resolve(args):
     if getattr(args, "algo", "ppo") == "dagger" and getattr(args, "ppo_kwargs", None):
         raise SystemExit(f"camworld eval agents: --ppo-kwargs {' '.join(args.ppo_kwargs)} sets PPO, and --algo dagger "
                          "trains no PPO: drop one of them")
-    blur = getattr(args, "blur", 0.0)
+    args.blur = blur = float(getattr(args, "blur", 0.0))
     if not (np.isfinite(blur) and blur >= 0):
         raise SystemExit(f"camworld eval agents: --blur must be a standard deviation >= 0 pixels, got {blur}")
     if blur and getattr(args, "features", "cnn") != "correlation":

@@ -118,38 +118,30 @@ def _sample(frames: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 FILLS = ("border", "smooth", "mirror", "rows")
 
 
-def fill_unseen(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+def fill_unseen(img: torch.Tensor, known: torch.Tensor, along_x: bool = False) -> torch.Tensor:
     """Fill the pixels of img (N, C, S, S) where known (N, 1, S, S; 1 = known, 0 = hole) is 0 from the known
     pixels around them (push-pull: mask-weighted 2x2 averages down a pyramid, bilinear back up; known pixels
-    stay as they are). A frame with no known pixel comes back 0. S a power of 2."""
+    stay as they are). A frame with no known pixel comes back 0. S a power of 2. ``along_x``: average 2
+    neighbouring columns only (1x2), so a hole takes the known pixels of its own row (a row without any: 0)."""
     if img.shape[-1] <= 1 or bool(known.min() > 0):
         return img
-    a, w = F.avg_pool2d(img * known, 2), F.avg_pool2d(known, 2)
-    low = fill_unseen(a / w.clamp_min(1e-6), (w > 0).to(img.dtype))
-    up = F.interpolate(low, scale_factor=2, mode="bilinear", align_corners=False)
+    k = (1, 2) if along_x else 2
+    a, w = F.avg_pool2d(img * known, k), F.avg_pool2d(known, k)
+    low = fill_unseen(a / w.clamp_min(1e-6), (w > 0).to(img.dtype), along_x)
+    up = F.interpolate(low, size=img.shape[-2:], mode="bilinear", align_corners=False)
     return known * img + (1 - known) * up
 
 
 def fill_rows(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """Fill the pixels of img (N, C, S, S) where known (N, 1, S, S) is 0 from the known pixels of their own row
-    (``fill_unseen``'s push-pull along x only: mask-weighted averages of 2 neighbouring columns down a pyramid,
-    linear back up), so a strip a turn uncovers carries on each row's colours: the ceiling, wall and floor bands of
-    a level camera stay where they are, where the 2D fill mixes them into one haze. Rows without a known pixel
-    fall back to ``fill_unseen``. Known pixels stay as they are. S a power of 2."""
+    (``fill_unseen`` along x only), so a strip a turn uncovers carries on each row's colours: the ceiling, wall and
+    floor bands of a level camera stay where they are, where the 2D fill mixes them into one haze. Rows without a
+    known pixel fall back to ``fill_unseen``. Known pixels stay as they are. S a power of 2."""
     if img.shape[-1] <= 1 or bool(known.min() > 0):
         return img
-    out = _fill_along_x(img, known)
+    out = fill_unseen(img, known, along_x=True)
     row_known = (known.amax(-1, keepdim=True) > 0).to(img.dtype).expand_as(known)
     return out if bool(row_known.min() > 0) else fill_unseen(out, row_known)
-
-
-def _fill_along_x(img: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    if img.shape[-1] <= 1 or bool(known.min() > 0):
-        return img
-    a, w = F.avg_pool2d(img * known, (1, 2)), F.avg_pool2d(known, (1, 2))
-    low = _fill_along_x(a / w.clamp_min(1e-6), (w > 0).to(img.dtype))
-    up = F.interpolate(low, size=img.shape[-2:], mode="bilinear", align_corners=False)
-    return known * img + (1 - known) * up
 
 
 def nearest_known(known: torch.Tensor) -> torch.Tensor:
