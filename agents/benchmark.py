@@ -195,6 +195,16 @@ def constant_policy(action: int) -> type:
     return type(f"ConstantPolicy_a{action}", (ConstantPolicy,), {"ACTION": int(action)})
 
 
+def action_names(args) -> tuple:
+    """The discrete actions of the benchmark's envs, in their order: all seven, or ``--task-kwargs
+    discrete_actions=[...]``."""
+    from camworld.motion import DISCRETE_ACTIONS, discrete_subset
+
+    subset = task_kwargs(getattr(args, "task_kwargs", None)).get("discrete_actions")
+    full = tuple(n[0] for n in DISCRETE_ACTIONS)
+    return full if subset is None else tuple(full[i] for i in discrete_subset(subset))
+
+
 def oracle_for(task: str):
     """The task's scripted oracle class, or None."""
     if task in ("goal-view", "return"):
@@ -419,9 +429,10 @@ def run_benchmark(args) -> dict:
     if oracle is not None:
         baselines["oracle"] = [score(oracle, args, args.episodes)]
     # the best single discrete action, repeated: a task whose agents score no better than this is solved blind
-    consts = [(a, score(constant_policy(a), args, args.episodes)) for a in range(7)]
+    names = action_names(args)
+    consts = [(a, score(constant_policy(a), args, args.episodes)) for a in range(len(names))]
     best_a, best = max(consts, key=lambda c: (c[1]["success_rate"], c[1]["mean_return"]))
-    baselines["constant"] = [dict(best, action=best_a)]
+    baselines["constant"] = [dict(best, action=best_a, action_name=names[best_a])]
     res = summarise(args, states, baselines)
     res["seconds"] = time.perf_counter() - t0
     write_report(res, out)
@@ -453,8 +464,9 @@ def summarise(args, states, baselines) -> dict:
             rows[c]["own_world"] = _row(own)
     for name, finals in baselines.items():
         rows[name] = _row(finals)
-        if "action" in finals[0]:
-            rows[name]["action"] = finals[0]["action"]
+        for key in ("action", "action_name"):
+            if key in finals[0]:
+                rows[name][key] = finals[0][key]
     transfer = {}
     if "twin" in rows and "random" in rows:
         for c in args.conditions:
@@ -511,7 +523,8 @@ def markdown(res) -> str:
     for name, r in res["rows"].items():
         sps = f"{r['train_steps_per_s']:.1f}" if "train_steps_per_s" in r else "-"
         seeds = ", ".join(map(str, r.get("seeds", []))) or "-"
-        label = f"{name} (action {r['action']})" if "action" in r else name
+        label = (f"{name} (action {r['action']}" + (f", {r['action_name']})" if "action_name" in r else ")")
+                 if "action" in r else name)
         sides = (f"{r['success_goal_left']:.2f} / {r['success_goal_right']:.2f}" if "success_goal_left" in r
                  and np.isfinite(r["success_goal_left"]) and np.isfinite(r["success_goal_right"]) else "-")
         lines.append(f"| {label} | {where.get(name, name)} | {seeds} | {_fmt(r['mean_return'], r['mean_return_ci'])} | "

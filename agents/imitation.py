@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from camworld.agents.features import GoalCorrelationExtractor, LatentGoalHead
-from camworld.agents.scripted import steer
+from camworld.agents.scripted import env_action, steer
 
 
 class LatentPolicy(nn.Module):
@@ -133,7 +133,7 @@ class DaggerAgent:
 
         if rounds < 1 or round_steps < 1 or num_envs < 1:
             raise ValueError(f"rounds, round_steps and num_envs must be >= 1, got {rounds}, {round_steps}, {num_envs}")
-        bounds, tol, ytol, kind = _task_settings(env_id, env_kwargs)
+        bounds, tol, ytol, kind, names = _task_settings(env_id, env_kwargs)
         if kind != "discrete":
             raise ValueError(f"DAgger here needs discrete actions, got action_type={kind!r}")
         venv = make_sb3_vec_env(env_id, num_envs=num_envs, seed=seed + 7919 * start_round, **(env_kwargs or {}))
@@ -167,7 +167,7 @@ class DaggerAgent:
                 beta = 0.5 ** r                           # the oracle's share of the actions taken
                 got_o, got_a = {k: [] for k in keys}, []
                 for _ in range(round_steps):
-                    labels = np.array([_label(i, bounds, tol, ytol) for i in infos], np.int64)
+                    labels = np.array([_label(i, bounds, tol, ytol, names) for i in infos], np.int64)
                     # the policy samples even where the oracle acts (round 0: everywhere), so its generator's
                     # stream, and with it a run, depends only on (seed, round)
                     mine, _ = agent.predict(obs, deterministic=False, generator=gen)
@@ -191,21 +191,23 @@ class DaggerAgent:
 
 
 def _task_settings(env_id: str, env_kwargs: dict | None):
-    """(bounds, arrival distance, arrival yaw, action type) of the task, read from one env of it."""
+    """(bounds, arrival distance, arrival yaw, action type, discrete action names) of the task, read from one env
+    of it."""
     import gymnasium as gym
 
     env = gym.make(env_id, **(env_kwargs or {}))
     try:
         u = env.unwrapped
-        return u.bounds, u.arrival_distance, u.arrival_yaw_deg, u.action_type
+        return u.bounds, u.arrival_distance, u.arrival_yaw_deg, u.action_type, u.discrete_actions
     finally:
         env.close()
 
 
-def _label(info: dict, bounds, tol: float, ytol: float) -> int:
-    """The goal-pose oracle's discrete action at this state (stop = noop when within the tolerances)."""
-    return int(steer(np.asarray(info["pose"], np.float64), np.asarray(info["goal_pose"], np.float64), "discrete",
-                     bounds, align_yaw=True, tolerance=tol, yaw_tolerance_deg=ytol))
+def _label(info: dict, bounds, tol: float, ytol: float, names=None) -> int:
+    """The goal-pose oracle's discrete action at this state (stop = noop when within the tolerances), as the
+    env numbers its actions (``names``: its ``discrete_actions``)."""
+    return int(env_action(steer(np.asarray(info["pose"], np.float64), np.asarray(info["goal_pose"], np.float64),
+                                "discrete", bounds, align_yaw=True, tolerance=tol, yaw_tolerance_deg=ytol), names))
 
 
 def _fit(policy, opt, data, keys, epochs: int, batch_size: int, rng):

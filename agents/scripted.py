@@ -29,6 +29,21 @@ def _settings(env):
     return u.action_type, u.bounds, env.action_space
 
 
+def env_action(action, names):
+    """A discrete action as ``DISCRETE_ACTIONS`` numbers it -> its index in an env's own action set ``names``
+    (``env.unwrapped.discrete_actions``: all seven, or the subset given as ``discrete_actions=``). Other action
+    types pass through. An action that the subset leaves out is an error that names it."""
+    if names is None or not isinstance(action, (int, np.integer)):
+        return action
+    from camworld.motion import DISCRETE_ACTIONS
+
+    name = DISCRETE_ACTIONS[int(action)][0]
+    if name not in names:
+        raise ValueError(f"this policy needs the action {name!r}, which the env's discrete_actions {list(names)} "
+                         "leave out")
+    return names.index(name)
+
+
 def _tolerances(env, tolerance, yaw_tolerance_deg) -> tuple:
     """The env's arrival tolerances (reach tasks) unless given."""
     u = env.unwrapped
@@ -79,6 +94,7 @@ class RandomWalkPolicy:
 
     def __init__(self, env, seed: int | None = None, forward_prob: float = 0.6, mean_turn_steps: float = 3.0):
         self.action_type, self.bounds, self.action_space = _settings(env)
+        self.names = getattr(env.unwrapped, "discrete_actions", None)
         self.rng = np.random.default_rng(seed)
         self.forward_prob, self.mean_turn_steps = float(forward_prob), float(mean_turn_steps)
         self._turn, self._left = 0, True
@@ -96,9 +112,7 @@ class RandomWalkPolicy:
         turning = self._turn > 0
         self._turn = max(0, self._turn - 1)
         if self.action_type == "discrete":
-            if turning:
-                return TURN_LEFT if self._left else TURN_RIGHT
-            return FORWARD
+            return env_action((TURN_LEFT if self._left else TURN_RIGHT) if turning else FORWARD, self.names)
         b = self.bounds
         if self.action_type == "continuous":
             if turning:
@@ -121,6 +135,7 @@ class WaypointFollower:
 
     def __init__(self, env, waypoints=None, tolerance: float | None = None, yaw_tolerance_deg: float | None = None):
         self.action_type, self.bounds, self.action_space = _settings(env)
+        self.names = getattr(env.unwrapped, "discrete_actions", None)
         self.tolerance, self.yaw_tolerance_deg = _tolerances(env, tolerance, yaw_tolerance_deg)
         self.set_waypoints(np.zeros((0, 2)) if waypoints is None else waypoints)
 
@@ -139,13 +154,13 @@ class WaypointFollower:
                 np.hypot(*(self.waypoints[self.index, :2] - pose[:2])) <= self.tolerance:
             self.index += 1
         if self.done or len(self.waypoints) == 0:
-            return steer(pose, pose, self.action_type, self.bounds)
+            return env_action(steer(pose, pose, self.action_type, self.bounds), self.names)
         target = self.waypoints[self.index]
         last = self.index == len(self.waypoints) - 1
         if last and self._reached(pose, target):
             self.done = True
-        return steer(pose, target, self.action_type, self.bounds, align_yaw=last, tolerance=self.tolerance,
-                     yaw_tolerance_deg=self.yaw_tolerance_deg)
+        return env_action(steer(pose, target, self.action_type, self.bounds, align_yaw=last,
+                                tolerance=self.tolerance, yaw_tolerance_deg=self.yaw_tolerance_deg), self.names)
 
     def _reached(self, pose, target) -> bool:
         if np.hypot(*(target[:2] - pose[:2])) > self.tolerance:

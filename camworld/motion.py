@@ -107,18 +107,36 @@ def _as_vector(action, action_type: str) -> np.ndarray:
     return a
 
 
-def discrete_index(action) -> int:
-    """Validate a discrete action (int, numpy integer or 0-d integer array) -> int."""
+def discrete_index(action, names: tuple | None = None) -> int:
+    """Validate a discrete action (int, numpy integer or 0-d integer array) -> int. ``names``: the action
+    names of an env with a reduced action set (``discrete_actions``); the index is then into those."""
+    names = tuple(n[0] for n in DISCRETE_ACTIONS) if names is None else tuple(names)
+    listing = ", ".join(f"{i}={n}" for i, n in enumerate(names))
     a = np.asarray(action)
     if a.shape != () or not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"a discrete action must be one integer in [0, {len(DISCRETE_ACTIONS)}), got {action!r} "
-                         f"(dtype {a.dtype}, shape {a.shape}); the actions are "
-                         + ", ".join(f"{i}={n[0]}" for i, n in enumerate(DISCRETE_ACTIONS)))
+        raise ValueError(f"a discrete action must be one integer in [0, {len(names)}), got {action!r} "
+                         f"(dtype {a.dtype}, shape {a.shape}); the actions are {listing}")
     i = int(a)
-    if not 0 <= i < len(DISCRETE_ACTIONS):
-        raise ValueError(f"discrete action {i} is out of range [0, {len(DISCRETE_ACTIONS)}); the actions are "
-                         + ", ".join(f"{j}={n[0]}" for j, n in enumerate(DISCRETE_ACTIONS)))
+    if not 0 <= i < len(names):
+        raise ValueError(f"discrete action {i} is out of range [0, {len(names)}); the actions are {listing}")
     return i
+
+
+def discrete_subset(names) -> tuple:
+    """Validate a reduced discrete action set (names from ``DISCRETE_ACTIONS``, e.g. ("noop", "turn_left",
+    "turn_right")) -> the indices of those actions in ``DISCRETE_ACTIONS``, in the order given."""
+    known = [n[0] for n in DISCRETE_ACTIONS]
+    if isinstance(names, str) or not hasattr(names, "__iter__"):
+        raise ValueError(f"discrete_actions must be a list of action names from {known}, got {names!r}")
+    names = list(names)
+    if not names:
+        raise ValueError(f"discrete_actions must name at least one action of {known}, got none")
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ValueError(f"discrete_actions: unknown action name(s) {bad}; the names are {known}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"discrete_actions names an action twice: {names}")
+    return tuple(known.index(n) for n in names)
 
 
 def end_pose(action, action_type: str, pose: np.ndarray, bounds: ActionBounds) -> tuple:

@@ -8,7 +8,7 @@ import numpy as np
 from camworld.motion import (ACTION_TYPES, CLEARANCE_M, DEFAULT_FRAME_STRIDE, DISCRETE_ACTIONS,  # noqa: F401
                              MOVE_PER_FRAME_M, PAPER_FRAMES, PAPER_MAX_TRAVEL_M, PAPER_MAX_YAW_DEG,
                              POSE6_FIELDS, POSE_ACTION_LIMIT_M, SIM_FPS, TURN_PER_FRAME_DEG, ActionBounds,
-                             action_table_markdown, approach, discrete_index, end_extrinsics, end_pose,
+                             action_table_markdown, approach, discrete_index, discrete_subset, end_extrinsics, end_pose,
                              segment_extrinsics, segment_poses)
 
 

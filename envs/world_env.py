@@ -22,8 +22,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from camworld.envs.actions import (ACTION_TYPES, CLEARANCE_M, POSE6_FIELDS, ActionBounds, action_space,
-                                   action_table_markdown, end_extrinsics, end_pose, segment_extrinsics, segment_poses)
+from camworld.envs.actions import (ACTION_TYPES, CLEARANCE_M, DISCRETE_ACTIONS, POSE6_FIELDS, ActionBounds,
+                                   action_space, action_table_markdown, discrete_index, discrete_subset,
+                                   end_extrinsics, end_pose, segment_extrinsics, segment_poses)
 from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, WorldSpec, backend_for
 from camworld.geometry import CAMERA_HEIGHT, euler_to_extrinsics, extrinsics_to_planar, planar_to_extrinsics
 
@@ -71,6 +72,11 @@ class CamWorldEnv(gym.Env):
     ``action_type="pose"``: ``Box(3,)`` float32 = an absolute target pose (x m, y m, yaw rad) for
     the end of the segment (the paper's "user provides the next camera pose"). A target farther than
     one step's bounds is approached by at most the bounds (``info["pose_clipped"]``).
+
+    ``discrete_actions`` (a list of the names above, e.g. ``["noop", "turn_left", "turn_right"]``): a reduced
+    action set, ``Discrete(len)``, numbered in the order given (``env.unwrapped.discrete_actions`` holds the
+    names). A task that only asks the agent to turn and stop is one a random policy can then stumble on, which
+    is what PPO needs to learn it. The scripted policies in ``camworld.agents`` follow the numbering.
 
     In every case the camera moves on a straight line and turns linearly over the ``T`` frames
     (``geometry.interpolate_poses``).
@@ -152,7 +158,8 @@ class CamWorldEnv(gym.Env):
     ``warp_fill`` (learned world: what the warp start shows where its source frame did not look, "border" (its
     border repeated) or "smooth" (filled from the seen pixels around); None = the checkpoint's), ``learned_depth``
     (learned world: reproject each memory frame at the depth its depth net predicts, ``camworld.model.depth``,
-    instead of the assumed floor / 6 m plane; None = the checkpoint's).
+    instead of the assumed floor / 6 m plane; None = the checkpoint's), ``discrete_actions`` (a reduced discrete
+    action set, above).
 
     ## Running envs in parallel
 
@@ -188,9 +195,13 @@ class CamWorldEnv(gym.Env):
                  torch_threads: int | None = None, dtype: str = "auto", frames_per_pass: int | None = None,
                  warp_start: float | None = None, warp_paste: bool | None = None, warp_space: str | None = None,
                  network_context: int | None = None, warp_fill: str | None = None,
-                 learned_depth: bool | None = None):
+                 learned_depth: bool | None = None, discrete_actions=None):
         if action_type not in ACTION_TYPES:
             raise ValueError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
+        if discrete_actions is not None and action_type != "discrete":
+            raise ValueError(f"discrete_actions= picks a subset of the discrete actions; this env's action_type is "
+                             f"{action_type!r}")
+        self._action_map = None if discrete_actions is None else discrete_subset(discrete_actions)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         if isinstance(frames_per_step, bool) or not isinstance(frames_per_step, (int, np.integer)) \
@@ -228,6 +239,11 @@ class CamWorldEnv(gym.Env):
         self.frame_space = spaces.Box(0, 255, (H, W, 3), np.uint8)
         self.observation_space = self._observation_space()
         self.action_space = action_space(action_type, self.bounds, self.six_dof)
+        self.discrete_actions = None     # the action names, index by index, for a discrete env
+        if action_type == "discrete":
+            full = tuple(n[0] for n in DISCRETE_ACTIONS)
+            self.discrete_actions = full if self._action_map is None else tuple(full[i] for i in self._action_map)
+            self.action_space = spaces.Discrete(len(self.discrete_actions))
         self._viewer = None
         self._scene_cache = {}
         self._started = False
@@ -375,6 +391,8 @@ class CamWorldEnv(gym.Env):
                              "checkpoint's record says \"cameras\": \"6dof\"; camworld train --data on videos with "
                              f"6-DoF cameras); this world is {self.cameras} ({type(self.backend).__name__}): give "
                              "(x m, y m, yaw rad)")
+        if self._action_map is not None:                      # a reduced action set: its index -> the full one
+            action = self._action_map[discrete_index(action, self.discrete_actions)]
         end, self._clipped = end_pose(action, self.action_type, self.pose, self.bounds)
         self._end_target = end                                # the unobstructed end pose (tasks read it)
         poses, self._collided = segment_poses(self.pose, end, self.frames_per_step, self.scene, CLEARANCE_M)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from camworld.agents import benchmark as B
+from camworld.motion import DISCRETE_ACTIONS
 
 
 def test_t_interval_and_transfer_ratio():
@@ -193,6 +194,37 @@ def test_benchmark_dagger_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsy
     before = (tmp_path / "agents" / "twin_s0_policy.safetensors").read_bytes()
     assert main(argv + ["--resume"]) == 0
     assert (tmp_path / "agents" / "twin_s0_policy.safetensors").read_bytes() == before
+    capsys.readouterr()
+
+
+def test_benchmark_with_a_reduced_action_set(tiny_checkpoint, tmp_path, capsys):
+    """--task-kwargs discrete_actions=[...]: PPO and DAgger agents get Discrete(3), DAgger's labels are the oracle's
+    actions in that numbering, and the constant baselines range over the subset, named in the report."""
+    from stable_baselines3 import PPO
+
+    from camworld.agents.imitation import DaggerAgent
+    from camworld.cli import main
+
+    subset = 'discrete_actions=["noop", "turn_left", "turn_right"]'
+    common = ["eval", "agents", "--quick", "--checkpoint", tiny_checkpoint, "--budget", "8", "--seeds", "0",
+              "--conditions", "twin", "--num-envs", "2", "--n-steps", "4", "--eval-every", "8",
+              "--max-episode-steps", "6", "--threads", "1", "--no-progress", "--features", "correlation",
+              "--task-kwargs", "excursion=glance-away", "stop_to_arrive=true", subset]
+    assert main(common + ["--out", str(tmp_path / "ppo")]) == 0
+    agent = PPO.load(str(tmp_path / "ppo" / "agents" / "twin_s0.zip"), device="cpu")
+    assert agent.action_space.n == 3
+    res = json.loads((tmp_path / "ppo" / "results.json").read_text())
+    const = res["rows"]["constant"]
+    assert const["action"] in (0, 1, 2) and const["action_name"] == ("noop", "turn_left", "turn_right")[const["action"]]
+    md = (tmp_path / "ppo" / "results.md").read_text()
+    assert f"constant (action {const['action']}, {const['action_name']})" in md
+    assert main(common + ["--out", str(tmp_path / "dagger"), "--algo", "dagger"]) == 0
+    with np.load(tmp_path / "dagger" / "agents" / "twin_s0_data.npz") as z:
+        acts = z["act"]
+    assert set(acts.tolist()) <= {0, 1, 2} and len(set(acts.tolist())) > 1   # turns (1, 2) and stops (0)
+    agent = DaggerAgent.load(tmp_path / "dagger" / "agents" / "twin_s0_policy.safetensors", None)
+    assert agent.meta["n_actions"] == 3
+    assert B.action_names(type("A", (), {"task_kwargs": None})()) == tuple(n[0] for n in DISCRETE_ACTIONS)
     capsys.readouterr()
 
 

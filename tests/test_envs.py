@@ -208,6 +208,69 @@ def test_action_validation(tiny_checkpoint):
         make("ContextAsMemory-v0", tiny_checkpoint, frame_size=64)
 
 
+TURN_STOP = ["noop", "turn_left", "turn_right"]
+
+
+def test_a_reduced_action_set_numbers_its_actions_in_the_order_given(tiny_checkpoint):
+    """discrete_actions=[...]: Discrete(len), index i is the i-th name's move, in the twin, the learned world and
+    the batched vector env alike; an index past the subset is refused with the subset's names."""
+    full = make("CamWorld-v0", tiny_checkpoint)
+    assert full.action_space == gym.spaces.Discrete(7) and full.unwrapped.discrete_actions[3] == "turn_left"
+    for env_id in ("CamWorld-v0", "ContextAsMemory-v0"):
+        env = make(env_id, tiny_checkpoint, discrete_actions=["turn_right", "noop", "turn_left"])
+        assert env.action_space == gym.spaces.Discrete(3)
+        assert env.unwrapped.discrete_actions == ("turn_right", "noop", "turn_left")
+        for sub, whole in ((0, 4), (1, 0), (2, 3)):     # the same move as the full set's index
+            _, info = env.reset(seed=5)
+            full.reset(seed=5)
+            _, _, _, _, info = env.step(sub)
+            _, _, _, _, info_full = full.step(whole)
+            np.testing.assert_allclose(info["pose"], info_full["pose"])
+        with pytest.raises(ValueError, match="out of range \\[0, 3\\).*0=turn_right, 1=noop, 2=turn_left"):
+            env.step(3)
+        env.close()
+    full.close()
+    venv = gym.make_vec("CamWorld-v0", num_envs=2, **kwargs_for("CamWorld-v0", tiny_checkpoint),
+                        discrete_actions=TURN_STOP)
+    assert venv.single_action_space == gym.spaces.Discrete(3)
+    _, info = venv.reset(seed=1)
+    _, _, _, _, after = venv.step(np.array([1, 2]))
+    turned = np.rad2deg(np.angle(np.exp(1j * (after["pose"][:, 2] - info["pose"][:, 2]))))
+    assert turned[0] > 1 and turned[1] < -1        # left, then right
+    venv.close()
+
+
+def test_a_reduced_action_set_rejects_bad_names_and_other_action_types(tiny_checkpoint):
+    for bad, match in ((["noop", "jump"], "unknown action name.*jump"), (["noop", "noop"], "twice"),
+                       ([], "at least one"), ("noop", "list of action names")):
+        with pytest.raises(ValueError, match=match):
+            make("CamWorld-v0", tiny_checkpoint, discrete_actions=bad)
+    with pytest.raises(ValueError, match="subset of the discrete actions.*continuous"):
+        make("CamWorld-v0", tiny_checkpoint, action_type="continuous", discrete_actions=TURN_STOP)
+
+
+def test_scripted_policies_follow_a_reduced_action_set(tiny_checkpoint):
+    """The goal-pose oracle steers with the env's own numbering (turn-and-stop glance tours need nothing else),
+    and a policy that needs an action the subset leaves out says which."""
+    from camworld.agents import RandomWalkPolicy, evaluate
+    from camworld.agents.benchmark import GoalPoseOracle
+
+    kw = dict(kwargs_for("CamWorld-GoalView-v0", tiny_checkpoint), excursion="glance-away", stop_to_arrive=True,
+              max_episode_steps=8)
+    res = evaluate(GoalPoseOracle, "CamWorld-GoalView-v0", episodes=3, seed=100_000,
+                   env_kwargs=dict(kw, discrete_actions=TURN_STOP))
+    assert res["success_rate"] == 1.0
+    res = evaluate(GoalPoseOracle, "CamWorld-GoalView-v0", episodes=3, seed=100_000,
+                   env_kwargs=dict(kw, discrete_actions=["turn_right", "turn_left", "noop"]))
+    assert res["success_rate"] == 1.0
+    env = make("CamWorld-v0", tiny_checkpoint, discrete_actions=TURN_STOP)
+    obs, info = env.reset(seed=0)
+    policy = RandomWalkPolicy(env, seed=0, forward_prob=1.0)
+    with pytest.raises(ValueError, match="needs the action 'forward'"):
+        policy.act(obs, info)
+    env.close()
+
+
 def test_option_validation(tiny_checkpoint):
     from camworld.sim import STYLES
 
