@@ -323,3 +323,36 @@ def test_train_and_evaluate_goal_view():
     assert set(res) >= {"mean_return", "success_rate", "final_goal_psnr"} and np.isfinite(res["mean_return"])
     with pytest.raises(ValueError, match="unknown SB3 algorithm"):
         train("CamWorld-v0", algo="NoSuchAlgo", env_kwargs=KW)
+
+
+def test_agent_episodes_picture_marks_each_action():
+    """scripts/agent_episodes.py: one row per episode, the goal first; a wrong stop gets a red bar, a turn a blue or
+    orange one, and a row without success no green frame."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "agent_episodes", Path(__file__).resolve().parents[1] / "scripts" / "agent_episodes.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    class Turner:     # turns left twice, then stops: a policy with SB3's predict
+        def __init__(self):
+            self.n = 0
+
+        def predict(self, obs, deterministic=True):
+            self.n += 1
+            return (1 if self.n % 3 else 0), None
+
+    task = {"excursion": "glance-away", "stop_to_arrive": True, "discrete_actions": ["noop", "turn_left", "turn_right"]}
+    rows = mod.episodes(Turner(), "twin", 2, task, max_steps=8, threads=1)
+    assert [r["actions"][:3] for r in rows][0] == ["turn_left", "turn_left", "noop"]
+    img = mod.picture(rows, 8)
+    H = rows[0]["goal"].shape[0]
+    assert img.shape[0] == 2 * (H + 9) + 3 and img.dtype == np.uint8
+    W = rows[0]["goal"].shape[1]
+    x_of = lambda i: 2 + W + 6 + i * (W + 2)     # noqa: E731  (view i's left edge)
+    bar = lambda row, i: tuple(img[row * (H + 12) + 3 + H + 1, x_of(i) + W // 2])   # noqa: E731
+    assert bar(0, 1) == mod.COLOURS["turn_left"]
+    assert not rows[0]["arrived"]     # held-out episode 100,000: its goal is not two turns to the left
+    assert bar(0, 3) == mod.STOP_BAD and tuple(img[0, 0]) == (255, 255, 255)

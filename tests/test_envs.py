@@ -238,6 +238,14 @@ def test_a_reduced_action_set_numbers_its_actions_in_the_order_given(tiny_checkp
     turned = np.rad2deg(np.angle(np.exp(1j * (after["pose"][:, 2] - info["pose"][:, 2]))))
     assert turned[0] > 1 and turned[1] < -1        # left, then right
     venv.close()
+    from camworld.envs.multi_agent import parallel_env   # the many-camera env passes it to every camera
+
+    ma = parallel_env(n_agents=2, discrete_actions=["noop", "turn_left"])
+    assert ma.action_space("camera_0") == gym.spaces.Discrete(2)
+    _, info = ma.reset(seed=0)
+    _, _, _, _, after = ma.step({a: 1 for a in ma.agents})
+    assert after["camera_1"]["pose"][2] != info["camera_1"]["pose"][2]
+    ma.close()
 
 
 def test_a_reduced_action_set_rejects_bad_names_and_other_action_types(tiny_checkpoint):
