@@ -412,13 +412,21 @@ def run_benchmark(args) -> dict:
         if missing:
             print(f"--report: not finished, left out: {', '.join(missing)}")
         rescore, own = getattr(args, "rescore", False), getattr(args, "own_world", False)
+        for st in states if rescore or not own else []:
+            st.pop("own_world", None)   # shown only when asked for, and never from before a rescore
         for st in tqdm(states if rescore or own else [], desc="scoring saved agents", disable=not args.progress):
+            kept = st.get("own_world")   # an own-world score an earlier --report saved, on as many episodes
+            if own and not rescore and kept is not None and kept.get("episodes") == args.episodes:
+                continue
             agent = _load_agent(out, st, args)   # once, for both scores
             if rescore:   # the saved agents scored again with this version's evaluation
                 st["final"] = score(agent, args, args.episodes)
             if own:       # and in the world each trained in (the twin's: its final score)
                 st["own_world"] = (st["final"] if st["condition"] == "twin" else
                                    score(agent, args, args.episodes, condition=st["condition"]))
+                path = _state_path(out, st["condition"], st["seed"])   # kept with the agent for later reports
+                saved = json.loads(path.read_text())
+                path.write_text(json.dumps(dict(saved, own_world=st["own_world"]), indent=2))
         args.conditions = [c for c in args.conditions if any(st["condition"] == c for st in states)]
     else:
         states = [train_one(c, s, args, out, bar) for c, s in runs]

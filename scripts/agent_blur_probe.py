@@ -34,9 +34,21 @@ def blurred(sigma: float):
     return lambda obs: {k: one(v) for k, v in obs.items()}
 
 
+def load(folder: Path, condition: str, seed: int):
+    """The saved agent of (condition, seed) in an agents/ folder: a DAgger policy on pixels or a PPO zip."""
+    dagger, zipped = folder / f"{condition}_s{seed}_policy.safetensors", folder / f"{condition}_s{seed}.zip"
+    if dagger.exists():
+        return DaggerAgent.load(dagger, None)
+    if zipped.exists():
+        from stable_baselines3 import PPO
+
+        return PPO.load(str(zipped), device="cpu")
+    raise SystemExit(f"no saved agent {dagger.name} or {zipped.name} in {folder}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("agents", help="a camworld eval agents --algo dagger output's agents/ folder")
+    p.add_argument("agents", help="a camworld eval agents output's agents/ folder (DAgger on pixels, or PPO)")
     p.add_argument("condition", help="learned, learned-recent or twin")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--sigmas", nargs="+", type=float, default=[0.0, 1.0, 2.0])
@@ -49,7 +61,7 @@ def main(argv=None):
     for sigma in args.sigmas:
         rates = []
         for seed in args.seeds:
-            agent = DaggerAgent.load(Path(args.agents) / f"{args.condition}_s{seed}_policy.safetensors", None)
+            agent = load(Path(args.agents), args.condition, seed)
             r = evaluate(agent, "CamWorld-GoalView-v0", episodes=args.episodes, seed=EVAL_SEED, env_kwargs=kw,
                          obs_transform=blurred(sigma))
             rates.append(r["success_rate"])

@@ -119,6 +119,21 @@ def test_quick_benchmark_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsys
     run = next(r for r in own["runs"] if r["condition"] == "learned")
     assert run["own_world"]["episodes"] == run["final"]["episodes"]
     assert "| learned | " in (tmp_path / "results.md").read_text().split("return in its own world")[1]
+    # the own-world score is kept with the agent: a later --own-world report reuses it (marked here to tell), a
+    # plain report does not show it, and --rescore scores it again
+    state = tmp_path / "agents" / "learned_s0.json"
+    saved = json.loads(state.read_text())
+    assert saved["own_world"]["episodes"] == run["final"]["episodes"]
+    state.write_text(json.dumps(dict(saved, own_world=dict(saved["own_world"], mean_return=123.0))))
+    assert main(argv + ["--report", "--own-world"]) == 0
+    reused = json.loads((tmp_path / "results.json").read_text())
+    assert next(r for r in reused["runs"] if r["condition"] == "learned" and r["seed"] == 0)["own_world"][
+        "mean_return"] == 123.0
+    assert main(argv + ["--report"]) == 0
+    assert "own_world" not in json.loads((tmp_path / "results.json").read_text())["rows"]["learned"]
+    assert main(argv + ["--report", "--rescore", "--own-world"]) == 0
+    capsys.readouterr()
+    assert json.loads(state.read_text())["own_world"]["mean_return"] != 123.0
     with pytest.raises(SystemExit, match="--rescore goes with --report"):
         B.resolve(_args(["agents", "--quick", "--rescore"]))
     with pytest.raises(SystemExit, match="--own-world goes with --report"):
