@@ -198,11 +198,10 @@ def constant_policy(action: int) -> type:
 def action_names(args) -> tuple:
     """The discrete actions of the benchmark's envs, in their order: all seven, or ``--task-kwargs
     discrete_actions=[...]``."""
-    from camworld.motion import DISCRETE_ACTIONS, discrete_subset
+    from camworld.motion import DISCRETE_NAMES, discrete_subset
 
     subset = task_kwargs(getattr(args, "task_kwargs", None)).get("discrete_actions")
-    full = tuple(n[0] for n in DISCRETE_ACTIONS)
-    return full if subset is None else tuple(full[i] for i in discrete_subset(subset))
+    return DISCRETE_NAMES if subset is None else tuple(DISCRETE_NAMES[i] for i in discrete_subset(subset))
 
 
 def oracle_for(task: str):
@@ -412,11 +411,11 @@ def run_benchmark(args) -> dict:
         if missing:
             print(f"--report: not finished, left out: {', '.join(missing)}")
         rescore, own = getattr(args, "rescore", False), getattr(args, "own_world", False)
-        for st in states if rescore or not own else []:
-            st.pop("own_world", None)   # shown only when asked for, and never from before a rescore
+        for st in states:   # an own-world score an earlier --report saved: reused only for the same scoring
+            if rescore or not own or st.pop("own_world_spec", None) != _own_world_spec(st, args):
+                st.pop("own_world", None)
         for st in tqdm(states if rescore or own else [], desc="scoring saved agents", disable=not args.progress):
-            kept = st.get("own_world")   # an own-world score an earlier --report saved, on as many episodes
-            if own and not rescore and kept is not None and kept.get("episodes") == args.episodes:
+            if own and not rescore and "own_world" in st:
                 continue
             agent = _load_agent(out, st, args)   # once, for both scores
             if rescore:   # the saved agents scored again with this version's evaluation
@@ -425,8 +424,8 @@ def run_benchmark(args) -> dict:
                 st["own_world"] = (st["final"] if st["condition"] == "twin" else
                                    score(agent, args, args.episodes, condition=st["condition"]))
                 path = _state_path(out, st["condition"], st["seed"])   # kept with the agent for later reports
-                saved = json.loads(path.read_text())
-                path.write_text(json.dumps(dict(saved, own_world=st["own_world"]), indent=2))
+                path.write_text(json.dumps(dict(json.loads(path.read_text()), own_world=st["own_world"],
+                                                own_world_spec=_own_world_spec(st, args)), indent=2))
         args.conditions = [c for c in args.conditions if any(st["condition"] == c for st in states)]
     else:
         states = [train_one(c, s, args, out, bar) for c, s in runs]
@@ -447,16 +446,34 @@ def run_benchmark(args) -> dict:
     return res
 
 
+def _own_world_spec(state: dict, args) -> dict:
+    """What an own-world score depends on besides the agent (as JSON reads it back): its episodes and its env."""
+    return json.loads(json.dumps({"episodes": args.episodes, "env": env_kwargs(state["condition"], args)}))
+
+
 def _load_agent(out: Path, state: dict, args):
     """A finished agent of ``out`` as saved: an SB3 zip (PPO) or a DAgger policy (safetensors + JSON)."""
     spath = _state_path(out, state["condition"], state["seed"])
     if state.get("algo") == "dagger":
-        from camworld.agents.imitation import DaggerAgent
+        return load_agent_file(spath.with_name(spath.stem + "_policy.safetensors"), _dagger_latents(args))
+    return load_agent_file(spath.with_suffix(".zip"))
 
-        return DaggerAgent.load(spath.with_name(spath.stem + "_policy.safetensors"), _dagger_latents(args))
-    from stable_baselines3 import PPO
 
-    return PPO.load(str(spath.with_suffix(".zip")), device="cpu")
+def load_agent_file(path, latents=None):
+    """One saved agent: an SB3 zip (PPO) or a DAgger policy (``*_policy.safetensors`` beside its JSON; ``latents``:
+    the world's encoder, which an agent on world latents needs)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no saved agent at {path}")
+    if path.suffix == ".zip":
+        from stable_baselines3 import PPO
+
+        return PPO.load(str(path), device="cpu")
+    from camworld.agents.imitation import DaggerAgent
+
+    if latents is None and json.loads(path.with_suffix(".json").read_text()).get("features") == "world-latent":
+        raise ValueError(f"{path} sees world latents: load it with the world's encoder (latents=...)")
+    return DaggerAgent.load(path, latents)
 
 
 def summarise(args, states, baselines) -> dict:

@@ -35,9 +35,9 @@ def env_action(action, names):
     types pass through. An action that the subset leaves out is an error that names it."""
     if names is None or not isinstance(action, (int, np.integer)):
         return action
-    from camworld.motion import DISCRETE_ACTIONS
+    from camworld.motion import DISCRETE_NAMES
 
-    name = DISCRETE_ACTIONS[int(action)][0]
+    name = DISCRETE_NAMES[int(action)]
     if name not in names:
         raise ValueError(f"this policy needs the action {name!r}, which the env's discrete_actions {list(names)} "
                          "leave out")

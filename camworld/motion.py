@@ -47,6 +47,7 @@ DISCRETE_ACTIONS = (
     ("strafe_left", 0, 1, 0),
     ("strafe_right", 0, -1, 0),
 )
+DISCRETE_NAMES = tuple(a[0] for a in DISCRETE_ACTIONS)
 MOVE_PER_FRAME_M = 0.25      # discrete forward/backward/strafe: 0.25 m per generated frame
 TURN_PER_FRAME_DEG = 3.0     # discrete turns: 3 degrees per generated frame
 CLEARANCE_M = 0.3            # the camera keeps this far from walls (scene.is_free's default)
@@ -107,25 +108,27 @@ def _as_vector(action, action_type: str) -> np.ndarray:
     return a
 
 
-def discrete_index(action, names: tuple | None = None) -> int:
+def discrete_index(action, names: tuple = DISCRETE_NAMES) -> int:
     """Validate a discrete action (int, numpy integer or 0-d integer array) -> int. ``names``: the action
     names of an env with a reduced action set (``discrete_actions``); the index is then into those."""
-    names = tuple(n[0] for n in DISCRETE_ACTIONS) if names is None else tuple(names)
-    listing = ", ".join(f"{i}={n}" for i, n in enumerate(names))
     a = np.asarray(action)
     if a.shape != () or not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"a discrete action must be one integer in [0, {len(names)}), got {action!r} "
-                         f"(dtype {a.dtype}, shape {a.shape}); the actions are {listing}")
+                         f"(dtype {a.dtype}, shape {a.shape}); the actions are {_listing(names)}")
     i = int(a)
     if not 0 <= i < len(names):
-        raise ValueError(f"discrete action {i} is out of range [0, {len(names)}); the actions are {listing}")
+        raise ValueError(f"discrete action {i} is out of range [0, {len(names)}); the actions are {_listing(names)}")
     return i
 
 
+def _listing(names) -> str:
+    return ", ".join(f"{i}={n}" for i, n in enumerate(names))
+
+
 def discrete_subset(names) -> tuple:
-    """Validate a reduced discrete action set (names from ``DISCRETE_ACTIONS``, e.g. ("noop", "turn_left",
+    """Validate a reduced discrete action set (names from ``DISCRETE_NAMES``, e.g. ("noop", "turn_left",
     "turn_right")) -> the indices of those actions in ``DISCRETE_ACTIONS``, in the order given."""
-    known = [n[0] for n in DISCRETE_ACTIONS]
+    known = list(DISCRETE_NAMES)
     if isinstance(names, str) or not hasattr(names, "__iter__"):
         raise ValueError(f"discrete_actions must be a list of action names from {known}, got {names!r}")
     names = list(names)

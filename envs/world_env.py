@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from camworld.envs.actions import (ACTION_TYPES, CLEARANCE_M, DISCRETE_ACTIONS, POSE6_FIELDS, ActionBounds,
+from camworld.envs.actions import (ACTION_TYPES, CLEARANCE_M, DISCRETE_NAMES, POSE6_FIELDS, ActionBounds,
                                    action_space, action_table_markdown, discrete_index, discrete_subset,
                                    end_extrinsics, end_pose, segment_extrinsics, segment_poses)
 from camworld.envs.backends import BACKENDS, DEFAULT_RETRIEVAL, WorldSpec, backend_for
@@ -238,12 +238,10 @@ class CamWorldEnv(gym.Env):
         H, W = self.frame_size
         self.frame_space = spaces.Box(0, 255, (H, W, 3), np.uint8)
         self.observation_space = self._observation_space()
-        self.action_space = action_space(action_type, self.bounds, self.six_dof)
-        self.discrete_actions = None     # the action names, index by index, for a discrete env
-        if action_type == "discrete":
-            full = tuple(n[0] for n in DISCRETE_ACTIONS)
-            self.discrete_actions = full if self._action_map is None else tuple(full[i] for i in self._action_map)
-            self.action_space = spaces.Discrete(len(self.discrete_actions))
+        # the action names, index by index, for a discrete env
+        self.discrete_actions = None if action_type != "discrete" else DISCRETE_NAMES if self._action_map is None \
+            else tuple(DISCRETE_NAMES[i] for i in self._action_map)
+        self.action_space = action_space(action_type, self.bounds, self.six_dof, self.discrete_actions)
         self._viewer = None
         self._scene_cache = {}
         self._started = False

@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from camworld.agents import evaluate
-from camworld.agents.benchmark import EVAL_SEED, task_kwargs
+from camworld.agents.benchmark import EVAL_SEED, load_agent_file, task_kwargs
 from camworld.agents.features import GaussianBlur
-from camworld.agents.imitation import DaggerAgent
 
 
 def blurred(sigma: float):
@@ -37,13 +36,9 @@ def blurred(sigma: float):
 def load(folder: Path, condition: str, seed: int):
     """The saved agent of (condition, seed) in an agents/ folder: a DAgger policy on pixels or a PPO zip."""
     dagger, zipped = folder / f"{condition}_s{seed}_policy.safetensors", folder / f"{condition}_s{seed}.zip"
-    if dagger.exists():
-        return DaggerAgent.load(dagger, None)
-    if zipped.exists():
-        from stable_baselines3 import PPO
-
-        return PPO.load(str(zipped), device="cpu")
-    raise SystemExit(f"no saved agent {dagger.name} or {zipped.name} in {folder}")
+    if not (dagger.exists() or zipped.exists()):
+        raise SystemExit(f"no saved agent {dagger.name} or {zipped.name} in {folder}")
+    return load_agent_file(dagger if dagger.exists() else zipped)
 
 
 def main(argv=None):

@@ -29,36 +29,24 @@ COLOURS = {"turn_left": (40, 90, 230), "turn_right": (240, 140, 20)}
 OTHER, STOP_OK, STOP_BAD = (150, 150, 150), (30, 180, 60), (220, 30, 30)
 
 
-def load_agent(path: Path):
-    if path.suffix == ".zip":
-        from stable_baselines3 import PPO
-
-        return PPO.load(str(path), device="cpu")
-    from camworld.agents.imitation import DaggerAgent
-
-    meta = json.loads(path.with_suffix(".json").read_text())
-    if meta.get("features") == "world-latent":
-        raise SystemExit("this script shows agents on pixels (--features correlation); a world-latent agent needs "
-                         "the world's encoder")
-    return DaggerAgent.load(path, None)
-
-
 def episodes(agent, world: str, n: int, task: dict, max_steps: int, threads: int) -> list:
+    """``n`` held-out episodes of ``world`` as the benchmark builds it (``camworld.agents.benchmark.env_kwargs``):
+    per episode the goal frame, every view, the actions by name, and whether it succeeded."""
     import gymnasium as gym
 
-    import camworld  # noqa: F401  (registers the ids)
+    from camworld.agents.benchmark import EVAL_SEED, env_id, env_kwargs
 
-    kw = dict(task, max_episode_steps=max_steps)
+    args = argparse.Namespace(checkpoint=None, device="auto", max_episode_steps=max_steps, frame_size=None,
+                              task_kwargs=[f"{k}={json.dumps(v)}" for k, v in task.items()], world_kwargs=None)
+    kw = env_kwargs(world, args)
     if world != "twin":
         kw["torch_threads"] = threads
-        if world == "learned-recent":
-            kw["retrieval"] = "recent"
-    env = gym.make("CamWorld-GoalView-v0" if world == "twin" else "ContextAsMemory-GoalView-v0", **kw)
+    env = gym.make(env_id(world, "goal-view"), **kw)
     names = env.unwrapped.discrete_actions
     out = []
     try:
         for ep in range(n):
-            obs, info = env.reset(seed=100_000 + ep)
+            obs, info = env.reset(seed=EVAL_SEED + ep)
             views, acts, done = [obs["frame"]], [], False
             while not done:
                 a, _ = agent.predict(obs, deterministic=True)
@@ -98,7 +86,7 @@ def picture(rows: list, steps: int) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    from camworld.agents.benchmark import task_kwargs
+    from camworld.agents.benchmark import load_agent_file, task_kwargs
     from camworld.viz import save_png
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -113,9 +101,11 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    if not args.agent.exists():
-        raise SystemExit(f"no agent at {args.agent}")
-    rows = episodes(load_agent(args.agent), args.world, args.episodes, task_kwargs(args.task_kwargs),
+    try:
+        agent = load_agent_file(args.agent)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"agent_episodes: {e}")
+    rows = episodes(agent, args.world, args.episodes, task_kwargs(args.task_kwargs),
                     args.max_episode_steps, args.threads)
     save_png(args.out, picture(rows, args.max_episode_steps), scale=2)
     print(f"wrote {args.out}: {sum(r['arrived'] for r in rows)} of {len(rows)} episodes succeeded; actions: "

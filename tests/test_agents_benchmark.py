@@ -132,8 +132,14 @@ def test_quick_benchmark_end_to_end_and_resume(tiny_checkpoint, tmp_path, capsys
     assert main(argv + ["--report"]) == 0
     assert "own_world" not in json.loads((tmp_path / "results.json").read_text())["rows"]["learned"]
     assert main(argv + ["--report", "--rescore", "--own-world"]) == 0
-    capsys.readouterr()
     assert json.loads(state.read_text())["own_world"]["mean_return"] != 123.0
+    saved = json.loads(state.read_text())     # a world scored with other settings is scored again
+    state.write_text(json.dumps(dict(saved, own_world=dict(saved["own_world"], mean_return=123.0))))
+    assert main(argv + ["--report", "--own-world", "--world-kwargs", "sample_steps=2"]) == 0
+    capsys.readouterr()
+    rescored = json.loads(state.read_text())
+    assert rescored["own_world"]["mean_return"] != 123.0
+    assert rescored["own_world_spec"]["env"]["sample_steps"] == 2
     with pytest.raises(SystemExit, match="--rescore goes with --report"):
         B.resolve(_args(["agents", "--quick", "--rescore"]))
     with pytest.raises(SystemExit, match="--own-world goes with --report"):
